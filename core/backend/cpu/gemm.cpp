@@ -1,0 +1,26 @@
+// Y = X · Wᵀ as one cblas_sgemm call: row-major, X not transposed, W transposed.
+#include "core/backend/cpu/gemm.h"
+
+#include <cblas.h>
+
+#include <cassert>
+
+namespace serq {
+
+void gemm_xwt(const Matrix& x, const Matrix& w, Matrix& y) {
+  assert(x.cols() == w.cols());
+  assert(&y != &x && &y != &w);
+  const auto rows = static_cast<int>(x.rows());
+  const auto d_out = static_cast<int>(w.rows());
+  const auto d_in = static_cast<int>(x.cols());
+  y.resize(rows, d_out);
+  if (y.size() == 0) return;
+  if (d_in == 0) {  // BLAS rejects a leading dimension of 0; an empty sum is 0
+    y.setZero();
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d_out, d_in, 1.0f, x.data(), d_in, w.data(), d_in, 0.0f,
+              y.data(), d_out);
+}
+
+}  // namespace serq

@@ -1,0 +1,13 @@
+// CPU GEMM for linear layers: Y = X · Wᵀ with X (rows × d_in) and W (d_out × d_in), the orientation of
+// core/common/matrix.h, through OpenBLAS.
+#pragma once
+
+#include "core/common/matrix.h"
+
+namespace serq {
+
+// Y (x.rows() × w.rows()) = X · Wᵀ; requires x.cols() == w.cols(). Y is resized as needed; it must not alias
+// X or W.
+void gemm_xwt(const Matrix& x, const Matrix& w, Matrix& y);
+
+}  // namespace serq

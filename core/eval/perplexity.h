@@ -1,0 +1,28 @@
+// Perplexity over evaluation windows: each window scores its tokens 1..end given its own prefix.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/model/model.h"
+
+namespace serq {
+
+struct PerplexityResult {
+  double ppl = 0.0;
+  double mean_nll = 0.0;             // natural log
+  std::int64_t scored_tokens = 0;
+  std::int64_t windows = 0;
+  double seconds = 0.0;
+};
+
+// Windows of equal length are batched `batch_size` at a time; batching does not change the result.
+// Shows progress with an ETA on stderr under the label `what`.
+PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::span<const int>>& windows,
+                                     int batch_size, const std::string& what = "perplexity");
+
+// Sum over positions of −log softmax(logits_row)[target], in double; rows × vocab logits.
+double sum_nll(const Matrix& logits, std::span<const int> targets);
+
+}  // namespace serq

@@ -1,0 +1,392 @@
+// The config key table and the per-key parsing, validation and YAML formatting it drives.
+#include "core/io/config_schema.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+
+#include "core/common/error.h"
+#include "core/common/paths.h"
+
+namespace serq {
+namespace {
+
+using Int = std::int64_t;
+
+std::vector<KeySpec> make_schema() {
+  const std::vector<std::pair<std::string, Int>> channel = {{"channel", 0}};
+  return {
+      {.path = "experiment.name",
+       .type = ValueType::string,
+       .doc = "experiment name; results go to <out>/<name>/<run_id>/",
+       .default_kind = DefaultKind::config_stem,
+       .check = StringCheck::name,
+       .sweepable = false},
+      {.path = "experiment.seed",
+       .type = ValueType::integer,
+       .doc = "seed for every random choice of a run",
+       .default_value = Int{0},
+       .min = 0},
+
+      {.path = "model.path",
+       .type = ValueType::string,
+       .doc = "Hugging Face model directory or llama2.c .bin checkpoint; ${VAR} is expanded",
+       .default_kind = DefaultKind::required,
+       .expand_env = true,
+       .check = StringCheck::existing_path},
+      {.path = "model.tokenizer",
+       .type = ValueType::string,
+       .doc = "sentencepiece .model file; \"\" finds the one beside the model; ${VAR} is expanded",
+       .default_value = std::string{},
+       .expand_env = true},
+
+      {.path = "quant.method",
+       .type = ValueType::choice,
+       .doc = "quantization method",
+       .default_kind = DefaultKind::required,
+       .choice_source = ChoiceSource::methods},
+      {.path = "quant.w_bits",
+       .type = ValueType::integer,
+       .doc = "weight bits; 16 = weights not quantized",
+       .default_value = Int{4},
+       .min = 2,
+       .max = 8,
+       .also_allowed = {16}},
+      {.path = "quant.a_bits",
+       .type = ValueType::integer,
+       .doc = "activation bits; 16 = activations not quantized",
+       .default_value = Int{16},
+       .min = 2,
+       .max = 8,
+       .also_allowed = {16}},
+      {.path = "quant.group_size",
+       .type = ValueType::integer,
+       .doc = "weight quantization group (input channels); channel = one group per output row",
+       .default_value = Int{0},
+       .min = 1,
+       .named = channel},
+      {.path = "quant.a_group_size",
+       .type = ValueType::integer,
+       .doc = "activation quantization group (channels); channel = one group per token",
+       .default_kind = DefaultKind::same_as_key,
+       .default_key = "quant.group_size",
+       .min = 1,
+       .named = channel},
+      {.path = "quant.w_sym",
+       .type = ValueType::boolean,
+       .doc = "symmetric weight quantization",
+       .default_value = true},
+      {.path = "quant.a_sym",
+       .type = ValueType::boolean,
+       .doc = "symmetric activation quantization",
+       .default_value = false},
+      {.path = "quant.quantize_lm_head",
+       .type = ValueType::boolean,
+       .doc = "quantize lm_head too (PTQ papers keep it in full precision)",
+       .default_value = false},
+
+      {.path = "eval.dataset",
+       .type = ValueType::string,
+       .doc = "tinystories-eval, tinystories-calib, wikitext2, ptb, or a text file path; ${VAR} is expanded",
+       .default_value = std::string{"tinystories-eval"},
+       .expand_env = true},
+      {.path = "eval.seq_len",
+       .type = ValueType::integer,
+       .doc = "tokens per perplexity window",
+       .default_value = Int{512},
+       .min = 2},
+      {.path = "eval.max_windows",
+       .type = ValueType::integer,
+       .doc = "windows to score; 0 = all",
+       .default_value = Int{0},
+       .min = 0},
+      {.path = "eval.batch_size",
+       .type = ValueType::integer,
+       .doc = "windows evaluated at once",
+       .default_value = Int{8},
+       .min = 1},
+
+      {.path = "runtime.device",
+       .type = ValueType::choice,
+       .doc = "where the model runs",
+       .default_value = std::string{"cpu"},
+       .choices = {"cpu"}},
+      {.path = "runtime.threads",
+       .type = ValueType::integer,
+       .doc = "BLAS threads; 0 = all cores",
+       .default_value = Int{0},
+       .min = 0},
+  };
+}
+
+std::string_view section_of(std::string_view path) {
+  const auto dot = path.rfind('.');
+  return dot == std::string_view::npos ? std::string_view{} : path.substr(0, dot);
+}
+
+// A value from a config, shown in a one-line message: quoted, newlines escaped, long text cut.
+std::string shown(std::string_view text) {
+  std::string out;
+  for (const char c : text.substr(0, 60)) out += c == '\n' ? std::string("\\n") : std::string(1, c);
+  if (text.size() > 60) out += "…";
+  return "'" + out + "'";
+}
+
+std::string number_text(double x) { return fmt::format("{}", x); }
+
+std::string yaml_double_quoted(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+bool is_valid_name(const std::string& text) {
+  if (text.empty() || text.front() == '.') return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
+
+template <class T>
+std::optional<T> parse_number(const std::string& text) {
+  T value{};
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc{} || ptr != end) return std::nullopt;
+  return value;
+}
+
+// A scalar converted to a key's type, or (value empty) why it does not fit.
+struct Parsed {
+  std::optional<ConfigValue> value;
+  std::string problem;
+};
+
+Parsed parse_scalar(const KeySpec& key, const std::string& text, bool quoted,
+                    const std::vector<std::string>& method_names) {
+  switch (key.type) {
+    case ValueType::string:
+      return {text, {}};
+    case ValueType::choice: {
+      const bool methods = key.choice_source == ChoiceSource::methods;
+      const auto& names = methods ? method_names : key.choices;
+      if (std::find(names.begin(), names.end(), text) != names.end()) return {text, {}};
+      return {{}, fmt::format("{} is not {}", shown(text), methods ? "a known method" : "allowed")};
+    }
+    case ValueType::boolean:
+      if (!quoted && (text == "true" || text == "True" || text == "TRUE")) return {true, {}};
+      if (!quoted && (text == "false" || text == "False" || text == "FALSE")) return {false, {}};
+      return {{}, fmt::format("{} is not true or false", shown(text))};
+    case ValueType::integer: {
+      for (const auto& [name, number] : key.named) {
+        if (text == name) return {number, {}};
+      }
+      const auto number = quoted ? std::nullopt : parse_number<Int>(text);
+      if (!number) return {{}, fmt::format("{} is not an integer", shown(text))};
+      const auto& extra = key.also_allowed;
+      if (std::find(extra.begin(), extra.end(), *number) != extra.end()) return {*number, {}};
+      const auto x = static_cast<double>(*number);
+      if (x < key.min) return {{}, fmt::format("{} is below {}", *number, number_text(key.min))};
+      if (x > key.max) return {{}, fmt::format("{} is above {}", *number, number_text(key.max))};
+      return {*number, {}};
+    }
+    case ValueType::floating: {
+      const auto number = quoted ? std::nullopt : parse_number<double>(text);
+      if (!number || !std::isfinite(*number)) return {{}, fmt::format("{} is not a finite number", shown(text))};
+      if (*number < key.min) return {{}, fmt::format("{} is below {}", number_text(*number), number_text(key.min))};
+      if (*number > key.max) return {{}, fmt::format("{} is above {}", number_text(*number), number_text(key.max))};
+      return {*number, {}};
+    }
+  }
+  return {{}, "has a type the schema does not handle"};
+}
+
+}  // namespace
+
+ConfigValue KeySpec::parse(const YAML::Node& node, std::string_view where,
+                           const std::vector<std::string>& method_names) const {
+  std::string problem;
+  if (node.IsNull()) {
+    problem = "no value given";
+  } else if (!node.IsScalar()) {
+    problem = fmt::format("expected a single value, got a {}", node.IsMap() ? "map" : "list");
+  } else {
+    // A quoted scalar (tag "!") is a string, never a number or a bool.
+    Parsed parsed = parse_scalar(*this, node.Scalar(), node.Tag() == "!", method_names);
+    if (parsed.value) return *std::move(parsed.value);
+    problem = parsed.problem;
+  }
+  fail("{}: {}: {}; use {}", where, path, problem, allowed(method_names));
+}
+
+ConfigValue KeySpec::finalize(const ConfigValue& value, std::string_view where) const {
+  const auto* text = std::get_if<std::string>(&value);
+  if (!text) return value;
+  std::string result = *text;
+  if (expand_env) {
+    try {
+      result = serq::expand_env(*text);
+    } catch (const Error& e) {
+      fail("{}: {}: {}", where, path, e.what());
+    }
+  }
+  switch (check) {
+    case StringCheck::none:
+      break;
+    case StringCheck::name:
+      SERQ_CHECK(is_valid_name(result), "{}: {}: {} cannot name a results directory; use {}", where, path,
+                 shown(result), allowed({}));
+      break;
+    case StringCheck::existing_path:
+      SERQ_CHECK(std::filesystem::exists(result), "{}: {}: {} does not exist (set SERQ_ASSETS or fix the path)", where,
+                 path, result);
+      break;
+  }
+  return result;
+}
+
+std::string KeySpec::to_yaml(const ConfigValue& value) const {
+  if (const auto* text = std::get_if<std::string>(&value)) return yaml_double_quoted(*text);
+  if (const auto* flag = std::get_if<bool>(&value)) return *flag ? "true" : "false";
+  if (const auto* real = std::get_if<double>(&value)) return number_text(*real);
+  const Int number = std::get<Int>(value);
+  for (const auto& [name, named_number] : named) {
+    if (number == named_number) return name;
+  }
+  return std::to_string(number);
+}
+
+std::string KeySpec::allowed(const std::vector<std::string>& method_names) const {
+  switch (type) {
+    case ValueType::string:
+      if (check == StringCheck::name) return "a name of letters, digits, '.', '_' and '-'";
+      return check == StringCheck::existing_path ? "an existing path" : "a string";
+    case ValueType::choice:
+      if (choice_source == ChoiceSource::methods && method_names.empty()) return "a method name";
+      return fmt::format("one of: {}",
+                         fmt::join(choice_source == ChoiceSource::methods ? method_names : choices, ", "));
+    case ValueType::boolean:
+      return "true or false";
+    case ValueType::integer:
+    case ValueType::floating: {
+      std::string range = type == ValueType::integer ? "an integer" : "a number";
+      if (std::isfinite(min) && std::isfinite(max)) {
+        range += fmt::format(" {}..{}", number_text(min), number_text(max));
+      } else if (std::isfinite(min)) {
+        range += " ≥ " + number_text(min);
+      } else if (std::isfinite(max)) {
+        range += " ≤ " + number_text(max);
+      }
+      for (const Int number : also_allowed) range += fmt::format(" or {}", number);
+      for (const auto& [name, number] : named) range += fmt::format(" or '{}'", name);
+      return range;
+    }
+  }
+  return "a value";
+}
+
+const std::vector<KeySpec>& config_schema() {
+  static const std::vector<KeySpec> schema = make_schema();
+  return schema;
+}
+
+std::optional<std::size_t> config_key_index(std::string_view path) {
+  const auto& schema = config_schema();
+  for (std::size_t i = 0; i < schema.size(); ++i) {
+    if (schema[i].path == path) return i;
+  }
+  return std::nullopt;
+}
+
+bool is_config_section(std::string_view path) {
+  return !path.empty() && std::any_of(config_schema().begin(), config_schema().end(), [&](const KeySpec& key) {
+    return key.path.size() > path.size() && key.path.starts_with(path) && key.path[path.size()] == '.';
+  });
+}
+
+std::string config_section_keys(std::string_view section) {
+  const std::size_t skip = section.empty() ? 0 : section.size() + 1;
+  std::vector<std::string> children;
+  for (const KeySpec& key : config_schema()) {
+    if (!section.empty() &&
+        !(key.path.starts_with(section) && key.path.size() > skip && key.path[section.size()] == '.')) {
+      continue;
+    }
+    const std::string child = key.path.substr(skip, key.path.find('.', skip) - skip);
+    if (std::find(children.begin(), children.end(), child) == children.end()) children.push_back(child);
+  }
+  return fmt::format("{}", fmt::join(children, ", "));
+}
+
+std::string unknown_key_hint(std::string_view path) {
+  const KeySpec* closest = nullptr;
+  std::size_t best = std::string_view::npos;
+  for (const KeySpec& key : config_schema()) {
+    const std::size_t distance = edit_distance(path, key.path);
+    if (distance < best) {
+      best = distance;
+      closest = &key;
+    }
+  }
+  std::string section(section_of(path));
+  while (!section.empty() && !is_config_section(section)) section = std::string(section_of(section));
+  const std::string listing = section.empty() ? fmt::format("sections: {}", config_section_keys(""))
+                                              : fmt::format("keys under {}: {}", section, config_section_keys(section));
+  if (closest && best <= std::max<std::size_t>(3, path.size() / 3)) {
+    return fmt::format("did you mean '{}'? ({})", closest->path, listing);
+  }
+  return fmt::format("valid {}", listing);
+}
+
+std::string describe_config_keys() {
+  std::string out;
+  for (const KeySpec& key : config_schema()) {
+    std::string default_text;
+    switch (key.default_kind) {
+      case DefaultKind::value:
+        default_text = key.to_yaml(key.default_value);
+        break;
+      case DefaultKind::required:
+        default_text = "required";
+        break;
+      case DefaultKind::same_as_key:
+        default_text = "= " + key.default_key;
+        break;
+      case DefaultKind::config_stem:
+        default_text = "config file name";
+        break;
+    }
+    out += fmt::format("  {:<24} {:<20} {}; {}\n", key.path, default_text, key.doc, key.allowed({}));
+  }
+  return out;
+}
+
+}  // namespace serq

@@ -1,0 +1,267 @@
+// Loading experiment configs: YAML → dotted keys → --set overrides → sweep expansion → resolved, validated runs.
+#include "core/io/run_config.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cassert>
+#include <map>
+#include <optional>
+#include <utility>
+
+#include "core/common/error.h"
+#include "core/common/hash.h"
+
+namespace serq {
+
+ResolvedConfig::ResolvedConfig(std::vector<ConfigValue> values) : values_(std::move(values)) {
+  assert(values_.size() == config_schema().size());
+}
+
+template <class T>
+const T& ResolvedConfig::get(std::string_view key, const char* type_name) const {
+  const auto index = config_key_index(key);
+  const T* value = index ? std::get_if<T>(&values_[*index]) : nullptr;
+  SERQ_CHECK(value, "run config has no {} key '{}' (a caller bug: the keys are listed in core/io/config_schema.cpp)",
+             type_name, key);
+  return *value;
+}
+
+std::int64_t ResolvedConfig::get_int(std::string_view key) const { return get<std::int64_t>(key, "integer"); }
+double ResolvedConfig::get_float(std::string_view key) const { return get<double>(key, "floating-point"); }
+bool ResolvedConfig::get_bool(std::string_view key) const { return get<bool>(key, "bool"); }
+const std::string& ResolvedConfig::get_string(std::string_view key) const { return get<std::string>(key, "string"); }
+
+std::string ResolvedConfig::to_yaml() const {
+  std::string out;
+  std::vector<std::string> open;  // the maps enclosing the previous key
+  const auto& schema = config_schema();
+  for (std::size_t i = 0; i < schema.size(); ++i) {
+    std::vector<std::string> parts;
+    for (std::size_t start = 0;;) {
+      const std::size_t dot = schema[i].path.find('.', start);
+      parts.push_back(schema[i].path.substr(start, dot - start));
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+    const std::string leaf = parts.back();
+    parts.pop_back();
+    std::size_t common = 0;
+    while (common < open.size() && common < parts.size() && open[common] == parts[common]) ++common;
+    for (std::size_t depth = common; depth < parts.size(); ++depth) {
+      out += fmt::format("{:{}}{}:\n", "", 2 * depth, parts[depth]);
+    }
+    out += fmt::format("{:{}}{}: {}\n", "", 2 * parts.size(), leaf, schema[i].to_yaml(values_[i]));
+    open = std::move(parts);
+  }
+  return out;
+}
+
+std::string ResolvedConfig::run_id(std::string_view code_version) const {
+  return fnv1a64_hex(to_yaml() + "code_version: " + std::string(code_version));
+}
+
+std::string ResolvedConfig::label() const {
+  const std::int64_t w_bits = get_int("quant.w_bits"), a_bits = get_int("quant.a_bits");
+  const std::int64_t group = get_int("quant.group_size"), a_group = get_int("quant.a_group_size");
+  auto group_text = [](std::int64_t size) { return size == 0 ? std::string("ch") : std::to_string(size); };
+  std::string label = fmt::format("{} w{}a{}", get_string("quant.method"), w_bits, a_bits);
+  if (w_bits < 16) label += " g" + group_text(group);
+  if (a_bits < 16 && (w_bits == 16 || a_group != group)) label += " ag" + group_text(a_group);
+  return label;
+}
+
+namespace {
+
+// A value for one key and where it came from (the config file, "--set", ...), for error messages.
+struct Setting {
+  ConfigValue value;
+  std::string origin;
+};
+using Settings = std::vector<std::optional<Setting>>;  // one per config_schema() row
+
+// One dimension of the sweep. Each point assigns a value to every key of the axis; runs take the Cartesian
+// product over axes. A plain `sweep:` entry is an axis of one key.
+struct SweepAxis {
+  std::vector<std::size_t> keys;
+  std::vector<std::vector<ConfigValue>> points;
+  std::string origin;
+};
+
+std::string node_kind(const YAML::Node& node) {
+  if (node.IsMap()) return "map";
+  if (node.IsSequence()) return "list";
+  return node.IsNull() ? "nothing" : "a single value";
+}
+
+using Entries = std::vector<std::pair<std::size_t, YAML::Node>>;  // (schema row, value) in document order
+
+void flatten(const YAML::Node& map, const std::string& prefix, const std::string& where, Entries& out);
+
+// One `name: value` of a map under `prefix`, added to `out` when it is a key, walked into when it is a section.
+void flatten_item(const YAML::Node& name, const YAML::Node& value, const std::string& prefix, const std::string& where,
+                  Entries& out) {
+  SERQ_CHECK(name.IsScalar(), "{}: a key{} is a {}; keys are plain names", where,
+             prefix.empty() ? "" : " under " + prefix, node_kind(name));
+  const std::string path = prefix.empty() ? name.Scalar() : prefix + "." + name.Scalar();
+  if (const auto index = config_key_index(path)) {
+    const bool repeated = std::any_of(out.begin(), out.end(), [&](const auto& seen) { return seen.first == *index; });
+    SERQ_CHECK(!repeated, "{}: {} is set twice; keep one", where, path);
+    out.emplace_back(*index, value);
+  } else if (is_config_section(path)) {
+    SERQ_CHECK(value.IsMap() || value.IsNull(), "{}: {}: expected a map of keys ({}), got {}", where, path,
+               config_section_keys(path), node_kind(value));
+    flatten(value, path, where, out);
+  } else {
+    fail("{}: unknown key '{}'; {}", where, path, unknown_key_hint(path));
+  }
+}
+
+// Nested maps → schema rows; dotted names (`quant.w_bits: 4`) work at any level too.
+void flatten(const YAML::Node& map, const std::string& prefix, const std::string& where, Entries& out) {
+  for (const auto& item : map) flatten_item(item.first, item.second, prefix, where, out);
+}
+
+std::vector<YAML::Node> load_yaml_documents(const std::filesystem::path& path) {
+  SERQ_CHECK(std::filesystem::is_regular_file(path), "{}: config file not found (check the path)", path.string());
+  try {
+    return YAML::LoadAllFromFile(path.string());
+  } catch (const YAML::ParserException& e) {
+    if (e.mark.is_null()) fail("{}: YAML syntax error: {}", path.string(), e.msg);
+    fail("{}:{}:{}: YAML syntax error: {}", path.string(), e.mark.line + 1, e.mark.column + 1, e.msg);
+  } catch (const YAML::BadFile&) {
+    fail("{}: cannot read the file (check its permissions)", path.string());
+  }
+}
+
+std::vector<SweepAxis> parse_sweep(const YAML::Node& sweep, const std::string& file,
+                                   const std::vector<std::string>& method_names) {
+  const std::string where = file + ": sweep";
+  SERQ_CHECK(sweep.IsMap(), "{}: expected a map of key: [values], got {}; e.g. sweep: {{quant.w_bits: [4, 8]}}", where,
+             node_kind(sweep));
+  Entries entries;
+  flatten(sweep, "", where, entries);
+  std::vector<SweepAxis> axes;
+  for (const auto& [index, values] : entries) {
+    const KeySpec& key = config_schema()[index];
+    SERQ_CHECK(key.sweepable, "{}: {} cannot be swept (one value per config); set it outside sweep:", where, key.path);
+    SERQ_CHECK(values.IsSequence(), "{}: {}: expected a list of values, got {}; write {}: [a, b]", where, key.path,
+               node_kind(values), key.path);
+    SERQ_CHECK(values.size() > 0, "{}: {}: the list is empty; give at least one value", where, key.path);
+    SweepAxis axis{{index}, {}, where};
+    for (const auto& value : values) axis.points.push_back({key.parse(value, where, method_names)});
+    axes.push_back(std::move(axis));
+  }
+  return axes;
+}
+
+// "KEY=VALUE" → the key's row and its parsed value; a set key drops the sweep axis that varies it.
+void apply_override(const std::string& text, const std::vector<std::string>& method_names, Settings& settings,
+                    std::vector<SweepAxis>& axes) {
+  const std::size_t eq = text.find('=');
+  SERQ_CHECK(eq != std::string::npos && eq > 0, "--set '{}': expected KEY=VALUE, e.g. --set quant.w_bits=8", text);
+  const std::string path = text.substr(0, eq);
+  const auto index = config_key_index(path);
+  if (!index) fail("--set: unknown key '{}'; {}", path, unknown_key_hint(path));
+  YAML::Node node;
+  try {
+    node = YAML::Load(text.substr(eq + 1));
+  } catch (const YAML::ParserException& e) {
+    fail("--set {}: the value is not valid YAML ({}); quote it, e.g. {}='...'", path, e.msg, path);
+  }
+  settings[*index] = Setting{config_schema()[*index].parse(node, "--set", method_names), "--set"};
+  std::erase_if(axes, [&](const SweepAxis& axis) {
+    return std::find(axis.keys.begin(), axis.keys.end(), *index) != axis.keys.end();
+  });
+}
+
+ResolvedConfig resolve(const Settings& settings, const std::filesystem::path& config_path) {
+  const auto& schema = config_schema();
+  const std::string file = config_path.string();
+  std::vector<ConfigValue> values;
+  values.reserve(schema.size());
+  for (std::size_t i = 0; i < schema.size(); ++i) {
+    const KeySpec& key = schema[i];
+    if (settings[i]) {
+      values.push_back(key.finalize(settings[i]->value, settings[i]->origin));
+      continue;
+    }
+    switch (key.default_kind) {
+      case DefaultKind::value:
+        values.push_back(key.finalize(key.default_value, file));
+        break;
+      case DefaultKind::required:
+        fail("{}: {} is required ({}); set it in the config or pass --set {}=...", file, key.path, key.doc, key.path);
+      case DefaultKind::same_as_key: {
+        const auto source = config_key_index(key.default_key);
+        assert(source && *source < i);
+        values.push_back(values[*source]);
+        break;
+      }
+      case DefaultKind::config_stem:
+        values.push_back(key.finalize(config_path.stem().string(), file));
+        break;
+    }
+  }
+  return ResolvedConfig(std::move(values));
+}
+
+}  // namespace
+
+ExperimentPlan load_experiment(const std::filesystem::path& config_path, const std::vector<std::string>& set_overrides,
+                               const std::vector<std::string>& method_names) {
+  const std::string file = config_path.string();
+  const std::vector<YAML::Node> documents = load_yaml_documents(config_path);
+  SERQ_CHECK(documents.size() <= 1, "{}: holds {} YAML documents; put one experiment per file", file, documents.size());
+  const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+  SERQ_CHECK(root.IsMap() || root.IsNull(), "{}: expected a map of sections ({}, sweep) at the top level, got {}", file,
+             config_section_keys(""), node_kind(root));
+
+  Entries entries;
+  std::vector<SweepAxis> axes;
+  bool has_sweep = false;
+  for (const auto& item : root) {
+    if (item.first.IsScalar() && item.first.Scalar() == "sweep") {
+      SERQ_CHECK(!has_sweep, "{}: sweep: appears twice; merge the two", file);
+      has_sweep = true;
+      axes = parse_sweep(item.second, file, method_names);
+    } else {
+      flatten_item(item.first, item.second, "", file, entries);
+    }
+  }
+
+  Settings base(config_schema().size());
+  for (const auto& [index, node] : entries)
+    base[index] = Setting{config_schema()[index].parse(node, file, method_names), file};
+  for (const std::string& text : set_overrides) apply_override(text, method_names, base, axes);
+
+  ExperimentPlan plan{{}, config_path, {}};
+  std::map<std::string, std::size_t> run_of_yaml;
+  std::vector<std::size_t> point(axes.size(), 0);  // an odometer over the axes, the last one turning fastest
+  for (bool done = false; !done;) {
+    Settings settings = base;
+    for (std::size_t a = 0; a < axes.size(); ++a) {
+      for (std::size_t k = 0; k < axes[a].keys.size(); ++k) {
+        settings[axes[a].keys[k]] = Setting{axes[a].points[point[a]][k], axes[a].origin};
+      }
+    }
+    ResolvedConfig run = resolve(settings, config_path);
+    const auto [seen, inserted] = run_of_yaml.emplace(run.to_yaml(), plan.runs.size());
+    SERQ_CHECK(inserted, "{}: sweep: runs {} and {} resolve to the same config ({}); remove the repeated value", file,
+               seen->second + 1, plan.runs.size() + 1, run.label());
+    plan.runs.push_back(std::move(run));
+
+    done = true;
+    for (std::size_t a = axes.size(); a-- > 0;) {
+      if (++point[a] < axes[a].points.size()) {
+        done = false;
+        break;
+      }
+      point[a] = 0;
+    }
+  }
+  plan.experiment = plan.runs.front().get_string("experiment.name");
+  return plan;
+}
+
+}  // namespace serq

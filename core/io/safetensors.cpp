@@ -1,0 +1,230 @@
+// Safetensors reader: mmap, up-front header validation, and float32 conversion of F32/F16/BF16 tensors.
+#include "core/io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "core/common/error.h"
+
+namespace serq {
+
+static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; so must the host be");
+
+namespace {
+
+// The safetensors specification caps the JSON header at 100 MB.
+constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
+
+constexpr const char* kTruncatedHint = "truncated download? re-fetch the file";
+
+DType parse_dtype(const std::string& text, const std::string& file, const std::string& tensor) {
+  if (text == "F32") return DType::F32;
+  if (text == "F16") return DType::F16;
+  if (text == "BF16") return DType::BF16;
+  fail("{}: tensor '{}' has dtype '{}', which serq does not read; supported dtypes are F32, F16 and BF16 "
+       "(convert the checkpoint to one of them)",
+       file, tensor, text);
+}
+
+const nlohmann::json& field(const nlohmann::json& entry, const char* key, const std::string& file,
+                            const std::string& tensor) {
+  const auto it = entry.find(key);
+  SERQ_CHECK(it != entry.end(), "{}: tensor '{}' has no '{}' in the header (corrupted file? re-fetch it)", file,
+             tensor, key);
+  return *it;
+}
+
+TensorInfo parse_entry(const std::string& name, const nlohmann::json& entry, std::uint64_t data_bytes,
+                       const std::string& file) {
+  SERQ_CHECK(entry.is_object(), "{}: header entry '{}' is not an object (corrupted file? re-fetch it)", file, name);
+  TensorInfo info;
+  info.name = name;
+
+  const nlohmann::json& dtype = field(entry, "dtype", file, name);
+  SERQ_CHECK(dtype.is_string(), "{}: tensor '{}' has a non-string dtype (corrupted file? re-fetch it)", file, name);
+  info.dtype = parse_dtype(dtype.get<std::string>(), file, name);
+
+  const nlohmann::json& shape = field(entry, "shape", file, name);
+  SERQ_CHECK(shape.is_array(), "{}: tensor '{}' has a shape that is not a list (corrupted file? re-fetch it)", file,
+             name);
+  std::uint64_t bytes = dtype_size(info.dtype);
+  for (const nlohmann::json& d : shape) {
+    SERQ_CHECK(d.is_number_unsigned(), "{}: tensor '{}' has shape {} with an entry that is not a non-negative "
+               "integer (corrupted file? re-fetch it)", file, name, shape.dump());
+    const std::uint64_t extent = d.get<std::uint64_t>();
+    SERQ_CHECK(!__builtin_mul_overflow(bytes, extent, &bytes),
+               "{}: tensor '{}' has shape {} whose size overflows 64 bits (corrupted file? re-fetch it)", file, name,
+               shape.dump());
+    info.shape.push_back(static_cast<std::int64_t>(extent));
+  }
+
+  const nlohmann::json& offsets = field(entry, "data_offsets", file, name);
+  SERQ_CHECK(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
+                 offsets[1].is_number_unsigned(),
+             "{}: tensor '{}' has data_offsets {}, expected [begin, end] with non-negative integers "
+             "(corrupted file? re-fetch it)", file, name, offsets.dump());
+  info.begin = offsets[0].get<std::uint64_t>();
+  info.end = offsets[1].get<std::uint64_t>();
+  SERQ_CHECK(info.begin <= info.end, "{}: tensor '{}' has data_offsets [{}, {}] with begin after end "
+             "(corrupted header; re-fetch the file)", file, name, info.begin, info.end);
+  SERQ_CHECK(info.end - info.begin == bytes,
+             "{}: tensor '{}' of shape {} {} needs {} bytes but its data_offsets [{}, {}] span {} bytes "
+             "(the header is inconsistent; re-fetch or re-export the file)",
+             file, name, shape.dump(), dtype_name(info.dtype), bytes, info.begin, info.end, info.end - info.begin);
+  SERQ_CHECK(info.end <= data_bytes,
+             "{}: tensor '{}' ends at byte {} of the data region but the region has only {} bytes ({})", file, name,
+             info.end, data_bytes, kTruncatedHint);
+  return info;
+}
+
+}  // namespace
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+  }
+  return "?";
+}
+
+std::size_t dtype_size(DType dtype) { return dtype == DType::F32 ? 4 : 2; }
+
+float bf16_to_f32(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
+
+float f16_to_f32(std::uint16_t bits) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(bits >> 15) << 31;
+  const std::uint32_t exponent = (bits >> 10) & 0x1f;
+  const std::uint32_t mantissa = bits & 0x3ff;
+  if (exponent == 0) {  // zero or subnormal: mantissa · 2^-24, exact in float32
+    const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
+    return sign ? -magnitude : magnitude;
+  }
+  if (exponent == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));  // inf, NaN (payload kept)
+  return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
+}
+
+std::int64_t TensorInfo::numel() const {
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) n *= d;
+  return n;
+}
+
+SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
+  SafetensorsFile file;
+  file.path_ = path;
+  const std::string where = path.string();
+
+  const int fd = ::open(where.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    SERQ_CHECK(err != ENOENT, "{}: file not found (check the path, or re-fetch the checkpoint)", where);
+    fail("{}: cannot open ({})", where, std::strerror(err));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail("{}: not a regular file (point at the .safetensors file itself)", where);
+  }
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size < 8) {
+    ::close(fd);
+    fail("{}: the file has {} bytes, fewer than the 8-byte header length ({})", where, size, kTruncatedHint);
+  }
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int map_errno = errno;
+  ::close(fd);
+  SERQ_CHECK(map != MAP_FAILED, "{}: cannot memory-map ({})", where, std::strerror(map_errno));
+  file.map_ = static_cast<const std::byte*>(map);
+  file.map_size_ = size;
+
+  std::uint64_t header_bytes = 0;
+  std::memcpy(&header_bytes, file.map_, 8);
+  SERQ_CHECK(header_bytes <= kMaxHeaderBytes,
+             "{}: header length {} is absurd (the format allows at most {} bytes): not a safetensors file, or "
+             "corrupted; re-fetch it", where, header_bytes, kMaxHeaderBytes);
+  SERQ_CHECK(8 + header_bytes <= size, "{}: the header of {} bytes runs past the end of the file ({} bytes; {})",
+             where, header_bytes, size, kTruncatedHint);
+  file.data_start_ = 8 + header_bytes;
+
+  const char* text = reinterpret_cast<const char*>(file.map_ + 8);
+  const nlohmann::json header = nlohmann::json::parse(text, text + header_bytes, nullptr, /*allow_exceptions=*/false);
+  SERQ_CHECK(!header.is_discarded(), "{}: the {}-byte header is not valid JSON (not a safetensors file, or "
+             "corrupted; re-fetch it)", where, header_bytes);
+  SERQ_CHECK(header.is_object(), "{}: the header is not a JSON object (not a safetensors file, or corrupted; "
+             "re-fetch it)", where);
+  const std::uint64_t data_bytes = size - file.data_start_;
+  for (const auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") continue;
+    file.tensors_.push_back(parse_entry(name, entry, data_bytes, where));
+  }
+  std::ranges::sort(file.tensors_, {}, &TensorInfo::name);
+  return file;
+}
+
+SafetensorsFile::SafetensorsFile(SafetensorsFile&& other) noexcept
+    : path_(std::move(other.path_)),
+      map_(std::exchange(other.map_, nullptr)),
+      map_size_(std::exchange(other.map_size_, 0)),
+      data_start_(other.data_start_),
+      tensors_(std::move(other.tensors_)) {}
+
+SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& other) noexcept {
+  if (this != &other) {
+    unmap();
+    path_ = std::move(other.path_);
+    map_ = std::exchange(other.map_, nullptr);
+    map_size_ = std::exchange(other.map_size_, 0);
+    data_start_ = other.data_start_;
+    tensors_ = std::move(other.tensors_);
+  }
+  return *this;
+}
+
+SafetensorsFile::~SafetensorsFile() { unmap(); }
+
+void SafetensorsFile::unmap() noexcept {
+  if (map_) ::munmap(const_cast<std::byte*>(map_), map_size_);
+  map_ = nullptr;
+  map_size_ = 0;
+}
+
+const TensorInfo* SafetensorsFile::find(std::string_view name) const {
+  const auto it = std::ranges::lower_bound(tensors_, name, {}, &TensorInfo::name);
+  return it != tensors_.end() && it->name == name ? &*it : nullptr;
+}
+
+void SafetensorsFile::read_f32(std::string_view name, std::span<float> out) const {
+  const TensorInfo* info = find(name);
+  SERQ_CHECK(info, "{}: no tensor named '{}' (wrong checkpoint, or an incomplete export?)", path_.string(), name);
+  SERQ_CHECK(static_cast<std::int64_t>(out.size()) == info->numel(),
+             "{}: tensor '{}' has {} values but {} were expected", path_.string(), name, info->numel(), out.size());
+
+  const std::byte* src = map_ + data_start_ + info->begin;
+  if (info->dtype == DType::F32) {
+    std::memcpy(out.data(), src, out.size() * sizeof(float));
+  } else {
+    const auto convert = info->dtype == DType::F16 ? f16_to_f32 : bf16_to_f32;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      std::uint16_t bits;
+      std::memcpy(&bits, src + 2 * i, 2);
+      out[i] = convert(bits);
+    }
+  }
+
+  const auto bad = std::ranges::find_if(out, [](float v) { return !std::isfinite(v); });
+  SERQ_CHECK(bad == out.end(), "{}: tensor '{}' holds {} at index {} (a corrupted or overflowed checkpoint; "
+             "re-export it)", path_.string(), name, *bad, bad - out.begin());
+}
+
+}  // namespace serq

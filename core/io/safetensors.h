@@ -1,0 +1,67 @@
+// Reader for one .safetensors file, memory-mapped: the header is validated in full when the file is opened,
+// and tensors are read out as float32 (F16 and BF16 are converted exactly).
+//
+// Layout: an 8-byte little-endian u64 N, N bytes of JSON header
+//   {"<name>": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ..., "__metadata__": {..}}
+// then the data region; offsets are relative to its start.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace serq {
+
+enum class DType { F32, F16, BF16 };
+
+const char* dtype_name(DType dtype);  // "F32", "F16", "BF16", as the header spells them
+std::size_t dtype_size(DType dtype);  // bytes per element
+
+// Exact conversions of the 16-bit formats (subnormals, infinities and NaNs included).
+float bf16_to_f32(std::uint16_t bits);
+float f16_to_f32(std::uint16_t bits);
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<std::int64_t> shape;
+  std::uint64_t begin = 0, end = 0;  // byte range within the data region
+
+  std::int64_t numel() const;
+};
+
+class SafetensorsFile {
+ public:
+  // Maps the file and validates the header; throws serq::Error naming the file (and tensor) at fault.
+  static SafetensorsFile open(const std::filesystem::path& path);
+
+  SafetensorsFile(SafetensorsFile&& other) noexcept;
+  SafetensorsFile& operator=(SafetensorsFile&& other) noexcept;
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+  ~SafetensorsFile();
+
+  const std::filesystem::path& path() const { return path_; }
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }  // sorted by name
+  const TensorInfo* find(std::string_view name) const;                // nullptr when absent
+
+  // Copies tensor `name` into out (out.size() must equal its element count), converting to float32.
+  // Throws serq::Error if the tensor is absent, the size differs, or a value is NaN or infinite.
+  void read_f32(std::string_view name, std::span<float> out) const;
+
+ private:
+  SafetensorsFile() = default;
+  void unmap() noexcept;
+
+  std::filesystem::path path_;
+  const std::byte* map_ = nullptr;
+  std::size_t map_size_ = 0;
+  std::size_t data_start_ = 0;  // 8 + N
+  std::vector<TensorInfo> tensors_;  // sorted by name
+};
+
+}  // namespace serq

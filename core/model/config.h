@@ -1,0 +1,38 @@
+// LLaMA-family model hyper-parameters, shared by every loader and by the forward pass.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace serq {
+
+// How RoPE pairs the dimensions of a head: llama2.c rotates interleaved pairs (2i, 2i+1);
+// Hugging Face LLaMA rotates halves (i, i + head_dim/2) and permutes q/k rows to match.
+enum class RopeLayout { interleaved, half };
+
+struct ModelConfig {
+  int dim = 0;          // hidden size
+  int hidden_dim = 0;   // FFN (intermediate) size
+  int n_layers = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;   // < n_heads means grouped-query attention
+  int vocab_size = 0;
+  int max_seq_len = 0;  // max_position_embeddings
+  float rms_norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;
+  bool tied_embeddings = true;  // lm_head shares the token embedding
+  RopeLayout rope_layout = RopeLayout::half;
+  int bos_id = 1;
+  int eos_id = 2;
+
+  int head_dim() const { return dim / n_heads; }
+  int kv_dim() const { return n_kv_heads * head_dim(); }
+  // Parameters of the decoder and head, counting a tied head once.
+  std::int64_t parameter_count() const;
+};
+
+// Reads a Hugging Face `config.json`. Throws serq::Error naming the file and the missing/bad field.
+ModelConfig read_hf_config(const std::filesystem::path& config_json);
+
+}  // namespace serq

@@ -1,0 +1,147 @@
+// Hugging Face LLaMA-family checkpoints: which file holds each tensor, shape checks against config.json,
+// and the copy into serq::Model.
+#include "core/model/load_hf.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <span>
+
+#include "core/common/error.h"
+#include "core/io/safetensors.h"
+#include "core/model/memory.h"
+
+namespace serq {
+namespace {
+
+constexpr const char* kSingleFile = "model.safetensors";
+constexpr const char* kIndexFile = "model.safetensors.index.json";
+
+// The checkpoint's safetensors files and, for each tensor name, the file that holds it.
+class Checkpoint {
+ public:
+  explicit Checkpoint(const std::filesystem::path& dir) : dir_(dir) {
+    if (std::filesystem::exists(dir / kSingleFile)) {
+      const SafetensorsFile& file = open(kSingleFile);
+      for (const TensorInfo& info : file.tensors()) owner_[info.name] = &file;
+      listing_ = dir / kSingleFile;
+    } else if (std::filesystem::exists(dir / kIndexFile)) {
+      read_index(dir / kIndexFile);
+      listing_ = dir / kIndexFile;
+    } else {
+      fail("{}: neither {} nor {} is there (serq reads safetensors checkpoints only; convert pytorch_model.bin "
+           "files to safetensors first)", dir.string(), kSingleFile, kIndexFile);
+    }
+  }
+
+  // Copies tensor `name` into out after checking its shape against the one config.json implies.
+  void read(const std::string& name, const std::vector<std::int64_t>& shape, std::span<float> out) {
+    const auto it = owner_.find(name);
+    SERQ_CHECK(it != owner_.end(), "{}: tensor '{}' is missing (incomplete or non-LLaMA checkpoint? re-fetch it)",
+               listing_.string(), name);
+    const SafetensorsFile& file = *it->second;
+    const TensorInfo* info = file.find(name);
+    SERQ_CHECK(info, "{}: tensor '{}', which {} places in this file, is missing (incomplete download? re-fetch it)",
+               file.path().string(), name, kIndexFile);
+    SERQ_CHECK(info->shape == shape, "{}: tensor '{}' has shape [{}] but config.json implies [{}] (config.json and "
+               "the weights disagree; re-fetch them together)", file.path().string(), name,
+               fmt::join(info->shape, ", "), fmt::join(shape, ", "));
+    file.read_f32(name, out);
+    dtypes_.insert(dtype_name(info->dtype));
+    used_.insert(name);
+  }
+
+  bool has(const std::string& name) const { return owner_.contains(name); }
+
+  // Marks a stored tensor as deliberately not read.
+  void skip(const std::string& name) { used_.insert(name); }
+
+  // Every tensor of the checkpoint must have been read: an unread one (a bias, an extra projection) means the
+  // model is not the plain LLaMA architecture and would run wrongly.
+  void check_all_used() const {
+    for (const auto& [name, file] : owner_) {
+      SERQ_CHECK(used_.contains(name) || name.ends_with("rotary_emb.inv_freq"),
+                 "{}: tensor '{}' is not part of a LLaMA model as serq reads it (biases or another architecture?)",
+                 file->path().string(), name);
+    }
+  }
+
+  // e.g. "BF16", or "BF16+F32" for a checkpoint that mixes dtypes.
+  std::string dtypes() const { return fmt::format("{}", fmt::join(dtypes_, "+")); }
+
+ private:
+  const SafetensorsFile& open(const std::string& file_name) {
+    auto it = files_.find(file_name);
+    if (it == files_.end()) it = files_.emplace(file_name, SafetensorsFile::open(dir_ / file_name)).first;
+    return it->second;
+  }
+
+  void read_index(const std::filesystem::path& index_path) {
+    const std::string where = index_path.string();
+    std::ifstream in(index_path);
+    SERQ_CHECK(in, "{}: cannot open", where);
+    const nlohmann::json index = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    SERQ_CHECK(!index.is_discarded() && index.is_object(), "{}: not a valid JSON object (re-fetch it)", where);
+    const auto map = index.find("weight_map");
+    SERQ_CHECK(map != index.end() && map->is_object(), "{}: no 'weight_map' object (re-fetch it)", where);
+    for (const auto& [tensor, shard] : map->items()) {
+      SERQ_CHECK(shard.is_string(), "{}: weight_map['{}'] is not a file name (re-fetch it)", where, tensor);
+      owner_[tensor] = &open(shard.get<std::string>());
+    }
+  }
+
+  std::filesystem::path dir_;
+  std::filesystem::path listing_;  // the file that lists the tensors: model.safetensors or the index
+  std::map<std::string, SafetensorsFile> files_;  // by file name; map nodes keep the pointers below valid
+  std::map<std::string, const SafetensorsFile*> owner_;
+  std::set<std::string> used_;
+  std::set<std::string> dtypes_;
+};
+
+std::span<float> values(Matrix& m) { return {m.data(), static_cast<std::size_t>(m.size())}; }
+std::span<float> values(Vector& v) { return {v.data(), static_cast<std::size_t>(v.size())}; }
+
+}  // namespace
+
+Model load_hf(const std::filesystem::path& dir) {
+  const ModelConfig config = read_hf_config(dir / "config.json");
+  check_fits(model_bytes(config), "loading " + dir.string());
+  Checkpoint checkpoint(dir);
+  Model model = make_empty_model(config);
+
+  const std::int64_t d = config.dim, h = config.hidden_dim, kv = config.kv_dim(), vocab = config.vocab_size;
+  checkpoint.read("model.embed_tokens.weight", {vocab, d}, values(model.embed));
+  for (int i = 0; i < config.n_layers; ++i) {
+    DecoderLayer& layer = model.layers[i];
+    const std::string prefix = fmt::format("model.layers.{}.", i);
+    checkpoint.read(prefix + "input_layernorm.weight", {d}, values(layer.attn_norm));
+    checkpoint.read(prefix + "self_attn.q_proj.weight", {d, d}, values(layer.q_proj.weight));
+    checkpoint.read(prefix + "self_attn.k_proj.weight", {kv, d}, values(layer.k_proj.weight));
+    checkpoint.read(prefix + "self_attn.v_proj.weight", {kv, d}, values(layer.v_proj.weight));
+    checkpoint.read(prefix + "self_attn.o_proj.weight", {d, d}, values(layer.o_proj.weight));
+    checkpoint.read(prefix + "post_attention_layernorm.weight", {d}, values(layer.ffn_norm));
+    checkpoint.read(prefix + "mlp.gate_proj.weight", {h, d}, values(layer.gate_proj.weight));
+    checkpoint.read(prefix + "mlp.up_proj.weight", {h, d}, values(layer.up_proj.weight));
+    checkpoint.read(prefix + "mlp.down_proj.weight", {d, h}, values(layer.down_proj.weight));
+  }
+  checkpoint.read("model.norm.weight", {d}, values(model.final_norm));
+
+  if (config.tied_embeddings) {
+    model.lm_head.weight = model.embed;
+    checkpoint.skip("lm_head.weight");  // a stored copy is ignored when tied, as Hugging Face does
+  } else {
+    SERQ_CHECK(checkpoint.has("lm_head.weight"), "{}: config.json sets tie_word_embeddings false but the checkpoint "
+               "has no lm_head.weight (set it true if the head is the token embedding)", dir.string());
+    checkpoint.read("lm_head.weight", {vocab, d}, values(model.lm_head.weight));
+  }
+  checkpoint.check_all_used();
+
+  model.source = fmt::format("hf-safetensors {} {}", checkpoint.dtypes(), dir.string());
+  return model;
+}
+
+}  // namespace serq

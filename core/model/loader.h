@@ -1,0 +1,14 @@
+// One entry point for every checkpoint format serq reads, chosen from what the path is.
+#pragma once
+
+#include <filesystem>
+
+#include "core/model/model.h"
+
+namespace serq {
+
+// A directory is a Hugging Face checkpoint (load_hf); a regular file ending in .bin is a llama2.c
+// checkpoint (load_llama2c). Anything else, or a missing path, is a serq::Error naming model.path.
+Model load_model(const std::filesystem::path& path);
+
+}  // namespace serq

@@ -1,0 +1,64 @@
+// Model layout: allocation and the stable naming of linear layers.
+#include "core/model/model.h"
+
+#include <fmt/format.h>
+
+namespace serq {
+namespace {
+
+QuantLinear make_linear(std::string name, int d_out, int d_in) {
+  QuantLinear linear;
+  linear.name = std::move(name);
+  linear.weight = Matrix::Zero(d_out, d_in);
+  return linear;
+}
+
+}  // namespace
+
+std::int64_t ModelConfig::parameter_count() const {
+  const std::int64_t d = dim, h = hidden_dim, kv = kv_dim(), v = vocab_size;
+  const std::int64_t per_layer = 2 * d + d * d * 2 + d * kv * 2 + 3 * d * h;
+  return v * d * (tied_embeddings ? 1 : 2) + n_layers * per_layer + d;
+}
+
+Model make_empty_model(const ModelConfig& config) {
+  Model model;
+  model.config = config;
+  const int d = config.dim, h = config.hidden_dim, kv = config.kv_dim();
+  model.embed = Matrix::Zero(config.vocab_size, d);
+  model.layers.resize(config.n_layers);
+  for (int i = 0; i < config.n_layers; ++i) {
+    DecoderLayer& layer = model.layers[i];
+    const std::string prefix = fmt::format("layers.{}.", i);
+    layer.attn_norm = Vector::Zero(d);
+    layer.ffn_norm = Vector::Zero(d);
+    layer.q_proj = make_linear(prefix + "self_attn.q_proj", d, d);
+    layer.k_proj = make_linear(prefix + "self_attn.k_proj", kv, d);
+    layer.v_proj = make_linear(prefix + "self_attn.v_proj", kv, d);
+    layer.o_proj = make_linear(prefix + "self_attn.o_proj", d, d);
+    layer.gate_proj = make_linear(prefix + "mlp.gate_proj", h, d);
+    layer.up_proj = make_linear(prefix + "mlp.up_proj", h, d);
+    layer.down_proj = make_linear(prefix + "mlp.down_proj", d, h);
+  }
+  model.final_norm = Vector::Zero(d);
+  model.lm_head = make_linear("lm_head", config.vocab_size, d);
+  return model;
+}
+
+std::vector<QuantLinear*> Model::linears() {
+  std::vector<QuantLinear*> out;
+  for (DecoderLayer& l : layers) {
+    for (QuantLinear* p : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
+      out.push_back(p);
+  }
+  out.push_back(&lm_head);
+  return out;
+}
+
+std::vector<const QuantLinear*> Model::linears() const {
+  std::vector<const QuantLinear*> out;
+  for (QuantLinear* p : const_cast<Model*>(this)->linears()) out.push_back(p);
+  return out;
+}
+
+}  // namespace serq

@@ -1,0 +1,37 @@
+// A LLaMA-family decoder in memory: embeddings, norms and the QuantLinear layers, named stably.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/common/matrix.h"
+#include "core/linear/quant_linear.h"
+#include "core/model/config.h"
+
+namespace serq {
+
+struct DecoderLayer {
+  Vector attn_norm;  // input_layernorm γ (dim)
+  Vector ffn_norm;   // post_attention_layernorm γ (dim)
+  QuantLinear q_proj, k_proj, v_proj, o_proj;  // self_attn.*
+  QuantLinear gate_proj, up_proj, down_proj;   // mlp.* (SwiGLU: down(silu(gate x) * up x))
+};
+
+struct Model {
+  ModelConfig config;
+  Matrix embed;        // (vocab × dim)
+  std::vector<DecoderLayer> layers;
+  Vector final_norm;   // (dim)
+  QuantLinear lm_head; // (vocab × dim); a copy of embed when the checkpoint ties them
+  std::string source;  // where it was loaded from, e.g. "hf-safetensors:BF16 /path" or "llama2c-v0 /path"
+
+  // Every linear layer in forward order: layers.i.self_attn.{q,k,v,o}_proj, layers.i.mlp.{gate,up,down}_proj,
+  // then lm_head.
+  std::vector<QuantLinear*> linears();
+  std::vector<const QuantLinear*> linears() const;
+};
+
+// Allocates a zero-initialised model of the given shape, with every linear named. Loaders fill it in.
+Model make_empty_model(const ModelConfig& config);
+
+}  // namespace serq

@@ -1,0 +1,112 @@
+// Integer fake quantization: the spec is in int_quant.h. Each group takes two vectorized passes (range, then
+// quantize-dequantize) through Eigen array maps over the caller's memory: no allocation, no per-element branches.
+#include "core/quant/int_quant.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cfenv>
+#include <cmath>
+
+#include "core/common/error.h"
+
+namespace serq {
+namespace {
+
+using ConstGroup = Eigen::Map<const Eigen::ArrayXf>;
+using Group = Eigen::Map<Eigen::ArrayXf>;
+
+// Rounding: Eigen's rint() (_mm256_round_ps, current direction) and std::nearbyint round in the current mode,
+// which serq never changes from the default FE_TONEAREST: round half to even. fake_quant_group asserts it.
+
+[[noreturn]] void fail_non_finite() {
+  fail("non-finite value in a quantization group; the input has NaN/Inf — check the weights/activations");
+}
+
+void fake_quant_symmetric(ConstGroup in, Group out, int bits) {
+  const float amax = in.abs().maxCoeff<Eigen::PropagateNaN>();
+  if (!std::isfinite(amax)) fail_non_finite();
+  const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
+  const float qmin = -qmax - 1.0f;  // -2^(b-1): unreachable, since |x| <= amax = qmax · scale
+  const float scale = amax / qmax;
+  if (scale == 0.0f) {  // all zeros (or -0.0), or values so small that the scale underflows: dequantize to +0
+    out.setZero();
+    return;
+  }
+  out = (in / scale).rint().max(qmin).min(qmax) * scale;
+}
+
+void fake_quant_asymmetric(ConstGroup in, Group out, int bits) {
+  const float lo = std::min(in.minCoeff<Eigen::PropagateNaN>(), 0.0f);
+  const float hi = std::max(in.maxCoeff<Eigen::PropagateNaN>(), 0.0f);
+  if (!std::isfinite(lo) || !std::isfinite(hi)) fail_non_finite();
+  const float qmax = static_cast<float>((1 << bits) - 1);
+  const float scale = (hi - lo) / qmax;
+  SERQ_CHECK(std::isfinite(scale),
+             "a quantization group spans [{}, {}], wider than float32 can scale; the input is corrupt — check the "
+             "weights/activations", lo, hi);
+  if (scale == 0.0f) {
+    out.setZero();
+    return;
+  }
+  const float zero = std::nearbyint(-lo / scale);
+  out = (((in / scale).rint() + zero).max(0.0f).min(qmax) - zero) * scale;
+}
+
+}  // namespace
+
+std::string QuantSpec::describe() const {
+  if (!enabled()) return "fp";
+  return fmt::format("int{}-{}-{}", bits, symmetric ? "sym" : "asym",
+                     group_size > 0 ? fmt::format("g{}", group_size) : std::string("row"));
+}
+
+void validate(const QuantSpec& spec, const std::string& what) {
+  SERQ_CHECK((spec.bits >= 2 && spec.bits <= 8) || spec.bits == 16,
+             "{}: {} bits is out of range; use 2..8, or 16 for full precision", what, spec.bits);
+  SERQ_CHECK(spec.group_size >= 0, "{}: group size {} is negative; use a group size >= 1, or 0 for one group per row",
+             what, spec.group_size);
+}
+
+void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric) {
+  assert(bits >= 2 && bits <= 8);
+  assert(n >= 1);
+  assert(std::fegetround() == FE_TONEAREST);
+  const ConstGroup in(x, n);
+  const Group out(y, n);
+  if (symmetric)
+    fake_quant_symmetric(in, out, bits);
+  else
+    fake_quant_asymmetric(in, out, bits);
+}
+
+void fake_quant_rows(Matrix& m, const QuantSpec& spec) {
+  if (!spec.enabled()) return;
+  const Eigen::Index cols = m.cols();
+  const Eigen::Index group = spec.group_size > 0 ? std::min<Eigen::Index>(spec.group_size, cols) : cols;
+  Eigen::Index row = 0, start = 0;
+  try {
+    for (row = 0; row < m.rows(); ++row) {
+      float* data = m.row(row).data();
+      for (start = 0; start < cols; start += group) {
+        const int n = static_cast<int>(std::min(group, cols - start));
+        fake_quant_group(data + start, data + start, n, spec.bits, spec.symmetric);
+      }
+    }
+  } catch (const Error& e) {
+    fail("row {}, columns {}..{}: {}", row, start, std::min(start + group, cols) - 1, e.what());
+  }
+}
+
+double bits_per_weight(const QuantSpec& spec, std::int64_t rows, std::int64_t cols) {
+  assert(rows > 0 && cols > 0);
+  if (!spec.enabled()) return 16.0;
+  const std::int64_t group = spec.group_size > 0 ? std::min<std::int64_t>(spec.group_size, cols) : cols;
+  const std::int64_t groups_per_row = (cols + group - 1) / group;
+  const std::int64_t per_group = 16 + (spec.symmetric ? 0 : spec.bits);
+  const double total = static_cast<double>(rows) * static_cast<double>(cols * spec.bits + groups_per_row * per_group);
+  return total / (static_cast<double>(rows) * static_cast<double>(cols));
+}
+
+}  // namespace serq

@@ -1,0 +1,49 @@
+// Integer fake quantization (quantize, then dequantize, in float) for weights and activations.
+//
+// A row of a matrix is cut into groups of `group_size` consecutive columns (input channels); the last group
+// is shorter where group_size does not divide the row. group_size = 0 means one group per row: per output
+// channel for a weight (d_out × d_in), per token for activations (tokens × d_in).
+//
+// Symmetric, b bits:  scale = max|x| / (2^(b-1) - 1),  q = clamp(round(x / scale), -2^(b-1), 2^(b-1) - 1).
+// Asymmetric, b bits: lo = min(min x, 0), hi = max(max x, 0), scale = (hi - lo) / (2^b - 1),
+//                     zero = round(-lo / scale),  q = clamp(round(x / scale) + zero, 0, 2^b - 1),
+//                     x̂ = (q - zero) · scale.
+// round() is round-half-to-even (the default FE_TONEAREST mode, which serq never changes). Symmetric never
+// reaches -2^(b-1), since |x| <= max|x|. A group whose values are all zero (or -0.0, or so small that the scale
+// underflows to 0) has scale 0 and dequantizes to +0. A non-finite value in a group is an error (serq::Error),
+// never a silent NaN.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/common/matrix.h"
+
+namespace serq {
+
+struct QuantSpec {
+  int bits = 16;           // 2..8; 16 means "not quantized"
+  bool symmetric = true;
+  int group_size = 0;      // >= 1, or 0 for one group per row
+
+  bool enabled() const { return bits < 16; }
+  std::string describe() const;  // e.g. "int4-sym-g32", "int8-asym-row", "fp"
+};
+
+// Throws serq::Error if bits is not in 2..8 or 16, or group_size < 0. `what` names the config key (or the
+// quantizer) at the start of the one-line message, e.g. "quant.w_bits: 9 bits is out of range; use 2..8, ...".
+void validate(const QuantSpec& spec, const std::string& what);
+
+// Fake-quantizes n >= 1 values of one group from x into y (x == y allowed); bits in 2..8.
+void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric);
+
+// Fake-quantizes every row of m in place, group by group along the columns; a spec that is not enabled leaves m
+// as it is. Errors name the row and columns of the failing group.
+void fake_quant_rows(Matrix& m, const QuantSpec& spec);
+
+// Storage of a (rows × cols) weight quantized with spec, in bits per weight: the b-bit codes plus a 16-bit
+// scale per group (and a b-bit zero point per group when asymmetric); a shorter last group counts as a group.
+// A spec that is not enabled counts 16 bits per weight (the FP16 baseline of PTQ papers).
+double bits_per_weight(const QuantSpec& spec, std::int64_t rows, std::int64_t cols);
+
+}  // namespace serq

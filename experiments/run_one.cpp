@@ -1,0 +1,106 @@
+// Executes one resolved config: the pipeline checkpoint → method → evaluation → RunRecord.
+#include "experiments/run_one.h"
+
+#include <cblas.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "core/common/build_info.h"
+#include "core/common/error.h"
+#include "core/data/windows.h"
+#include "core/eval/perplexity.h"
+#include "core/model/forward.h"
+#include "core/model/memory.h"
+#include "methods/registry.h"
+
+namespace serq {
+namespace {
+
+QuantParams quant_params(const ResolvedConfig& config) {
+  QuantParams params;
+  params.weight.bits = static_cast<int>(config.get_int("quant.w_bits"));
+  params.weight.symmetric = config.get_bool("quant.w_sym");
+  params.weight.group_size = static_cast<int>(config.get_int("quant.group_size"));
+  params.activation.bits = static_cast<int>(config.get_int("quant.a_bits"));
+  params.activation.symmetric = config.get_bool("quant.a_sym");
+  params.activation.group_size = static_cast<int>(config.get_int("quant.a_group_size"));
+  params.quantize_lm_head = config.get_bool("quant.quantize_lm_head");
+  return params;
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+}  // namespace
+
+RunRecord execute_run(const ResolvedConfig& config, const std::string& experiment, AssetCache& assets) {
+  const auto start = std::chrono::steady_clock::now();
+  if (const auto threads = config.get_int("runtime.threads"); threads > 0) openblas_set_num_threads(static_cast<int>(threads));
+
+  const std::filesystem::path model_path = config.get_string("model.path");
+  const std::string method_name = config.get_string("quant.method");
+  const std::unique_ptr<Method> method = make_method(method_name);
+  const QuantParams params = quant_params(config);
+
+  double load_seconds = 0.0;
+  Model model = assets.fresh_model(model_path, &load_seconds);
+  const int seq_len = static_cast<int>(config.get_int("eval.seq_len"));
+  const int batch = static_cast<int>(config.get_int("eval.batch_size"));
+  SERQ_CHECK(seq_len <= model.config.max_seq_len, "eval.seq_len: {} exceeds the model's max_position_embeddings {}; "
+             "use eval.seq_len ≤ {}", seq_len, model.config.max_seq_len, model.config.max_seq_len);
+  check_fits(forward_workspace_bytes(model.config, batch, seq_len),
+             fmt::format("evaluating {} windows of {} tokens at once (eval.batch_size)", batch, seq_len));
+
+  const std::filesystem::path tokenizer_file = resolve_tokenizer(model_path, config.get_string("model.tokenizer"));
+  const std::string dataset_name = config.get_string("eval.dataset");
+  const TokenStream& stream = assets.dataset(dataset_name, tokenizer_file, model.config.bos_id);
+  const auto windows = eval_windows(stream, seq_len, static_cast<int>(config.get_int("eval.max_windows")));
+
+  const MethodReport report = method->quantize(model, params);
+  const PerplexityResult ppl = evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()));
+
+  const BuildInfo build = build_info();
+  RunRecord record;
+  record.experiment = experiment;
+  record.run_id = config.run_id(build.git_commit);
+  record.label = config.label();
+  record.config_yaml = config.to_yaml();
+  record.metrics = {{"ppl", ppl.ppl},
+                    {"mean_nll", ppl.mean_nll},
+                    {"bits_per_weight", report.bits_per_weight},
+                    {"load_seconds", load_seconds},
+                    {"quantize_seconds", report.quantize_seconds},
+                    {"eval_seconds", ppl.seconds}};
+  record.counts = {{"tokens", ppl.scored_tokens},
+                   {"windows", ppl.windows},
+                   {"stream_tokens", static_cast<std::int64_t>(stream.tokens.size())},
+                   {"quantized_weights", report.quantized_weights},
+                   {"extra_parameters", report.extra_parameters},
+                   {"parameters", model.config.parameter_count()}};
+  const bool fp = method_name == "fp";
+  record.info = {{"method", method_name},
+                 {"weight_format", fp ? "fp" : params.weight.describe()},
+                 {"activation_format", fp ? "fp" : params.activation.describe()},
+                 {"dataset", dataset_name},
+                 {"bos_policy", stream.bos_policy},
+                 {"model_source", model.source},
+                 {"tokenizer", tokenizer_file.string()},
+                 {"backend", "cpu"},
+                 {"kernels", "OpenBLAS cblas_sgemm for linear layers and attention; float32 fake quantization"},
+                 {"git_commit", build.git_commit},
+                 {"compiler", build.compiler},
+                 {"build_type", build.build_type},
+                 {"blas", build.blas},
+                 {"blas_threads", std::to_string(build.blas_threads)},
+                 {"host", build.host},
+                 {"finished_at", utc_now()}};
+  record.metrics["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return record;
+}
+
+}  // namespace serq

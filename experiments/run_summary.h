@@ -1,0 +1,28 @@
+// How finished runs are shown: one JSON object per run (--json) and the results table printed at the end.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/io/result_file.h"
+#include "core/io/run_config.h"
+
+namespace serq {
+
+struct FinishedRun {
+  const ResolvedConfig* config;
+  RunRecord record;
+  std::filesystem::path result_file;
+};
+
+// method, w_bits, a_bits, group_size, a_group_size, dataset, ppl, tokens, seconds, bits_per_weight, run_id, ...
+// Full precision is reported as 16 bits ("not quantized") for fp, and wherever a config says 16.
+nlohmann::json run_summary_json(const FinishedRun& run);
+
+// A fixed-width table with Δppl against the fp run on the same model, data and windows, when there is one.
+std::string results_table(const std::vector<FinishedRun>& runs);
+
+}  // namespace serq

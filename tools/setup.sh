@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs serq's Debian 12 dependencies (idempotent: apt-get runs only when a package is missing) and builds
+# serq in ./build (Release). Usage: tools/setup.sh   — run as root or with sudo available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake pkg-config git libeigen3-dev libopenblas-dev libyaml-cpp-dev libhdf5-dev libfmt-dev
+          nlohmann-json3-dev catch2 libsentencepiece-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"
+echo "setup: built build/serq-run"

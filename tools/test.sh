@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Sets up and builds serq (tools/setup.sh), builds the file-parser tests with AddressSanitizer + UBSan in
+# ./build-asan and runs them, then runs the whole test suite with CTest. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+
+# File parsers (safetensors, checkpoints, configs, result files) under the sanitizers.
+sanitized=(test_safetensors test_loaders test_config test_result_file)
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSERQ_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$(nproc)" --target "${sanitized[@]}"
+for t in "${sanitized[@]}"; do
+  echo "== $t (ASan + UBSan)"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "build-asan/tests/$t"
+done
+
+# The whole suite last, so its summary closes the log.
+ctest --test-dir build --output-on-failure -j"$(nproc)"
