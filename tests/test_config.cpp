@@ -196,9 +196,10 @@ TEST_CASE("an unknown key given with --set names --set and suggests the key", "[
 
 TEST_CASE("sweep expands to the Cartesian product, first key outermost", "[config][sweep]") {
   const auto plan = load(write_config("config_sweep", "sweep.yaml", kMinimal + R"(sweep:
-  quant.method: [fp, rtn]
+  quant.method: [rtn]
   quant:
     w_bits: [4, 8]
+    a_bits: [8, 16]
   quant.group_size: [channel, 32, 64]
 )"));
   REQUIRE(plan.runs.size() == 12);
@@ -208,9 +209,9 @@ TEST_CASE("sweep expands to the Cartesian product, first key outermost", "[confi
     labels.push_back(run.label());
     ids.insert(run.run_id("v1"));
   }
-  CHECK(labels == std::vector<std::string>{"fp w4a16 gch", "fp w4a16 g32", "fp w4a16 g64", "fp w8a16 gch",
-                                           "fp w8a16 g32", "fp w8a16 g64", "rtn w4a16 gch", "rtn w4a16 g32",
-                                           "rtn w4a16 g64", "rtn w8a16 gch", "rtn w8a16 g32", "rtn w8a16 g64"});
+  CHECK(labels == std::vector<std::string>{"rtn w4a8 gch", "rtn w4a8 g32", "rtn w4a8 g64", "rtn w4a16 gch",
+                                           "rtn w4a16 g32", "rtn w4a16 g64", "rtn w8a8 gch", "rtn w8a8 g32",
+                                           "rtn w8a8 g64", "rtn w8a16 gch", "rtn w8a16 g32", "rtn w8a16 g64"});
   CHECK(ids.size() == plan.runs.size());
   CHECK(plan.runs[4].get_int("quant.a_group_size") == 32);  // the default follows each swept group size
 }

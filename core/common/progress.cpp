@@ -35,7 +35,7 @@ void Progress::advance(std::int64_t n) {
   const auto now = std::chrono::steady_clock::now();
   const double since_print = std::chrono::duration<double>(now - last_print_).count();
   const int decile = total_ > 0 ? static_cast<int>(10 * done_ / total_) : 0;
-  if (tty_ ? since_print > 0.2 : (decile > last_decile_ || since_print > 30)) {
+  if (done_ < total_ && (tty_ ? since_print > 0.2 : (decile > last_decile_ || since_print > 30))) {
     last_decile_ = decile;
     last_print_ = now;
     print(false);

@@ -62,6 +62,7 @@ std::string ResolvedConfig::run_id(std::string_view code_version) const {
 }
 
 std::string ResolvedConfig::label() const {
+  if (get_string("quant.method") == "fp") return "fp";  // full precision ignores the bit-width keys
   const std::int64_t w_bits = get_int("quant.w_bits"), a_bits = get_int("quant.a_bits");
   const std::int64_t group = get_int("quant.group_size"), a_group = get_int("quant.a_group_size");
   auto group_text = [](std::int64_t size) { return size == 0 ? std::string("ch") : std::to_string(size); };
