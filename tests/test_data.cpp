@@ -73,8 +73,7 @@ TEST_CASE("data: the first evaluation story is story 1158 of the file, stripped"
   REQUIRE(!first_story.empty());
   CHECK(!std::isspace(static_cast<unsigned char>(first_story.front())));
   CHECK(!std::isspace(static_cast<unsigned char>(first_story.back())));
-  std::ifstream in(test::asset("data/text/tinystories/TinyStories-train.head2MiB.txt"), std::ios::binary);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = test::read_bytes(test::asset("data/text/tinystories/TinyStories-train.head2MiB.txt"));
   std::size_t at = 0;
   for (int s = 0; s < 1158; ++s) at = text.find("<|endoftext|>", at) + std::string("<|endoftext|>").size();
   CHECK(text.find(first_story, at) == text.find_first_not_of(" \t\r\n", at));

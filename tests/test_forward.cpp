@@ -53,10 +53,7 @@ TEST_CASE("200 greedy positions from BOS reproduce llama2.c run.c exactly") {
     text += test::stories_tokenizer().piece_text(prev, token, model.config.bos_id);
     prev = token;
   }
-  std::ifstream file(asset("reference/stories260K_greedy_n200_run.c.txt"), std::ios::binary);
-  std::stringstream expected;
-  expected << file.rdbuf();
-  CHECK(text + "\n" == expected.str());
+  CHECK(text + "\n" == test::read_bytes(asset("reference/stories260K_greedy_n200_run.c.txt")));
 }
 
 TEST_CASE("the llama2.c (.bin, interleaved RoPE) and HF (rotate-half) forms give the same logits") {

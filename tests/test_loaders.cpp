@@ -19,21 +19,14 @@
 using Catch::Matchers::Contains;
 using nlohmann::json;
 namespace fs = std::filesystem;
+using serq::test::read_bytes;
+using serq::test::write_bytes;
 
 namespace {
 
 const fs::path kBin = "models/stories260K/stories260K.bin";
 const fs::path kHfDir = "models/stories260K-hf";
 const fs::path kHfBf16Dir = "models/stories260K-hf-bf16";
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 // A scratch copy of stories260K-hf whose config.json went through `edit` (the weights are linked, not copied).
 fs::path hf_with_config(const std::string& name, const std::function<void(json&)>& edit) {

@@ -17,19 +17,12 @@
 using Catch::Matchers::Contains;
 using nlohmann::json;
 namespace fs = std::filesystem;
+using serq::test::read_bytes;
+using serq::test::write_bytes;
 
 namespace {
 
 const fs::path kHfDir = "models/stories260K-hf";
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 // Writes a safetensors file exactly as given (so a test can make the header lie): u64 length, header, data.
 void write_raw(const fs::path& path, const std::string& header, const std::string& data) {

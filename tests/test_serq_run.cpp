@@ -26,13 +26,7 @@ Output serq_run(const std::string& args, const std::filesystem::path& dir) {
   const std::string command = std::string(SERQ_BINARY_DIR) + "/serq-run " + args + " >" + out_file.string() + " 2>" +
                               err_file.string();
   const int status = std::system(command.c_str());
-  auto slurp = [](const std::filesystem::path& p) {
-    std::ifstream f(p);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out_file), slurp(err_file)};
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::read_bytes(out_file), test::read_bytes(err_file)};
 }
 
 std::filesystem::path write_config(const std::filesystem::path& dir, const std::string& yaml) {

@@ -20,9 +20,8 @@ const Tokenizer& tok512() {
 }
 
 std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  REQUIRE(std::filesystem::exists(path));
+  return test::read_bytes(path);
 }
 
 // The vocabulary strings of a llama2.c tokenizer.bin: i32 max_token_length, then per token f32 score, i32 length,
