@@ -1,0 +1,127 @@
+// Tests for MXFP4 fake quantization (core/quant/mxfp4.h): values worked out by hand from the OCP MX v1.0 spec in
+// the header, and the grid invariant (every output is X · an E2M1 value, the nearest one) on stories260K's weights.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/common/error.h"
+#include "core/quant/mxfp4.h"
+#include "tests/model_fixtures.h"
+
+namespace serq {
+namespace {
+
+const std::vector<float> kE2M1Magnitudes = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+
+std::vector<float> quantized(std::vector<float> x) {
+  mxfp4_fake_quant_block(x.data(), x.data(), static_cast<int>(x.size()));
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("mxfp4 block with amax 6 (X = 2^(2-2) = 1): grid values stay, ties go to the even mantissa") {
+  // amax = 6, floor(log2 6) = 2, X = 2^0 = 1, so each output is the E2M1 rounding of the input itself.
+  const std::vector<float> grid = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  CHECK(quantized(grid) == grid);
+  // Ties: 0.25 between 0 (000) and 0.5 (001) -> 0; 0.75 between 0.5 and 1 (010) -> 1; 1.25 between 1 and 1.5
+  // (011) -> 1; 1.75 between 1.5 and 2 (100) -> 2; 2.5 between 2 and 3 (101) -> 2; 3.5 between 3 and 4 (110)
+  // -> 4; 5 between 4 and 6 (111) -> 4. The 6 keeps amax (and X) fixed.
+  const std::vector<float> ties = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f};
+  CHECK(quantized(ties) == std::vector<float>{0.0f, 1.0f, 1.0f, 2.0f, 2.0f, 4.0f, 4.0f, 6.0f});
+  // Off-tie values go to the nearest: 0.3 -> 0.5, 1.3 -> 1.5, 2.6 -> 3, 4.9 -> 4, 5.1 -> 6.
+  CHECK(quantized({0.3f, 1.3f, 2.6f, 4.9f, 5.1f, 6.0f}) == std::vector<float>{0.5f, 1.5f, 3.0f, 4.0f, 6.0f, 6.0f});
+  // Negatives are symmetric (amax = |-6| = 6, X = 1).
+  CHECK(quantized({-0.25f, -0.75f, -1.25f, -1.75f, -2.5f, -3.5f, -5.0f, -6.0f}) ==
+        std::vector<float>{-0.0f, -1.0f, -1.0f, -2.0f, -2.0f, -4.0f, -4.0f, -6.0f});
+}
+
+TEST_CASE("mxfp4 scale: amax 7 saturates to 6, amax 0.3 uses X = 2^-4, amax 12 uses X = 2") {
+  // amax 7: floor(log2 7) = 2, X = 2^0 = 1, 7 / 1 = 7 > 6 saturates to 6; 6.5 likewise; 1 stays.
+  CHECK(quantized({7.0f, 6.5f, 1.0f, -7.0f}) == std::vector<float>{6.0f, 6.0f, 1.0f, -6.0f});
+  // amax 0.3: floor(log2 0.3) = -2 (0.25 <= 0.3 < 0.5), X = 2^(-2-2) = 1/16; 0.3 · 16 = 4.8 -> 4 -> 4/16 = 0.25;
+  // 0.1 · 16 = 1.6 -> 1.5 -> 0.09375; 0.01 · 16 = 0.16 -> 0 (a negative keeps its sign: -0).
+  const std::vector<float> small = quantized({0.3f, 0.1f, -0.01f});
+  CHECK(small == std::vector<float>{0.25f, 0.09375f, -0.0f});
+  CHECK(std::signbit(small[2]));
+  // amax 12: floor(log2 12) = 3, X = 2^1 = 2; 12 / 2 = 6 -> 12; 5 / 2 = 2.5 -> 2 (tie, even) -> 4; 1 / 2 -> 1.
+  CHECK(quantized({12.0f, 5.0f, 1.0f}) == std::vector<float>{12.0f, 4.0f, 1.0f});
+}
+
+TEST_CASE("mxfp4 all-zero and -0.0 blocks dequantize to +0") {
+  for (const float z : quantized({0.0f, 0.0f, 0.0f})) CHECK((z == 0.0f && !std::signbit(z)));
+  for (const float z : quantized({-0.0f, 0.0f, -0.0f})) CHECK((z == 0.0f && !std::signbit(z)));
+}
+
+TEST_CASE("mxfp4 tiny amax: the E8M0 exponent clamps at -127 and the block flushes to zero") {
+  // amax = 2^-140: floor(log2) - 2 = -142 is clamped to -127, X = 2^-127; 2^-140 / 2^-127 = 2^-13 -> 0.
+  const float tiny = std::ldexp(1.0f, -140);
+  for (const float z : quantized({tiny, tiny})) CHECK(z == 0.0f);
+  // amax = 2^-120: X = 2^-122, in range; 2^-120 / X = 4 -> 4, so the value survives exactly.
+  const float small = std::ldexp(1.0f, -120);
+  CHECK(quantized({small}) == std::vector<float>{small});
+}
+
+TEST_CASE("mxfp4 NaN/Inf in a block is a serq::Error, and rows errors name the row and columns") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_AS(quantized({1.0f, nan, 2.0f}), Error);
+  CHECK_THROWS_AS(quantized({nan}), Error);
+  CHECK_THROWS_AS(quantized({-inf, 1.0f}), Error);
+  Matrix m = Matrix::Ones(2, 40);
+  m(1, 35) = nan;
+  CHECK_THROWS_WITH(mxfp4_fake_quant_rows(m), Catch::Contains("row 1, columns 32..39") && Catch::Contains("NaN/Inf"));
+  CHECK_THROWS_WITH(mxfp4_fake_quant_rows(m, 0), Catch::Contains("block size 0"));
+}
+
+TEST_CASE("mxfp4 rows, K = 172: the last block of 12 uses its own scale") {
+  // Blocks are columns 0..31, ..., 128..159 and 160..171. Columns 0..159 hold 0.3 with one 6 per block (X = 1,
+  // 0.3 -> 0.5); the last 12 hold 0.3 (X = 1/16, 0.3 -> 0.25). One shared scale over the row would give 0.5.
+  Matrix m = Matrix::Constant(1, 172, 0.3f);
+  for (int block = 0; block < 5; ++block) m(0, block * 32) = 6.0f;
+  mxfp4_fake_quant_rows(m);
+  for (int col = 0; col < 160; ++col) CHECK(m(0, col) == (col % 32 == 0 ? 6.0f : 0.5f));
+  for (int col = 160; col < 172; ++col) CHECK(m(0, col) == 0.25f);
+}
+
+TEST_CASE("mxfp4 bits per weight: 4 per element plus 8 per block") {
+  CHECK(mxfp4_bits_per_weight(1, 64) == Approx((64 * 4 + 2 * 8) / 64.0));  // = 4.25
+  CHECK(mxfp4_bits_per_weight(1, 64) == Approx(4.25));
+  CHECK(mxfp4_bits_per_weight(64, 172) == Approx((172 * 4 + 6 * 8) / 172.0));  // 6 blocks, the last one of 12
+  CHECK(mxfp4_bits_per_weight(3, 10) == Approx((10 * 4 + 8) / 10.0));  // one short block
+}
+
+TEST_CASE("mxfp4 on stories260K down_proj: every output is X · the nearest E2M1 value of its block") {
+  const Matrix w = test::stories_model("stories260K-hf").layers[0].down_proj.weight;  // 64 × 172
+  REQUIRE(w.cols() == 172);
+  Matrix q = w;
+  mxfp4_fake_quant_rows(q);
+  int nonzero = 0;
+  for (Eigen::Index row = 0; row < w.rows(); ++row) {
+    for (Eigen::Index start = 0; start < w.cols(); start += 32) {
+      const Eigen::Index end = std::min<Eigen::Index>(start + 32, w.cols());
+      float amax = 0.0f;
+      for (Eigen::Index col = start; col < end; ++col) amax = std::max(amax, std::abs(w(row, col)));
+      REQUIRE(amax > 0.0f);
+      const float scale = std::ldexp(1.0f, std::ilogb(amax) - 2);
+      for (Eigen::Index col = start; col < end; ++col) {
+        const float element = q(row, col) / scale;
+        const float target = std::abs(w(row, col)) / scale;
+        INFO("row " << row << " col " << col << " w " << w(row, col) << " q " << q(row, col));
+        CHECK(std::find(kE2M1Magnitudes.begin(), kE2M1Magnitudes.end(), std::abs(element)) != kE2M1Magnitudes.end());
+        CHECK((element == 0.0f || std::signbit(element) == std::signbit(w(row, col))));
+        float best = 1e30f;  // the nearest E2M1 distance; the chosen one must match it
+        for (const float g : kE2M1Magnitudes) best = std::min(best, std::abs(g - target));
+        CHECK(std::abs(std::abs(element) - target) == best);
+        nonzero += element != 0.0f;
+      }
+    }
+  }
+  CHECK(nonzero > w.size() / 2);
+}
+
+}  // namespace serq
