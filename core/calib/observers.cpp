@@ -1,0 +1,64 @@
+// Calibration observers: running per-channel statistics of linear inputs, finalized and checked by name.
+#include "core/calib/observers.h"
+
+#include <cmath>
+
+#include "core/common/error.h"
+#include "core/common/progress.h"
+
+namespace serq {
+
+CalibrationObserver::CalibrationObserver(StatsRequest request) : request_(std::move(request)) {}
+
+void CalibrationObserver::observe(const QuantLinear& layer, const Matrix& input) {
+  if (!request_.layers.contains(layer.name)) return;
+  ChannelStats& s = stats_[layer.name];
+  const Eigen::Index d = input.cols();
+  if (s.tokens == 0) {
+    s.abs_max = Eigen::VectorXf::Zero(d);
+    s.mean_abs = Eigen::VectorXd::Zero(d);  // holds the sum of |x| until finish()
+    if (request_.hessian) s.hessian = Eigen::MatrixXd::Zero(d, d);
+  }
+  // NaN propagates through the max so that finish() reports it.
+  s.abs_max = s.abs_max.array().max(input.cwiseAbs().colwise().maxCoeff().transpose().array()).matrix();
+  for (Eigen::Index j = 0; j < d; ++j) {
+    if (std::isnan(input.col(j).sum())) s.abs_max[j] = std::numeric_limits<float>::quiet_NaN();
+  }
+  s.mean_abs += input.cwiseAbs().colwise().sum().transpose().cast<double>();
+  if (request_.hessian) {
+    const Matrix xtx = input.transpose() * input;  // float GEMM, accumulated in double across batches
+    s.hessian += xtx.cast<double>();
+  }
+  s.tokens += input.rows();
+}
+
+std::map<std::string, ChannelStats> CalibrationObserver::finish() {
+  for (const std::string& name : request_.layers) {
+    SERQ_CHECK(stats_.contains(name), "calibration: layer {} was never run; check the layer name", name);
+  }
+  for (auto& [name, s] : stats_) {
+    s.mean_abs /= static_cast<double>(s.tokens);
+    for (Eigen::Index j = 0; j < s.abs_max.size(); ++j) {
+      SERQ_CHECK(std::isfinite(s.abs_max[j]), "calibration: {} input channel {} has NaN/Inf values; check the model "
+                 "weights and the calibration data", name, j);
+      SERQ_CHECK(s.abs_max[j] > 0.0f, "calibration: {} input channel {} is zero on every calibration token, so no "
+                 "scale can be derived from it; use more or different calibration samples", name, j);
+    }
+  }
+  return std::move(stats_);
+}
+
+std::map<std::string, ChannelStats> collect_calibration_stats(const Model& model,
+                                                              const std::vector<std::vector<int>>& samples,
+                                                              const StatsRequest& request) {
+  CalibrationObserver observer(request);
+  Progress progress("calibration", static_cast<std::int64_t>(samples.size()), "samples");
+  for (const std::vector<int>& sample : samples) {
+    forward_hidden(model, sample, 1, static_cast<int>(sample.size()), nullptr, &observer);
+    progress.advance(1);
+  }
+  progress.finish();
+  return observer.finish();
+}
+
+}  // namespace serq

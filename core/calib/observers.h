@@ -1,0 +1,49 @@
+// Calibration statistics of linear-layer inputs: per-channel abs-max, per-channel mean |x|, and the Hessian XᵀX
+// (for GPTQ). Collected by running the model over calibration samples with an observer on every linear input,
+// only for the layers that ask for them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "core/model/forward.h"
+
+namespace serq {
+
+struct ChannelStats {
+  Eigen::VectorXf abs_max;   // max |x_j| over calibration tokens (d_in)
+  Eigen::VectorXd mean_abs;  // mean |x_j| over calibration tokens (d_in)
+  Eigen::MatrixXd hessian;   // Σ xᵀx over tokens (d_in × d_in); empty unless requested
+  std::int64_t tokens = 0;
+};
+
+struct StatsRequest {
+  std::set<std::string> layers;  // linear names, e.g. "layers.0.mlp.down_proj"
+  bool hessian = false;
+};
+
+// Accumulates ChannelStats for the requested layers as the forward pass runs.
+class CalibrationObserver final : public LinearInputObserver {
+ public:
+  explicit CalibrationObserver(StatsRequest request);
+  void observe(const QuantLinear& layer, const Matrix& input) override;
+  // Finalizes the means and checks every channel: an all-zero or non-finite channel is a serq::Error naming the
+  // layer and channel (a scale derived from it would be 0 or NaN).
+  std::map<std::string, ChannelStats> finish();
+
+ private:
+  StatsRequest request_;
+  std::map<std::string, ChannelStats> stats_;
+};
+
+// Runs the model over the samples (each one sequence, all of equal length) and returns the requested statistics.
+std::map<std::string, ChannelStats> collect_calibration_stats(const Model& model,
+                                                              const std::vector<std::vector<int>>& samples,
+                                                              const StatsRequest& request);
+
+}  // namespace serq
