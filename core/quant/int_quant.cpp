@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/common/error.h"
+#include "core/quant/row_groups.h"
 
 namespace serq {
 namespace {
@@ -85,18 +86,9 @@ void fake_quant_rows(Matrix& m, const QuantSpec& spec) {
   if (!spec.enabled()) return;
   const Eigen::Index cols = m.cols();
   const Eigen::Index group = spec.group_size > 0 ? std::min<Eigen::Index>(spec.group_size, cols) : cols;
-  Eigen::Index row = 0, start = 0;
-  try {
-    for (row = 0; row < m.rows(); ++row) {
-      float* data = m.row(row).data();
-      for (start = 0; start < cols; start += group) {
-        const int n = static_cast<int>(std::min(group, cols - start));
-        fake_quant_group(data + start, data + start, n, spec.bits, spec.symmetric);
-      }
-    }
-  } catch (const Error& e) {
-    fail("row {}, columns {}..{}: {}", row, start, std::min(start + group, cols) - 1, e.what());
-  }
+  for_each_row_group(m, group, [&](float* values, int n) {
+    fake_quant_group(values, values, n, spec.bits, spec.symmetric);
+  });
 }
 
 double bits_per_weight(const QuantSpec& spec, std::int64_t rows, std::int64_t cols) {

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/common/error.h"
+#include "core/quant/row_groups.h"
 
 namespace serq {
 namespace {
@@ -51,20 +52,8 @@ void mxfp4_fake_quant_block(const float* x, float* y, int n) {
 
 void mxfp4_fake_quant_rows(Matrix& m, int block_size) {
   SERQ_CHECK(block_size >= 1, "mxfp4: block size {} is not positive; use 32, the OCP MX block size", block_size);
-  const Eigen::Index cols = m.cols();
-  const Eigen::Index block = block_size;
-  Eigen::Index row = 0, start = 0;
-  try {
-    for (row = 0; row < m.rows(); ++row) {
-      float* data = m.row(row).data();
-      for (start = 0; start < cols; start += block) {
-        const int n = static_cast<int>(std::min(block, cols - start));
-        mxfp4_fake_quant_block(data + start, data + start, n);
-      }
-    }
-  } catch (const Error& e) {
-    fail("row {}, columns {}..{}: {}", row, start, std::min(start + block, cols) - 1, e.what());
-  }
+  for_each_row_group(m, std::min<Eigen::Index>(block_size, m.cols()),
+                     [](float* values, int n) { mxfp4_fake_quant_block(values, values, n); });
 }
 
 double mxfp4_bits_per_weight(std::int64_t rows, std::int64_t cols, int block_size) {
