@@ -75,3 +75,10 @@ TEST_CASE("asking for a layer the model does not have is an error") {
                                               {{"layers.9.mlp.up_proj"}, false}),
                     Catch::Contains("layers.9.mlp.up_proj"));
 }
+
+TEST_CASE("a NaN calibration channel is reported by layer and channel") {
+  Model model = test::stories_model("stories260K-hf");
+  model.layers[3].attn_norm[7] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH(collect_calibration_stats(model, samples(), {{"layers.3.self_attn.v_proj"}, false}),
+                    Catch::Contains("layers.3.self_attn.v_proj input channel 7 has NaN/Inf"));
+}

@@ -2,6 +2,7 @@
 #include "core/calib/observers.h"
 
 #include <cmath>
+#include <limits>
 
 #include "core/common/error.h"
 #include "core/common/progress.h"
@@ -19,10 +20,12 @@ void CalibrationObserver::observe(const QuantLinear& layer, const Matrix& input)
     s.mean_abs = Eigen::VectorXd::Zero(d);  // holds the sum of |x| until finish()
     if (request_.hessian) s.hessian = Eigen::MatrixXd::Zero(d, d);
   }
-  // NaN propagates through the max so that finish() reports it.
+  // max() drops NaN, so NaN channels are marked explicitly for finish() to report.
   s.abs_max = s.abs_max.array().max(input.cwiseAbs().colwise().maxCoeff().transpose().array()).matrix();
-  for (Eigen::Index j = 0; j < d; ++j) {
-    if (std::isnan(input.col(j).sum())) s.abs_max[j] = std::numeric_limits<float>::quiet_NaN();
+  if (input.hasNaN()) {  // rare: find the channels, so finish() can name them
+    for (Eigen::Index j = 0; j < d; ++j) {
+      if (input.col(j).hasNaN()) s.abs_max[j] = std::numeric_limits<float>::quiet_NaN();
+    }
   }
   s.mean_abs += input.cwiseAbs().colwise().sum().transpose().cast<double>();
   if (request_.hessian) {
