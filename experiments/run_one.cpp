@@ -61,7 +61,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const TokenStream& stream = assets.dataset(dataset_name, tokenizer_file, model.config.bos_id);
   const auto windows = eval_windows(stream, seq_len, static_cast<int>(config.get_int("eval.max_windows")));
 
-  const MethodReport report = method->quantize(model, params);
+  const MethodReport report = method->quantize(model, params, Calibration{});
   const PerplexityResult ppl = evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()));
 
   const BuildInfo build = build_info();

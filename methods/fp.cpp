@@ -3,6 +3,6 @@
 
 namespace serq {
 
-MethodReport FullPrecision::quantize(Model&, const QuantParams&) const { return MethodReport{}; }
+MethodReport FullPrecision::quantize(Model&, const QuantParams&, const Calibration&) const { return MethodReport{}; }
 
 }  // namespace serq

@@ -1,12 +1,34 @@
-// Helpers shared by the methods.
+// Helpers shared by the methods: which layers to quantize, calibration lookup, the report of a quantized model.
 #include "methods/method.h"
 
+#include "core/common/error.h"
+
 namespace serq {
+
+const ChannelStats& Calibration::at(const std::string& layer) const {
+  const auto found = stats.find(layer);
+  SERQ_CHECK(found != stats.end(), "{}: no calibration statistics were collected for this layer (a bug: the method "
+             "must say what it needs in needs_activation_stats())", layer);
+  return found->second;
+}
 
 std::vector<QuantLinear*> layers_to_quantize(Model& model, const QuantParams& params) {
   std::vector<QuantLinear*> layers = model.linears();
   if (!params.quantize_lm_head) layers.pop_back();  // lm_head is last in forward order
   return layers;
+}
+
+MethodReport summarize(const std::vector<QuantLinear*>& layers, std::chrono::steady_clock::time_point start) {
+  MethodReport report;
+  double bits = 0.0;
+  for (const QuantLinear* layer : layers) {
+    bits += layer->storage_bits();
+    report.quantized_weights += static_cast<std::int64_t>(layer->weight.size());
+    report.extra_parameters += layer->extra_parameters();
+  }
+  if (report.quantized_weights > 0) report.bits_per_weight = bits / static_cast<double>(report.quantized_weights);
+  report.quantize_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
 }
 
 }  // namespace serq

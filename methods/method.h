@@ -1,20 +1,46 @@
-// The method interface: a method is an offline transform of a full-precision Model into QuantLinear layers.
+// The method interface: a method is an offline transform of a full-precision Model into QuantLinear layers, given
+// the calibration statistics it asked for.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "core/calib/observers.h"
 #include "core/model/model.h"
+#include "core/quant/gptq.h"
 #include "core/quant/int_quant.h"
 
 namespace serq {
 
-// What every method is asked for, resolved from the run config.
+enum class WeightQuantizerKind { rtn, gptq };
+
+// What every method is asked for, resolved from the run config. The method-specific fields are read only by the
+// methods that list their config key in Method::parameters().
 struct QuantParams {
-  QuantSpec weight;               // bits 16 = keep weights in full precision
-  QuantSpec activation;           // bits 16 = keep activations in full precision
+  QuantSpec weight;               // bits 16 = keep weights in full precision; format int or mxfp4
+  QuantSpec activation;           // bits 16 = keep activations in full precision; same format as weight
   bool quantize_lm_head = false;  // PTQ papers keep the head in full precision
+  WeightQuantizerKind weight_quantizer = WeightQuantizerKind::rtn;  // quant.weight_quantizer
+  GptqOptions gptq;                                                 // gptq.*
+
+  int rank = 0;                       // quant.rank: salient channels (serq) or factor rank (lorc, lqer, l2qer)
+  double alpha = 0.5;                 // quant.alpha: SmoothQuant migration strength, in [0, 1]
+  int factor_bits = 8;                // quant.factor_bits: A and B of lqer/l2qer (16 = full precision)
+  bool requant_intermediate = true;   // quant.requant_intermediate: lqer/l2qer re-quantize Xq·Aᵀ per token
+  bool paper_residual_order = false;  // quant.residual_order: serq "paper" (main = Q(W), R = Q(error)) vs "code"
+  std::uint64_t seed = 0;             // quant.seed: random rotations (quarot)
+};
+
+// Calibration statistics of every layer's input, on the full-precision model (core/calib/observers.h).
+struct Calibration {
+  std::map<std::string, ChannelStats> stats;  // by linear name; empty when the method needs none
+  double seconds = 0.0;
+  // The statistics of one layer; a serq::Error naming the layer when they were not collected.
+  const ChannelStats& at(const std::string& layer) const;
 };
 
 // What a method reports about the model it produced.
@@ -30,10 +56,21 @@ class Method {
   virtual ~Method() = default;
   virtual std::string name() const = 0;
   virtual std::string describe() const = 0;  // one line for --help and tables
-  virtual MethodReport quantize(Model& model, const QuantParams& params) const = 0;
+  // The method-specific config keys it reads, e.g. {"quant.rank"}; setting one for a method that does not list it
+  // is a config error.
+  virtual std::vector<std::string> parameters() const { return {}; }
+  // Whether quantize() reads per-channel activation statistics (abs-max, mean |x|) from the calibration.
+  virtual bool needs_activation_stats() const { return false; }
+  // Whether the method quantizes weights at all (fp does not), so quant.weight_quantizer applies to it.
+  virtual bool quantizes() const { return true; }
+  virtual MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const = 0;
 };
 
 // The linear layers a method quantizes: every decoder linear, plus lm_head if asked.
 std::vector<QuantLinear*> layers_to_quantize(Model& model, const QuantParams& params);
+
+// The report of quantized layers: bits per weight from QuantLinear::storage_bits, their weights and correction
+// parameters, and the time since `start`.
+MethodReport summarize(const std::vector<QuantLinear*>& layers, std::chrono::steady_clock::time_point start);
 
 }  // namespace serq

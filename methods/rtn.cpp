@@ -1,25 +1,19 @@
-// `rtn`: fake-quantizes each weight in place and attaches the dynamic activation quantizer.
+// `rtn`: quantizes each weight in place with the run's weight quantizer (RTN by default, or GPTQ) and attaches the
+// dynamic activation quantizer. No input transform, no correction.
 #include "methods/rtn.h"
 
-#include <chrono>
+#include "methods/weight_quantizer.h"
 
 namespace serq {
 
-MethodReport RoundToNearest::quantize(Model& model, const QuantParams& params) const {
+MethodReport RoundToNearest::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
   const auto start = std::chrono::steady_clock::now();
-  MethodReport report;
-  double bits = 0.0;
-  for (QuantLinear* layer : layers_to_quantize(model, params)) {
-    if (params.weight.enabled()) fake_quant_rows(layer->weight, params.weight);
-    layer->weight_quant = params.weight;
+  const std::vector<QuantLinear*> layers = layers_to_quantize(model, params);
+  for (QuantLinear* layer : layers) {
+    quantize_main_weight(*layer, params, calibration);
     layer->act_quant = params.activation;
-    const std::int64_t n = layer->weight.size();
-    bits += bits_per_weight(params.weight, layer->d_out(), layer->d_in()) * static_cast<double>(n);
-    report.quantized_weights += n;
   }
-  report.bits_per_weight = report.quantized_weights ? bits / static_cast<double>(report.quantized_weights) : 32.0;
-  report.quantize_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return report;
+  return summarize(layers, start);
 }
 
 }  // namespace serq

@@ -1,4 +1,4 @@
-// `rtn`: round-to-nearest INT weights (per channel or group) and dynamic INT activations (per token or group).
+// `rtn`: round-to-nearest weights (per channel or group) and dynamic activations (per token or group), INT or MXFP4.
 #pragma once
 
 #include "methods/method.h"
@@ -8,8 +8,8 @@ namespace serq {
 class RoundToNearest final : public Method {
  public:
   std::string name() const override { return "rtn"; }
-  std::string describe() const override { return "round-to-nearest INT weights and dynamic per-token activations"; }
-  MethodReport quantize(Model& model, const QuantParams& params) const override;
+  std::string describe() const override { return "round-to-nearest weights and dynamic per-token activations"; }
+  MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const override;
 };
 
 }  // namespace serq

@@ -17,7 +17,7 @@ double rtn_ppl(int w_bits, int a_bits) {
   QuantParams params;
   params.weight = {w_bits, true, 32};
   params.activation = {a_bits, false, 32};
-  RoundToNearest().quantize(model, params);
+  RoundToNearest().quantize(model, params, Calibration{});
   return evaluate_perplexity(model, eval_windows(test::tinystories("tinystories-eval"), 512, 0), 8).ppl;
 }
 
@@ -41,7 +41,7 @@ TEST_CASE("RTN reports the bits per weight of its format, the head kept in full 
   QuantParams params;
   params.weight = {4, true, 32};
   params.activation = {4, false, 32};
-  const MethodReport report = RoundToNearest().quantize(model, params);
+  const MethodReport report = RoundToNearest().quantize(model, params, Calibration{});
   // All decoder linears: 5 layers × (64·64·2 + 32·64·2 + 64·172·3) weights; lm_head excluded.
   CHECK(report.quantized_weights == 5 * (64 * 64 * 2 + 32 * 64 * 2 + 64 * 172 * 3));
   CHECK(report.bits_per_weight > 4.5);  // 4 + 16/32, plus the shorter last group of the 172-wide down_proj

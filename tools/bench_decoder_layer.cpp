@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   serq::QuantParams w4a4;
   w4a4.weight = {4, true, 128};
   w4a4.activation = {4, false, 128};
-  serq::RoundToNearest().quantize(model, w4a4);
+  serq::RoundToNearest().quantize(model, w4a4, serq::Calibration{});
   const double quant_seconds = median_seconds(repeats, run_layer);
 
   const serq::BuildInfo info = serq::build_info();

@@ -1,4 +1,5 @@
-// QuantLinear::forward on the CPU: dynamic activation fake quantization on a copy of X, then one GEMM.
+// QuantLinear on the CPU: input transform and dynamic activation fake quantization on a copy of X, then GEMMs
+// for the main weight and the correction path.
 #include "core/linear/quant_linear.h"
 
 #include "core/backend/cpu/gemm.h"
@@ -6,21 +7,93 @@
 
 namespace serq {
 
+void InputTransform::apply(Matrix& x) const {
+  if (scale.size() > 0) {
+    SERQ_CHECK(scale.size() == x.cols(), "input scale has {} channels, the input {}", scale.size(), x.cols());
+    x.array().rowwise() /= scale.transpose().array();
+  }
+  if (!order.empty()) {
+    SERQ_CHECK(static_cast<Eigen::Index>(order.size()) == x.cols(), "input order has {} channels, the input {}",
+               order.size(), x.cols());
+    Matrix permuted(x.rows(), x.cols());
+    for (Eigen::Index j = 0; j < x.cols(); ++j) permuted.col(j) = x.col(order[static_cast<std::size_t>(j)]);
+    x.swap(permuted);
+  }
+  if (rotation.enabled()) rotation.apply(x);
+}
+
+Eigen::MatrixXd InputTransform::transform_gram(const Eigen::MatrixXd& gram) const {
+  // T̂ = D⁻¹ P R, so T̂ᵀ H T̂ = Rᵀ Pᵀ D⁻¹ H D⁻¹ P R: divide by s_i s_j, permute, then rotate both sides.
+  Eigen::MatrixXd h = gram;
+  if (scale.size() > 0) {
+    const Eigen::VectorXd inv = scale.cast<double>().cwiseInverse();
+    h = inv.asDiagonal() * h * inv.asDiagonal();
+  }
+  if (!order.empty()) {
+    const Eigen::Index d = h.rows();
+    Eigen::MatrixXd permuted(d, d);
+    for (Eigen::Index i = 0; i < d; ++i)
+      for (Eigen::Index j = 0; j < d; ++j) permuted(i, j) = h(order[i], order[j]);
+    h.swap(permuted);
+  }
+  if (rotation.enabled()) {
+    const Eigen::MatrixXd r = rotation.dense(static_cast<int>(h.rows())).cast<double>();
+    h = r.transpose() * h * r;
+  }
+  return h;
+}
+
 void QuantLinear::forward(const Matrix& x, Matrix& y) const {
   SERQ_CHECK(x.cols() == weight.cols(),
              "{}: the input has {} columns but the layer takes d_in = {} (a shape bug in the caller)", name, x.cols(),
              weight.cols());
-  if (!act_quant.enabled()) {
+  if (input.empty() && !act_quant.enabled() && low_rank.rank() == 0 && salient.rank() == 0) {
     gemm_xwt(x, weight, y);
     return;
   }
   Matrix xq = x;
   try {
+    input.apply(xq);
     fake_quant_rows(xq, act_quant);
   } catch (const Error& e) {
     fail("{}: {}", name, e.what());
   }
   gemm_xwt(xq, weight, y);
+  if (low_rank.rank() > 0) {
+    Matrix t, correction;
+    gemm_xwt(xq, low_rank.a, t);
+    try {
+      fake_quant_rows(t, low_rank.intermediate_quant);
+    } catch (const Error& e) {
+      fail("{}: intermediate X·Aᵀ: {}", name, e.what());
+    }
+    gemm_xwt(t, low_rank.b, correction);
+    y += correction;
+  }
+  if (salient.rank() > 0) {
+    const Matrix head = xq.leftCols(salient.rank());
+    Matrix correction;
+    gemm_xwt(head, salient.r, correction);
+    y += correction;
+  }
+}
+
+double QuantLinear::storage_bits() const {
+  double bits = bits_per_weight(weight_quant, d_out(), d_in()) * static_cast<double>(weight.size());
+  if (low_rank.rank() > 0) {
+    bits += bits_per_weight(low_rank.factor_quant, low_rank.a.rows(), low_rank.a.cols()) *
+            static_cast<double>(low_rank.a.size());
+    bits += bits_per_weight(low_rank.factor_quant, low_rank.b.rows(), low_rank.b.cols()) *
+            static_cast<double>(low_rank.b.size());
+  }
+  if (salient.rank() > 0) {
+    bits += bits_per_weight(salient.quant, salient.r.rows(), salient.r.cols()) * static_cast<double>(salient.r.size());
+  }
+  return bits;
+}
+
+std::int64_t QuantLinear::extra_parameters() const {
+  return static_cast<std::int64_t>(low_rank.a.size() + low_rank.b.size() + salient.r.size());
 }
 
 }  // namespace serq

@@ -1,28 +1,80 @@
 // QuantLinear: the one runtime form of every linear layer of the model, quantized or not.
 //
-// Y = Q_a(X) · Wᵀ, with W (d_out × d_in) as in core/common/matrix.h. Methods are offline transforms that
-// produce QuantLinear layers; the backends only run this form. Today it holds an activation quantizer and a
-// (fake-quantized) weight; later stages add an input transform and a correction path here, not in a method.
+// W is (d_out × d_in) as in core/common/matrix.h, and a layer computes, for X (tokens × d_in):
+//   X̂  = T(X)                     input transform: X·diag(s)⁻¹, then a column permutation, then X·R (orthogonal)
+//   Xq = Q_a(X̂)                   dynamic activation quantizer (per token or per group)
+//   Y  = Xq · Wᵀ                  main weight, already transformed to the X̂ basis and fake-quantized
+//      + Q_i(Xq · Aᵀ) · Bᵀ        two-factor correction (LoRC/LQER/L2QER): A (k × d_in), B (d_out × k), with an
+//                                 optional re-quantization Q_i of the intermediate
+//      + Xq[:, :r] · Rᵀ           SERQ's correction: R (d_out × r) on the first r (most salient) channels of Xq
+// At most one correction path is present. Methods are offline transforms that produce this form; the backends run
+// it and never know which method made it. Folding a transform into the previous operation (core/linear/fold.h) is
+// an optimization of this form that keeps its outputs.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/common/matrix.h"
+#include "core/linear/rotation.h"
 #include "core/quant/int_quant.h"
 
 namespace serq {
 
+// The input transform T: X̂ = ((X · diag(scale)⁻¹)[:, order]) · R. Each part is optional (empty = absent).
+struct InputTransform {
+  Vector scale;              // s (d_in): column j of X is divided by s_j (SmoothQuant, SERQ flattening)
+  std::vector<int> order;    // X̂[:, j] = X[:, order[j]] (SERQ's saliency order); a permutation of 0..d_in-1
+  InputRotation rotation;    // applied last (QuaRot's online Hadamard)
+
+  bool empty() const { return scale.size() == 0 && order.empty() && !rotation.enabled(); }
+  // x ← T(x) in place.
+  void apply(Matrix& x) const;
+  // The Gram matrix of T(X) from that of X (d_in × d_in): Ĥ = Tᵀ H T with T the matrix of the transform, so GPTQ
+  // can use the Hessian of the inputs a transformed layer really sees.
+  Eigen::MatrixXd transform_gram(const Eigen::MatrixXd& gram) const;
+};
+
+// Two factors, W ≈ W_main + B·A: Y += Q_i(Xq · Aᵀ) · Bᵀ.
+struct LowRankCorrection {
+  Matrix a;                     // A (k × d_in), fake-quantized with factor_quant
+  Matrix b;                     // B (d_out × k), fake-quantized with factor_quant
+  QuantSpec factor_quant;       // how A and B were quantized (bits 16 = kept in full precision); for accounting
+  QuantSpec intermediate_quant; // dynamic re-quantization of Xq·Aᵀ (per token); bits 16 = none
+
+  int rank() const { return static_cast<int>(a.rows()); }
+};
+
+// SERQ's single matrix: Y += Xq[:, :r] · Rᵀ with R (d_out × r), fake-quantized with quant.
+struct SalientCorrection {
+  Matrix r;
+  QuantSpec quant;  // how R was quantized (symmetric per row over its r columns by default); for accounting
+
+  int rank() const { return static_cast<int>(r.cols()); }
+};
+
 struct QuantLinear {
-  std::string name;     // stable, e.g. "layers.3.mlp.down_proj" or "lm_head"
-  Matrix weight;        // (d_out × d_in); holds dequantized values once the weight is quantized
-  QuantSpec act_quant;  // dynamic activation quantizer on the input rows; bits = 16 means none
+  std::string name;        // stable, e.g. "layers.3.mlp.down_proj" or "lm_head"
+  Matrix weight;           // main weight (d_out × d_in) in the X̂ basis; dequantized values once quantized
+  InputTransform input;    // T
+  QuantSpec act_quant;     // dynamic activation quantizer on the rows of X̂; bits = 16 means none
   QuantSpec weight_quant;  // how `weight` was quantized (bits = 16: full precision); for accounting
+  LowRankCorrection low_rank;  // present when low_rank.rank() > 0
+  SalientCorrection salient;   // present when salient.rank() > 0
+  std::string transform;   // what the method built, for result files, e.g. "rotation hadamard(64); online ..."
 
   int d_in() const { return static_cast<int>(weight.cols()); }
   int d_out() const { return static_cast<int>(weight.rows()); }
 
-  // Y (rows × d_out) = Q_a(X) · Wᵀ for X (rows × d_in). Y is resized as needed.
+  // Y (rows × d_out) for X (rows × d_in), as in the formula above. Y is resized as needed.
   void forward(const Matrix& x, Matrix& y) const;
+
+  // Storage in bits: the main weight (codes and group scales, bits_per_weight of weight_quant) plus the correction
+  // factors in their formats. Input scales and permutations are not counted: folded, they cost nothing.
+  double storage_bits() const;
+  // Parameters of the correction path (A and B, or R).
+  std::int64_t extra_parameters() const;
 };
 
 }  // namespace serq

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/common/error.h"
+#include "core/quant/mxfp4.h"
 #include "core/quant/row_groups.h"
 
 namespace serq {
@@ -68,6 +69,12 @@ void validate(const QuantSpec& spec, const std::string& what) {
              "{}: {} bits is out of range; use 2..8, or 16 for full precision", what, spec.bits);
   SERQ_CHECK(spec.group_size >= 0, "{}: group size {} is negative; use a group size >= 1, or 0 for one group per row",
              what, spec.group_size);
+  if (spec.format == NumberFormat::mxfp4 && spec.enabled()) {
+    SERQ_CHECK(spec.bits == 4, "{}: MXFP4 elements are 4 bits (E2M1), not {}; use 4 bits with quant.format: mxfp4",
+               what, spec.bits);
+    SERQ_CHECK(spec.group_size >= 1, "{}: MXFP4 shares one scale per block of channels; set a block size (32 in the "
+               "OCP spec) instead of one group per row", what);
+  }
 }
 
 void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric) {
@@ -84,6 +91,10 @@ void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric)
 
 void fake_quant_rows(Matrix& m, const QuantSpec& spec) {
   if (!spec.enabled()) return;
+  if (spec.format == NumberFormat::mxfp4) {
+    mxfp4_fake_quant_rows(m, spec.group_size);
+    return;
+  }
   const Eigen::Index cols = m.cols();
   const Eigen::Index group = spec.group_size > 0 ? std::min<Eigen::Index>(spec.group_size, cols) : cols;
   for_each_row_group(m, group, [&](float* values, int n) {
@@ -94,6 +105,7 @@ void fake_quant_rows(Matrix& m, const QuantSpec& spec) {
 double bits_per_weight(const QuantSpec& spec, std::int64_t rows, std::int64_t cols) {
   assert(rows > 0 && cols > 0);
   if (!spec.enabled()) return 16.0;
+  if (spec.format == NumberFormat::mxfp4) return mxfp4_bits_per_weight(rows, cols, spec.group_size);
   const std::int64_t group = spec.group_size > 0 ? std::min<std::int64_t>(spec.group_size, cols) : cols;
   const std::int64_t groups_per_row = (cols + group - 1) / group;
   const std::int64_t per_group = 16 + (spec.symmetric ? 0 : spec.bits);

@@ -1,4 +1,5 @@
-// Integer fake quantization (quantize, then dequantize, in float) for weights and activations.
+// Fake quantization (quantize, then dequantize, in float) for weights and activations: QuantSpec names a format
+// (INT-b here, or MXFP4 from core/quant/mxfp4.h) and fake_quant_rows / bits_per_weight dispatch on it.
 //
 // A row of a matrix is cut into groups of `group_size` consecutive columns (input channels); the last group
 // is shorter where group_size does not divide the row. group_size = 0 means one group per row: per output
@@ -21,29 +22,37 @@
 
 namespace serq {
 
-struct QuantSpec {
-  int bits = 16;           // 2..8; 16 means "not quantized"
-  bool symmetric = true;
-  int group_size = 0;      // >= 1, or 0 for one group per row
-
-  bool enabled() const { return bits < 16; }
-  std::string describe() const;  // e.g. "int4-sym-g32", "int8-asym-row", "fp"
+enum class NumberFormat {
+  integer,  // INT-b, symmetric or asymmetric, per row or per group (this header)
+  mxfp4,    // OCP MX v1.0 E2M1 elements with an E8M0 scale per block of group_size (core/quant/mxfp4.h); bits = 4
 };
 
-// Throws serq::Error if bits is not in 2..8 or 16, or group_size < 0. `what` names the config key (or the
-// quantizer) at the start of the one-line message, e.g. "quant.w_bits: 9 bits is out of range; use 2..8, ...".
+struct QuantSpec {
+  int bits = 16;           // 2..8; 16 means "not quantized"
+  bool symmetric = true;   // integer only; MXFP4 is symmetric by construction
+  int group_size = 0;      // >= 1, or 0 for one group per row (integer only; MXFP4 needs a block size >= 1)
+  NumberFormat format = NumberFormat::integer;
+
+  bool enabled() const { return bits < 16; }
+  std::string describe() const;  // e.g. "int4-sym-g32", "int8-asym-row", "mxfp4-g32", "fp"
+};
+
+// Throws serq::Error if bits is not in 2..8 or 16, or group_size < 0, or an MXFP4 spec is not 4 bits with a block
+// size >= 1. `what` names the config key (or the quantizer) at the start of the one-line message, e.g.
+// "quant.w_bits: 9 bits is out of range; use 2..8, ...".
 void validate(const QuantSpec& spec, const std::string& what);
 
 // Fake-quantizes n >= 1 values of one group from x into y (x == y allowed); bits in 2..8.
 void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric);
 
-// Fake-quantizes every row of m in place, group by group along the columns; a spec that is not enabled leaves m
-// as it is. Errors name the row and columns of the failing group.
+// Fake-quantizes every row of m in place, group by group (MXFP4: block by block) along the columns; a spec that is
+// not enabled leaves m as it is. Errors name the row and columns of the failing group.
 void fake_quant_rows(Matrix& m, const QuantSpec& spec);
 
 // Storage of a (rows × cols) weight quantized with spec, in bits per weight: the b-bit codes plus a 16-bit
 // scale per group (and a b-bit zero point per group when asymmetric); a shorter last group counts as a group.
-// A spec that is not enabled counts 16 bits per weight (the FP16 baseline of PTQ papers).
+// MXFP4 counts 4 bits per element plus an 8-bit scale per block. A spec that is not enabled counts 16 bits per
+// weight (the FP16 baseline of PTQ papers).
 double bits_per_weight(const QuantSpec& spec, std::int64_t rows, std::int64_t cols);
 
 }  // namespace serq

@@ -1,0 +1,14 @@
+// The weight quantizer every method uses for its main weight: round-to-nearest, or GPTQ with the Hessian of the
+// inputs the layer really sees (the calibration Gram matrix carried through the layer's InputTransform).
+#pragma once
+
+#include "methods/method.h"
+
+namespace serq {
+
+// Quantizes layer.weight (already in the X̂ basis of layer.input) with params.weight, by params.weight_quantizer,
+// and sets layer.weight_quant. GPTQ reads calibration.at(layer.name).hessian (raw inputs) and transforms it with
+// layer.input.transform_gram; it is collected only when params.weight_quantizer is gptq.
+void quantize_main_weight(QuantLinear& layer, const QuantParams& params, const Calibration& calibration);
+
+}  // namespace serq
