@@ -56,8 +56,10 @@ std::map<std::string, ChannelStats> collect_calibration_stats(const Model& model
                                                               const StatsRequest& request) {
   CalibrationObserver observer(request);
   Progress progress("calibration", static_cast<std::int64_t>(samples.size()), "samples");
+  const bool head = request.layers.contains(model.lm_head.name);
   for (const std::vector<int>& sample : samples) {
-    forward_hidden(model, sample, 1, static_cast<int>(sample.size()), nullptr, &observer);
+    const Matrix hidden = forward_hidden(model, sample, 1, static_cast<int>(sample.size()), nullptr, &observer);
+    if (head) forward_logits(model, hidden, &observer);  // lm_head's input is only seen on the way to logits
     progress.advance(1);
   }
   progress.finish();

@@ -1,0 +1,28 @@
+// calibrate(): decides what to observe from the method and the weight quantizer, then runs the observers.
+#include "experiments/calibrate.h"
+
+#include <chrono>
+
+#include "core/data/calibration_sampler.h"
+
+namespace serq {
+
+Calibration calibrate(const Model& model, const Method& method, const QuantParams& params, const TokenStream& stream,
+                      const CalibrationSettings& settings) {
+  Calibration calibration;
+  const bool gptq = method.quantizes() && params.weight_quantizer == WeightQuantizerKind::gptq;
+  if (!method.needs_activation_stats() && !gptq) return calibration;
+  const auto start = std::chrono::steady_clock::now();
+  StatsRequest request;
+  request.hessian = gptq;
+  for (const QuantLinear* layer : model.linears()) {
+    if (layer->name != model.lm_head.name || params.quantize_lm_head) request.layers.insert(layer->name);
+  }
+  const auto samples =
+      sample_calibration(stream, settings.samples, settings.seq_len, CalibrationSampling::random, settings.seed);
+  calibration.stats = collect_calibration_stats(model, samples, request);
+  calibration.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return calibration;
+}
+
+}  // namespace serq
