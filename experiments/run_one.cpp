@@ -10,23 +10,78 @@
 #include "core/common/error.h"
 #include "core/data/windows.h"
 #include "core/eval/perplexity.h"
+#include "core/linear/fold.h"
+#include "core/linear/fold.h"
 #include "core/model/forward.h"
 #include "core/model/memory.h"
+#include "experiments/calibrate.h"
 #include "methods/registry.h"
 
 namespace serq {
 namespace {
 
-QuantParams quant_params(const ResolvedConfig& config) {
+QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
   QuantParams params;
+  const NumberFormat format =
+      config.get_string("quant.format") == "mxfp4" ? NumberFormat::mxfp4 : NumberFormat::integer;
   params.weight.bits = static_cast<int>(config.get_int("quant.w_bits"));
   params.weight.symmetric = config.get_bool("quant.w_sym");
   params.weight.group_size = static_cast<int>(config.get_int("quant.group_size"));
+  params.weight.format = format;
   params.activation.bits = static_cast<int>(config.get_int("quant.a_bits"));
   params.activation.symmetric = config.get_bool("quant.a_sym");
   params.activation.group_size = static_cast<int>(config.get_int("quant.a_group_size"));
+  params.activation.format = format;
+  if (method.quantizes()) {
+    validate(params.weight, "quant.w_bits/quant.group_size");
+    validate(params.activation, "quant.a_bits/quant.a_group_size");
+  }
   params.quantize_lm_head = config.get_bool("quant.quantize_lm_head");
+  params.weight_quantizer = method.requires_gptq() || config.get_string("quant.weight_quantizer") == "gptq"
+                                ? WeightQuantizerKind::gptq
+                                : WeightQuantizerKind::rtn;
+  params.gptq.damp = config.get_float("gptq.damp");
+  params.gptq.block_size = static_cast<int>(config.get_int("gptq.block_size"));
+  params.gptq.act_order = config.get_bool("gptq.act_order");
+  params.rank = static_cast<int>(config.get_int("quant.rank"));
+  params.alpha = config.get_float("quant.alpha");
+  params.factor_bits = static_cast<int>(config.get_int("quant.factor_bits"));
+  params.requant_intermediate = config.get_bool("quant.requant_intermediate");
+  params.paper_residual_order = config.get_string("quant.residual_order") == "paper";
+  params.seed = static_cast<std::uint64_t>(config.get_int("quant.seed"));
   return params;
+}
+
+// The calibration this run's method needs, computed once per serq-run for equal settings.
+const Calibration& run_calibration(const ResolvedConfig& config, const Model& model, const Method& method,
+                                   const QuantParams& params, const std::filesystem::path& tokenizer_file,
+                                   AssetCache& assets) {
+  const bool hessian = method.quantizes() && params.weight_quantizer == WeightQuantizerKind::gptq;
+  const bool needed = hessian || method.needs_activation_stats();
+  const CalibrationSettings settings{static_cast<int>(config.get_int("calib.samples")),
+                                     static_cast<int>(config.get_int("calib.seq_len")),
+                                     static_cast<std::uint64_t>(config.get_int("calib.seed"))};
+  SERQ_CHECK(settings.seq_len <= model.config.max_seq_len, "calib.seq_len: {} exceeds the model's "
+             "max_position_embeddings {}; use calib.seq_len ≤ {}", settings.seq_len, model.config.max_seq_len,
+             model.config.max_seq_len);
+  const std::string key = needed ? fmt::format("{}|{}|{}|{}|{}|hessian={}|head={}", config.get_string("model.path"),
+                                               config.get_string("calib.dataset"), settings.samples, settings.seq_len,
+                                               settings.seed, hessian, params.quantize_lm_head)
+                                 : std::string("none");
+  return assets.calibration(key, [&] {
+    if (!needed) return Calibration{};
+    const TokenStream& stream = assets.dataset(config.get_string("calib.dataset"), tokenizer_file, model.config.bos_id);
+    return calibrate(model, method, params, stream, settings);
+  });
+}
+
+// One line per linear layer that a method transformed: "layers.0.mlp.down_proj: <what>".
+std::string layer_transforms(const Model& model) {
+  std::string text;
+  for (const QuantLinear* layer : model.linears()) {
+    if (!layer->transform.empty()) text += layer->name + ": " + layer->transform + "\n";
+  }
+  return text;
 }
 
 std::string utc_now() {
@@ -45,7 +100,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const std::filesystem::path model_path = config.get_string("model.path");
   const std::string method_name = config.get_string("quant.method");
   const std::unique_ptr<Method> method = make_method(method_name);
-  const QuantParams params = quant_params(config);
+  const QuantParams params = quant_params(config, *method);
 
   double load_seconds = 0.0;
   Model model = assets.fresh_model(model_path, &load_seconds);
@@ -61,7 +116,9 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const TokenStream& stream = assets.dataset(dataset_name, tokenizer_file, model.config.bos_id);
   const auto windows = eval_windows(stream, seq_len, static_cast<int>(config.get_int("eval.max_windows")));
 
-  const MethodReport report = method->quantize(model, params, Calibration{});
+  const Calibration& calibration = run_calibration(config, model, *method, params, tokenizer_file, assets);
+  const MethodReport report = method->quantize(model, params, calibration);
+  const std::vector<std::string> folds = fold_input_transforms(model);
   const PerplexityResult ppl = evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()));
 
   const BuildInfo build = build_info();
@@ -74,6 +131,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                     {"mean_nll", ppl.mean_nll},
                     {"bits_per_weight", report.bits_per_weight},
                     {"load_seconds", load_seconds},
+                 {"calibration_seconds", calibration.seconds},
                     {"quantize_seconds", report.quantize_seconds},
                     {"eval_seconds", ppl.seconds}};
   record.counts = {{"tokens", ppl.scored_tokens},
@@ -85,10 +143,13 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const bool fp = method_name == "fp";
   record.info = {{"method", method_name},
                  {"weight_format", fp ? "fp" : params.weight.describe()},
+                 {"weight_quantizer", fp ? "none" : params.weight_quantizer == WeightQuantizerKind::gptq ? "gptq" : "rtn"},
                  {"activation_format", fp ? "fp" : params.activation.describe()},
                  {"dataset", dataset_name},
                  {"bos_policy", stream.bos_policy},
                  {"model_source", model.source},
+                 {"layer_transforms", layer_transforms(model)},
+                 {"folds", fmt::format("{}", fmt::join(folds, "\n"))},
                  {"tokenizer", tokenizer_file.string()},
                  {"backend", "cpu"},
                  {"kernels", "OpenBLAS cblas_sgemm for linear layers and attention; float32 fake quantization"},

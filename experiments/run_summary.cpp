@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace serq {
 namespace {
 
@@ -33,6 +35,7 @@ nlohmann::json run_summary_json(const FinishedRun& run) {
           {"experiment", run.record.experiment},
           {"label", run.record.label},
           {"method", c.get_string("quant.method")},
+          {"format", c.get_string("quant.format")},
           {"w_bits", bits(run, "quant.w_bits")},
           {"a_bits", bits(run, "quant.a_bits")},
           {"group_size", group_text(c.get_int("quant.group_size"))},
@@ -43,12 +46,17 @@ nlohmann::json run_summary_json(const FinishedRun& run) {
           {"tokens", run.record.counts.at("tokens")},
           {"seconds", run.record.metrics.at("seconds")},
           {"bits_per_weight", run.record.metrics.at("bits_per_weight")},
+          {"extra_parameters", run.record.counts.at("extra_parameters")},
+          {"calibration_seconds", run.record.metrics.at("calibration_seconds")},
+          {"quantize_seconds", run.record.metrics.at("quantize_seconds")},
           {"result_file", run.result_file.string()}};
 }
 
 std::string results_table(const std::vector<FinishedRun>& runs) {
-  std::string out = fmt::format("{:<8} {:>3} {:>3} {:>7} {:<18} {:>10} {:>10} {:>6} {:>9} {:>8}\n", "method", "W", "A",
-                                "group", "dataset", "ppl", "Δppl", "bpw", "tokens", "seconds");
+  std::size_t width = 6;
+  for (const FinishedRun& run : runs) width = std::max(width, run.record.label.size());
+  std::string out = fmt::format("{:<{}}  {:<18} {:>10} {:>9} {:>6} {:>8} {:>8} {:>8}\n", "run", width, "dataset", "ppl",
+                                "Δppl", "bpw", "calib s", "quant s", "total s");
   for (const FinishedRun& run : runs) {
     std::string delta = "";
     for (const FinishedRun& other : runs) {
@@ -59,11 +67,10 @@ std::string results_table(const std::vector<FinishedRun>& runs) {
     }
     std::string dataset = run.config->get_string("eval.dataset");
     if (dataset.size() > 18) dataset = "…" + dataset.substr(dataset.size() - 17);
-    out += fmt::format("{:<8} {:>3} {:>3} {:>7} {:<18} {:>10.4f} {:>10} {:>6.2f} {:>9} {:>8.1f}\n",
-                       run.config->get_string("quant.method"), bits(run, "quant.w_bits"), bits(run, "quant.a_bits"),
-                       is_fp(run) ? "-" : group_text(run.config->get_int("quant.group_size")), dataset,
-                       run.record.metrics.at("ppl"), delta, run.record.metrics.at("bits_per_weight"),
-                       run.record.counts.at("tokens"), run.record.metrics.at("seconds"));
+    const auto& m = run.record.metrics;
+    out += fmt::format("{:<{}}  {:<18} {:>10.4f} {:>9} {:>6.2f} {:>8.1f} {:>8.1f} {:>8.1f}\n", run.record.label, width,
+                       dataset, m.at("ppl"), delta, m.at("bits_per_weight"), m.at("calibration_seconds"),
+                       m.at("quantize_seconds"), m.at("seconds"));
   }
   return out;
 }

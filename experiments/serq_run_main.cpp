@@ -60,7 +60,8 @@ Options parse_args(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "--help" || arg == "-h") {
-      std::printf("%s\nconfig keys:\n%s", kUsage, serq::describe_config_keys().c_str());
+      std::printf("%s\nconfig keys:\n%s\nmethods (quant.method):\n%s", kUsage, serq::describe_config_keys().c_str(),
+                  serq::describe_methods().c_str());
       std::exit(0);
     } else if (arg == "--set") {
       options.sets.push_back(value());
@@ -89,7 +90,7 @@ Options parse_args(int argc, char** argv) {
 int run(const Options& options) {
   using namespace serq;
   Progress::set_enabled(!options.quiet);
-  const ExperimentPlan plan = load_experiment(options.config, options.sets, method_names());
+  const ExperimentPlan plan = load_experiment(options.config, options.sets, method_catalog());
   const std::string commit = build_info().git_commit;
   if (options.dry_run) {
     for (const ResolvedConfig& config : plan.runs) std::printf("%s  %s\n", config.run_id(commit).c_str(), config.label().c_str());
@@ -98,6 +99,7 @@ int run(const Options& options) {
   // Inputs found only at run time are checked for every run first, so a sweep never fails half way on a typo.
   for (const ResolvedConfig& config : plan.runs) {
     dataset_file(config.get_string("eval.dataset"), assets_root());
+    dataset_file(config.get_string("calib.dataset"), assets_root());
     resolve_tokenizer(config.get_string("model.path"), config.get_string("model.tokenizer"));
   }
   std::FILE* table_stream = options.json ? stderr : stdout;

@@ -63,6 +63,8 @@ class Method {
   virtual bool needs_activation_stats() const { return false; }
   // Whether the method quantizes weights at all (fp does not), so quant.weight_quantizer applies to it.
   virtual bool quantizes() const { return true; }
+  // Whether its main weights are always quantized by GPTQ, whatever quant.weight_quantizer says (the gptq method).
+  virtual bool requires_gptq() const { return false; }
   virtual MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const = 0;
 };
 

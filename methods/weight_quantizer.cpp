@@ -8,19 +8,20 @@ namespace serq {
 void quantize_main_weight(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) {
   layer.weight_quant = params.weight;
   if (!params.weight.enabled()) return;
-  try {
-    switch (params.weight_quantizer) {
-      case WeightQuantizerKind::rtn:
-        fake_quant_rows(layer.weight, params.weight);
-        return;
-      case WeightQuantizerKind::gptq:
-        gptq_quantize(layer.weight, layer.input.transform_gram(calibration.at(layer.name).hessian), params.weight,
-                      params.gptq, layer.name);
-        return;
+  if (params.weight_quantizer == WeightQuantizerKind::rtn) {
+    try {
+      fake_quant_rows(layer.weight, params.weight);
+    } catch (const Error& e) {
+      fail("{}: weight {}", layer.name, e.what());
     }
-  } catch (const Error& e) {
-    fail("{}: weight: {}", layer.name, e.what());
+    return;
   }
+  const Eigen::MatrixXd& hessian = calibration.at(layer.name).hessian;
+  SERQ_CHECK(hessian.rows() == layer.d_in() && hessian.cols() == layer.d_in(), "{}: the calibration Hessian is {}×{} "
+             "but d_in = {} (a bug: calibrate() collects Hessians only when quant.weight_quantizer is gptq)",
+             layer.name, hessian.rows(), hessian.cols(), layer.d_in());
+  // Errors from GPTQ already start with the layer name.
+  gptq_quantize(layer.weight, layer.input.transform_gram(hessian), params.weight, params.gptq, layer.name);
 }
 
 }  // namespace serq

@@ -23,7 +23,7 @@ std::filesystem::path write_config(const std::string& test, const std::string& n
 }
 
 serq::ExperimentPlan load(const std::filesystem::path& path, const std::vector<std::string>& sets = {}) {
-  return load_experiment(path, sets, serq::method_names());
+  return load_experiment(path, sets, serq::method_catalog());
 }
 
 // The message of the serq::Error that `action` throws; fails the test when it throws none.
@@ -294,7 +294,7 @@ TEST_CASE("unknown key: names the file, the key and the closest valid key", "[co
             "max_windows, batch_size)");
   const auto far = write_config("config_unknown_far", "u.yaml", kMinimal + "tuning: {lr: 1}\n");
   CHECK(error_of([&] { load(far); }) ==
-        far.string() + ": unknown key 'tuning'; valid sections: experiment, model, quant, eval, runtime");
+        far.string() + ": unknown key 'tuning'; valid sections: experiment, model, quant, gptq, calib, eval, runtime");
 }
 
 TEST_CASE("wrong type: a word where an integer belongs", "[config][errors]") {
@@ -393,4 +393,44 @@ TEST_CASE("an experiment name that cannot name a directory is rejected", "[confi
                                              ": experiment.name: 'my run' cannot name a results directory; use a name "
                                              "of letters, digits, '.', '_' and '-'");
   CHECK(load(path, {"experiment.name=my-run"}).experiment == "my-run");
+}
+
+TEST_CASE("a method parameter set for a method that does not have it is an error", "[config][errors][methods]") {
+  const auto path = write_config("config_param_rtn", "p.yaml", kMinimal + "  rank: 8\n");
+  CHECK(error_of([&] { load(path); }) ==
+        path.string() + ": quant.rank: no method of this experiment has this parameter; it belongs to lorc, lqer, "
+                         "l2qer, serq; remove it or run one of those methods");
+  CHECK(error_of([&] { load(write_config("config_param_set", "p.yaml", kMinimal), {"quant.alpha=0.3"}); }) ==
+        "--set: quant.alpha: no method of this experiment has this parameter; it belongs to smoothquant; remove it "
+        "or run one of those methods");
+}
+
+TEST_CASE("alpha outside [0, 1] is rejected", "[config][errors][methods]") {
+  const auto path = write_config("config_alpha", "a.yaml", kMinimal);
+  CHECK(error_of([&] { load(path, {"quant.method=smoothquant", "quant.alpha=1.5"}); }) ==
+        "--set: quant.alpha: 1.5 is above 1; use a number 0..1");
+  CHECK(error_of([&] { load(path, {"quant.method=smoothquant", "quant.alpha=-0.1"}); }) ==
+        "--set: quant.alpha: -0.1 is below 0; use a number 0..1");
+}
+
+TEST_CASE("a method sweep keeps each method's parameters to its own runs", "[config][sweep][methods]") {
+  const auto path = write_config("config_param_sweep", "s.yaml",
+                                 kMinimal + "sweep:\n  quant.method: [rtn, serq]\n  quant.rank: [8, 16]\n");
+  const auto plan = load(path);
+  REQUIRE(plan.runs.size() == 3);  // rtn once: the rank does not change it
+  CHECK(plan.runs[0].label() == "rtn w4a16 gch");
+  CHECK(plan.runs[0].to_yaml().find("rank") == std::string::npos);
+  CHECK_FALSE(plan.runs[0].applies("quant.rank"));
+  CHECK(plan.runs[1].label() == "serq w4a16 gch r8");
+  CHECK(plan.runs[2].label() == "serq w4a16 gch r16");
+  CHECK(plan.runs[2].to_yaml().find("  rank: 16\n") != std::string::npos);
+  CHECK(plan.runs[1].run_id("x") != plan.runs[2].run_id("x"));
+}
+
+TEST_CASE("mxfp4 and gptq show in the label", "[config][methods]") {
+  const auto path = write_config("config_format", "f.yaml", kMinimal);
+  const auto plan = load(path, {"quant.format=mxfp4", "quant.group_size=32", "quant.weight_quantizer=gptq"});
+  CHECK(plan.runs[0].label() == "rtn mxfp4 w4a16 g32 gptq");
+  CHECK(error_of([&] { load(path, {"quant.format=fp8"}); }) ==
+        "--set: quant.format: 'fp8' is not allowed; use one of: int, mxfp4");
 }

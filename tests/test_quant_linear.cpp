@@ -1,7 +1,12 @@
-// Tests for QuantLinear::forward (core/linear/quant_linear.h) and the CPU GEMM under it: against a plain
-// triple-loop reference, with and without activation quantization, on odd shapes and on a real stories260K layer.
+// Tests for QuantLinear (core/linear/quant_linear.h) and the CPU GEMM under it: forward against a plain dense
+// reference written here (input scale, order and rotation as dense matrices, the activation and intermediate
+// quantizers from their formula), each part alone and combined; storage and parameter counts by hand; the Gram
+// matrix of transformed inputs; odd shapes and a real stories260K layer.
 #include <catch2/catch.hpp>
 
+#include <Eigen/QR>
+#include <algorithm>
+#include <cmath>
 #include <limits>
 #include <random>
 #include <string>
@@ -43,6 +48,118 @@ QuantLinear make_layer(std::string name, Matrix weight, QuantSpec act_quant) {
   layer.weight = std::move(weight);
   layer.act_quant = act_quant;
   return layer;
+}
+
+// Asymmetric fake quantization from its formula (core/quant/int_quant.h), groups of `group_size` columns (0: the
+// whole row): lo = min(min x, 0), hi = max(max x, 0), scale = (hi - lo) / (2^b - 1), zero = round(-lo / scale),
+// x̂ = (clamp(round(x / scale) + zero, 0, 2^b - 1) - zero) · scale.
+Matrix reference_asym_quant(const Matrix& x, int bits, int group_size) {
+  const Eigen::Index cols = x.cols(), group = group_size > 0 ? group_size : cols;
+  const float levels = static_cast<float>((1 << bits) - 1);
+  Matrix y(x.rows(), cols);
+  for (Eigen::Index r = 0; r < x.rows(); ++r)
+    for (Eigen::Index c0 = 0; c0 < cols; c0 += group) {
+      const Eigen::Index n = std::min(group, cols - c0);
+      float lo = 0.0f, hi = 0.0f;
+      for (Eigen::Index c = c0; c < c0 + n; ++c) lo = std::min(lo, x(r, c)), hi = std::max(hi, x(r, c));
+      const float scale = (hi - lo) / levels;
+      const float zero = std::nearbyint(-lo / scale);
+      for (Eigen::Index c = c0; c < c0 + n; ++c) {
+        const float q = std::clamp(std::nearbyint(x(r, c) / scale) + zero, 0.0f, levels);
+        y(r, c) = (q - zero) * scale;
+      }
+    }
+  return y;
+}
+
+// Sylvester's Hadamard matrix H_n (n a power of two): H_1 = [1], H_2k = [[H_k, H_k], [H_k, -H_k]].
+Eigen::MatrixXd sylvester_hadamard(int n) {
+  Eigen::MatrixXd h = Eigen::MatrixXd::Ones(1, 1);
+  while (h.rows() < n) {
+    const Eigen::Index k = h.rows();
+    Eigen::MatrixXd next(2 * k, 2 * k);
+    next << h, h, h, -h;
+    h = next;
+  }
+  return h;
+}
+
+// The input transform as one dense d × d matrix T, so that T(X) = X·T: diag(1/s), then the permutation matrix P
+// with P(order[j], j) = 1, then the Kronecker product (H_n/√n) ⊗ F entry by entry.
+Eigen::MatrixXd dense_transform(const InputTransform& transform, int d) {
+  Eigen::MatrixXd t = Eigen::MatrixXd::Identity(d, d);
+  if (transform.scale.size() > 0) t = t * transform.scale.cast<double>().cwiseInverse().asDiagonal();
+  if (!transform.order.empty()) {
+    Eigen::MatrixXd p = Eigen::MatrixXd::Zero(d, d);
+    for (int j = 0; j < d; ++j) p(transform.order[static_cast<std::size_t>(j)], j) = 1.0;
+    t = t * p;
+  }
+  if (transform.rotation.enabled()) {
+    const int n = transform.rotation.hadamard_size, m = d / n;
+    const Eigen::MatrixXd h = sylvester_hadamard(n) / std::sqrt(static_cast<double>(n));
+    const Eigen::MatrixXd f = transform.rotation.factor.size() > 0
+                                  ? Eigen::MatrixXd(transform.rotation.factor.cast<double>())
+                                  : Eigen::MatrixXd(Eigen::MatrixXd::Identity(m, m));
+    Eigen::MatrixXd r(d, d);
+    for (int a = 0; a < n; ++a)
+      for (int b = 0; b < m; ++b)
+        for (int c = 0; c < n; ++c)
+          for (int e = 0; e < m; ++e) r(a * m + b, c * m + e) = h(a, c) * f(b, e);
+    t = t * r;
+  }
+  return t;
+}
+
+// QuantLinear's formula written densely in double, the quantizers asymmetric as the tests use them:
+// Xq = Q_a(X·T), Y = Xq·Wᵀ + Q_i(Xq·Aᵀ)·Bᵀ + Xq[:, :r]·Rᵀ.
+Matrix reference_forward(const QuantLinear& layer, const Matrix& x) {
+  Matrix xq = (x.cast<double>() * dense_transform(layer.input, layer.d_in())).cast<float>();
+  if (layer.act_quant.enabled()) {
+    REQUIRE_FALSE(layer.act_quant.symmetric);
+    xq = reference_asym_quant(xq, layer.act_quant.bits, layer.act_quant.group_size);
+  }
+  const Eigen::MatrixXd xd = xq.cast<double>();
+  Eigen::MatrixXd y = xd * layer.weight.cast<double>().transpose();
+  if (layer.low_rank.rank() > 0) {
+    Matrix t = (xd * layer.low_rank.a.cast<double>().transpose()).cast<float>();
+    const QuantSpec& inter = layer.low_rank.intermediate_quant;
+    if (inter.enabled()) {
+      REQUIRE_FALSE(inter.symmetric);
+      t = reference_asym_quant(t, inter.bits, inter.group_size);
+    }
+    y += t.cast<double>() * layer.low_rank.b.cast<double>().transpose();
+  }
+  if (layer.salient.rank() > 0) y += xd.leftCols(layer.salient.rank()) * layer.salient.r.cast<double>().transpose();
+  return y.cast<float>();
+}
+
+Vector random_scale(Eigen::Index d, std::mt19937& rng) {
+  std::uniform_real_distribution<float> log_scale(-1.5f, 1.5f);
+  Vector s(d);
+  for (Eigen::Index j = 0; j < d; ++j) s[j] = std::exp(log_scale(rng));
+  return s;
+}
+
+std::vector<int> random_order(int d, std::mt19937& rng) {
+  std::vector<int> order(static_cast<std::size_t>(d));
+  for (int j = 0; j < d; ++j) order[static_cast<std::size_t>(j)] = j;
+  std::shuffle(order.begin(), order.end(), rng);
+  return order;
+}
+
+Matrix random_orthogonal(int m, std::mt19937& rng) {
+  const Eigen::HouseholderQR<Eigen::MatrixXd> qr(random_matrix(m, m, rng).cast<double>());
+  const Eigen::MatrixXd q = qr.householderQ();
+  return q.cast<float>();
+}
+
+// H_4 ⊗ (a random orthogonal 43 × 43): the rotation QuaRot's down_proj takes on 172 channels.
+InputRotation kron_rotation(std::mt19937& rng) {
+  InputRotation rotation;
+  rotation.hadamard_size = 4;
+  rotation.factor = random_orthogonal(43, rng);
+  rotation.description = "hadamard(4) x random-orthogonal(43)";
+  return rotation;
 }
 
 std::string error_of(const QuantLinear& layer, const Matrix& x) {
@@ -137,6 +254,172 @@ TEST_CASE("QuantLinear: an input of the wrong width is an error naming the layer
   const QuantLinear layer = make_layer("lm_head", random_matrix(512, 64, rng), QuantSpec{});
   CHECK(error_of(layer, random_matrix(2, 172, rng)) ==
         "lm_head: the input has 172 columns but the layer takes d_in = 64 (a shape bug in the caller)");
+}
+
+TEST_CASE("QuantLinear with an input scale divides column j of X by s_j") {
+  std::mt19937 rng(29);
+  QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{});
+  layer.input.scale = random_scale(172, rng);
+  const Matrix x = random_matrix(7, 172, rng);
+  Matrix y;
+  layer.forward(x, y);
+  CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
+  CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);  // the scale really is applied
+}
+
+TEST_CASE("QuantLinear with an input order reads column order[j] of X as channel j") {
+  std::mt19937 rng(31);
+  QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{});
+  layer.input.order = random_order(172, rng);
+  const Matrix x = random_matrix(7, 172, rng);
+  Matrix y;
+  layer.forward(x, y);
+  CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
+  CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);
+}
+
+TEST_CASE("QuantLinear with a rotation multiplies X by the Kronecker product of H_n over root n and F") {
+  std::mt19937 rng(37);
+  SECTION("H_4 x a random orthogonal 43 x 43 on 172 channels") {
+    QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{});
+    layer.input.rotation = kron_rotation(rng);
+    const Matrix x = random_matrix(7, 172, rng);
+    Matrix y;
+    layer.forward(x, y);
+    CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
+    CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);
+    const Matrix dense = dense_transform(layer.input, 172).cast<float>();
+    CHECK((layer.input.rotation.dense(172) - dense).cwiseAbs().maxCoeff() < 1e-5f);
+  }
+  SECTION("H_64 alone on 64 channels") {
+    QuantLinear layer = make_layer("layers.0.self_attn.o_proj", random_matrix(64, 64, rng), QuantSpec{});
+    layer.input.rotation.hadamard_size = 64;
+    const Matrix x = random_matrix(5, 64, rng);
+    Matrix y;
+    layer.forward(x, y);
+    CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
+    CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);
+  }
+}
+
+TEST_CASE("QuantLinear with asymmetric per-group activation quantization follows the quantizer formula") {
+  std::mt19937 rng(41);
+  for (const int group : {32, 0}) {  // 172 = 5 groups of 32 and one of 12, or one group per token
+    QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{4, false, group});
+    const Matrix x = random_matrix(7, 172, rng);
+    Matrix y;
+    layer.forward(x, y);
+    INFO("group " << group);
+    CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
+    CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);
+  }
+}
+
+TEST_CASE("QuantLinear with scale, order, rotation and activation quantization together") {
+  std::mt19937 rng(43);
+  QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{4, false, 32});
+  layer.input.scale = random_scale(172, rng);
+  layer.input.order = random_order(172, rng);
+  layer.input.rotation = kron_rotation(rng);
+  const Matrix x = random_matrix(9, 172, rng);
+  Matrix y;
+  layer.forward(x, y);
+  CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
+  QuantLinear without_order = layer;  // the order matters even under the rotation
+  without_order.input.order.clear();
+  CHECK(relative_error(y, reference_forward(without_order, x)) > 1e-2);
+}
+
+TEST_CASE("QuantLinear two-factor correction adds X·Aᵀ·Bᵀ, re-quantized in between when asked") {
+  std::mt19937 rng(47);
+  QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{});
+  layer.low_rank.a = random_matrix(8, 172, rng);
+  layer.low_rank.b = random_matrix(64, 8, rng);
+  const Matrix x = random_matrix(7, 172, rng);
+  Matrix plain;
+  layer.forward(x, plain);
+  CHECK(relative_error(plain, reference_forward(layer, x)) < 1e-5);
+  CHECK(relative_error(plain, reference_xwt(x, layer.weight)) > 1e-2);
+
+  layer.low_rank.intermediate_quant = QuantSpec{4, false, 0};
+  Matrix requantized;
+  layer.forward(x, requantized);
+  CHECK(relative_error(requantized, reference_forward(layer, x)) < 1e-5);
+  CHECK(relative_error(requantized, plain) > 1e-3);  // the intermediate really was re-quantized
+}
+
+TEST_CASE("QuantLinear salient correction adds X[:, :r]·Rᵀ") {
+  std::mt19937 rng(53);
+  QuantLinear layer = make_layer("layers.0.mlp.up_proj", random_matrix(172, 64, rng), QuantSpec{});
+  layer.salient.r = random_matrix(172, 16, rng);
+  const Matrix x = random_matrix(7, 64, rng);
+  Matrix y;
+  layer.forward(x, y);
+  CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
+  CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);
+}
+
+TEST_CASE("QuantLinear with every part: transform, activation quantization and each correction path") {
+  std::mt19937 rng(59);
+  QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{4, false, 32});
+  layer.weight_quant = QuantSpec{4, true, 32};
+  fake_quant_rows(layer.weight, layer.weight_quant);
+  layer.input.scale = random_scale(172, rng);
+  layer.input.order = random_order(172, rng);
+  layer.input.rotation = kron_rotation(rng);
+  const Matrix x = random_matrix(9, 172, rng);
+  SECTION("two factors with an 8-bit re-quantized intermediate") {
+    layer.low_rank.a = random_matrix(8, 172, rng);
+    layer.low_rank.b = random_matrix(64, 8, rng);
+    layer.low_rank.intermediate_quant = QuantSpec{8, false, 0};
+  }
+  SECTION("SERQ's R on the first 16 channels") { layer.salient.r = random_matrix(64, 16, rng); }
+  Matrix y;
+  layer.forward(x, y);
+  CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
+}
+
+TEST_CASE("QuantLinear storage_bits and extra_parameters counted by hand") {
+  std::mt19937 rng(61);
+  QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{});
+  CHECK(layer.storage_bits() == 64.0 * 172 * 16);  // full precision counts 16 bits per weight
+  CHECK(layer.extra_parameters() == 0);
+
+  // int4 sym g32: 4-bit codes plus a 16-bit scale for each of the ceil(172 / 32) = 6 groups of a row.
+  layer.weight_quant = QuantSpec{4, true, 32};
+  const double main_bits = 64.0 * 172 * 4 + 64.0 * 6 * 16;
+  CHECK(layer.storage_bits() == main_bits);
+
+  SECTION("two factors, int8 asym g32: A is 8 x 172 (6 groups a row), B is 64 x 8 (1 group a row)") {
+    layer.low_rank.a = random_matrix(8, 172, rng);
+    layer.low_rank.b = random_matrix(64, 8, rng);
+    layer.low_rank.factor_quant = QuantSpec{8, false, 32};
+    const double a_bits = 8.0 * 172 * 8 + 8.0 * 6 * (16 + 8), b_bits = 64.0 * 8 * 8 + 64.0 * 1 * (16 + 8);
+    CHECK(layer.storage_bits() == main_bits + a_bits + b_bits);
+    CHECK(layer.extra_parameters() == 8 * 172 + 64 * 8);
+    layer.low_rank.factor_quant = QuantSpec{};
+    CHECK(layer.storage_bits() == main_bits + 16.0 * (8 * 172 + 64 * 8));
+  }
+  SECTION("SERQ's R (64 x 16), int4 sym per row") {
+    layer.salient.r = random_matrix(64, 16, rng);
+    layer.salient.quant = QuantSpec{4, true, 0};
+    CHECK(layer.storage_bits() == main_bits + 64.0 * 16 * 4 + 64.0 * 16);
+    CHECK(layer.extra_parameters() == 64 * 16);
+  }
+}
+
+TEST_CASE("InputTransform::transform_gram of XᵀX equals T(X)ᵀT(X)") {
+  std::mt19937 rng(67);
+  InputTransform transform;
+  transform.scale = random_scale(172, rng);
+  transform.order = random_order(172, rng);
+  transform.rotation = kron_rotation(rng);
+  const Eigen::MatrixXd x = random_matrix(50, 172, rng).cast<double>();
+  const Eigen::MatrixXd tx = x * dense_transform(transform, 172);
+  const Eigen::MatrixXd expected = tx.transpose() * tx;
+  const Eigen::MatrixXd gram = transform.transform_gram(x.transpose() * x);
+  CHECK((gram - expected).norm() / expected.norm() < 1e-6);
+  CHECK((x.transpose() * x - expected).norm() / expected.norm() > 1e-2);
 }
 
 }  // namespace serq

@@ -2,26 +2,9 @@
 #include "core/data/calibration_sampler.h"
 
 #include "core/common/error.h"
+#include "core/common/splitmix64.h"
 
 namespace serq {
-namespace {
-
-// splitmix64 (Steele, Lea, Flood 2014): a fixed, fully specified 64-bit sequence for a given seed.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-
- private:
-  std::uint64_t state_;
-};
-
-}  // namespace
 
 std::vector<std::vector<int>> sample_calibration(const TokenStream& stream, int n_samples, int seq_len,
                                                  CalibrationSampling mode, std::uint64_t seed) {

@@ -57,6 +57,9 @@ struct KeySpec {
   bool expand_env = false;  // string: ${VAR} is expanded with serq::expand_env
   StringCheck check = StringCheck::none;
   bool sweepable = true;
+  // A method parameter is read only by the methods that list it (Method::parameters()): it is left out of the
+  // resolved config of other methods' runs, and setting it where no run's method reads it is an error.
+  bool method_parameter = false;
 
   // Converts one YAML value to this key's type and checks it against the row. Errors are one line starting with
   // `where` (the config file, "--set", ...), then the key, the bad value and what to write instead.

@@ -2,11 +2,13 @@
 #include "core/io/run_config.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cassert>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "core/common/error.h"
@@ -14,8 +16,15 @@
 
 namespace serq {
 
-ResolvedConfig::ResolvedConfig(std::vector<ConfigValue> values) : values_(std::move(values)) {
-  assert(values_.size() == config_schema().size());
+ResolvedConfig::ResolvedConfig(std::vector<ConfigValue> values, std::vector<bool> applies)
+    : values_(std::move(values)), applies_(std::move(applies)) {
+  assert(values_.size() == config_schema().size() && applies_.size() == values_.size());
+}
+
+bool ResolvedConfig::applies(std::string_view key) const {
+  const auto index = config_key_index(key);
+  SERQ_CHECK(index, "run config has no key '{}' (a caller bug: the keys are listed in core/io/config_schema.cpp)", key);
+  return applies_[*index];
 }
 
 template <class T>
@@ -37,6 +46,7 @@ std::string ResolvedConfig::to_yaml() const {
   std::vector<std::string> open;  // the maps enclosing the previous key
   const auto& schema = config_schema();
   for (std::size_t i = 0; i < schema.size(); ++i) {
+    if (!applies_[i]) continue;
     std::vector<std::string> parts;
     for (std::size_t start = 0;;) {
       const std::size_t dot = schema[i].path.find('.', start);
@@ -66,9 +76,17 @@ std::string ResolvedConfig::label() const {
   const std::int64_t w_bits = get_int("quant.w_bits"), a_bits = get_int("quant.a_bits");
   const std::int64_t group = get_int("quant.group_size"), a_group = get_int("quant.a_group_size");
   auto group_text = [](std::int64_t size) { return size == 0 ? std::string("ch") : std::to_string(size); };
-  std::string label = fmt::format("{} w{}a{}", get_string("quant.method"), w_bits, a_bits);
+  std::string label = get_string("quant.method");
+  if (get_string("quant.format") != "int") label += " " + get_string("quant.format");
+  label += fmt::format(" w{}a{}", w_bits, a_bits);
   if (w_bits < 16) label += " g" + group_text(group);
   if (a_bits < 16 && (w_bits == 16 || a_group != group)) label += " ag" + group_text(a_group);
+  if (applies("quant.rank")) label += fmt::format(" r{}", get_int("quant.rank"));
+  if (applies("quant.alpha")) label += fmt::format(" α{}", get_float("quant.alpha"));
+  if (applies("quant.factor_bits") && get_int("quant.factor_bits") != 8)
+    label += fmt::format(" f{}", get_int("quant.factor_bits"));
+  if (applies("quant.residual_order") && get_string("quant.residual_order") != "code") label += " paper-order";
+  if (get_string("quant.weight_quantizer") != "rtn") label += " " + get_string("quant.weight_quantizer");
   return label;
 }
 
@@ -176,7 +194,33 @@ void apply_override(const std::string& text, const std::vector<std::string>& met
   });
 }
 
-ResolvedConfig resolve(const Settings& settings, const std::filesystem::path& config_path) {
+// Whether each schema row belongs to a run of `method`: every key but other methods' parameters.
+std::vector<bool> rows_applying(const std::string& method, const MethodCatalog& methods) {
+  const auto& schema = config_schema();
+  const auto found = methods.parameters.find(method);
+  std::vector<bool> applies(schema.size(), true);
+  for (std::size_t i = 0; i < schema.size(); ++i) {
+    if (!schema[i].method_parameter) continue;
+    applies[i] = found != methods.parameters.end() &&
+                 std::find(found->second.begin(), found->second.end(), schema[i].path) != found->second.end();
+  }
+  return applies;
+}
+
+// The methods that read `key`, for messages: "lorc, lqer, l2qer, serq".
+std::string methods_reading(const std::string& key, const MethodCatalog& methods) {
+  std::vector<std::string> readers;
+  for (const auto& name : methods.names) {
+    const auto found = methods.parameters.find(name);
+    if (found != methods.parameters.end() &&
+        std::find(found->second.begin(), found->second.end(), key) != found->second.end())
+      readers.push_back(name);
+  }
+  return readers.empty() ? std::string("no method") : fmt::format("{}", fmt::join(readers, ", "));
+}
+
+ResolvedConfig resolve(const Settings& settings, const std::filesystem::path& config_path,
+                       const MethodCatalog& methods) {
   const auto& schema = config_schema();
   const std::string file = config_path.string();
   std::vector<ConfigValue> values;
@@ -204,13 +248,17 @@ ResolvedConfig resolve(const Settings& settings, const std::filesystem::path& co
         break;
     }
   }
-  return ResolvedConfig(std::move(values));
+  const auto method = config_key_index("quant.method");
+  assert(method);
+  std::vector<bool> applies = rows_applying(std::get<std::string>(values[*method]), methods);
+  return ResolvedConfig(std::move(values), std::move(applies));
 }
 
 }  // namespace
 
 ExperimentPlan load_experiment(const std::filesystem::path& config_path, const std::vector<std::string>& set_overrides,
-                               const std::vector<std::string>& method_names) {
+                               const MethodCatalog& methods) {
+  const std::vector<std::string>& method_names = methods.names;
   const std::string file = config_path.string();
   const std::vector<YAML::Node> documents = load_yaml_documents(config_path);
   SERQ_CHECK(documents.size() <= 1, "{}: holds {} YAML documents; put one experiment per file", file, documents.size());
@@ -236,8 +284,21 @@ ExperimentPlan load_experiment(const std::filesystem::path& config_path, const s
     base[index] = Setting{config_schema()[index].parse(node, file, method_names), file};
   for (const std::string& text : set_overrides) apply_override(text, method_names, base, axes);
 
+  // Method parameters the user set, with where, to check that some run reads each one.
+  std::map<std::size_t, std::string> set_parameters;
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    if (base[i] && config_schema()[i].method_parameter) set_parameters.emplace(i, base[i]->origin);
+  }
+  for (const SweepAxis& axis : axes) {
+    for (const std::size_t key : axis.keys) {
+      if (config_schema()[key].method_parameter) set_parameters.emplace(key, axis.origin);
+    }
+  }
+  std::set<std::size_t> parameters_read;
+
   ExperimentPlan plan{{}, config_path, {}};
   std::map<std::string, std::size_t> run_of_yaml;
+  std::set<std::string> full_yaml_seen;  // every key, read or not: the same twice is a repeated sweep value
   std::vector<std::size_t> point(axes.size(), 0);  // an odometer over the axes, the last one turning fastest
   for (bool done = false; !done;) {
     Settings settings = base;
@@ -246,11 +307,18 @@ ExperimentPlan load_experiment(const std::filesystem::path& config_path, const s
         settings[axes[a].keys[k]] = Setting{axes[a].points[point[a]][k], axes[a].origin};
       }
     }
-    ResolvedConfig run = resolve(settings, config_path);
+    ResolvedConfig run = resolve(settings, config_path, methods);
+    std::string full_yaml;
+    for (std::size_t i = 0; i < settings.size(); ++i) {
+      if (settings[i]) full_yaml += fmt::format("{}={}\n", i, config_schema()[i].to_yaml(settings[i]->value));
+      if (config_schema()[i].method_parameter && run.applies(config_schema()[i].path)) parameters_read.insert(i);
+    }
     const auto [seen, inserted] = run_of_yaml.emplace(run.to_yaml(), plan.runs.size());
-    SERQ_CHECK(inserted, "{}: sweep: runs {} and {} resolve to the same config ({}); remove the repeated value", file,
-               seen->second + 1, plan.runs.size() + 1, run.label());
-    plan.runs.push_back(std::move(run));
+    SERQ_CHECK(inserted || !full_yaml_seen.contains(full_yaml), "{}: sweep: runs {} and {} resolve to the same config "
+               "({}); remove the repeated value", file, seen->second + 1, plan.runs.size() + 1, run.label());
+    full_yaml_seen.insert(full_yaml);
+    // Points that differ only in a parameter their method does not read (rtn across a serq.rank sweep) are one run.
+    if (inserted) plan.runs.push_back(std::move(run));
 
     done = true;
     for (std::size_t a = axes.size(); a-- > 0;) {
@@ -260,6 +328,11 @@ ExperimentPlan load_experiment(const std::filesystem::path& config_path, const s
       }
       point[a] = 0;
     }
+  }
+  for (const auto& [key, origin] : set_parameters) {
+    const std::string& path = config_schema()[key].path;
+    SERQ_CHECK(parameters_read.contains(key), "{}: {}: no method of this experiment has this parameter; it belongs to "
+               "{}; remove it or run one of those methods", origin, path, methods_reading(path, methods));
   }
   plan.experiment = plan.runs.front().get_string("experiment.name");
   return plan;

@@ -1,0 +1,162 @@
+// `quarot`: rotates each linear in place (exact in full precision), then quantizes its activations and main
+// weight. Rotating and quantizing one layer at a time keeps at most one carried GPTQ Hessian in memory.
+#include "methods/quarot.h"
+
+#include <fmt/format.h>
+#include <unsupported/Eigen/KroneckerProduct>
+
+#include "core/common/error.h"
+#include "core/common/splitmix64.h"
+#include "core/linear/orthogonal.h"
+#include "methods/weight_quantizer.h"
+
+namespace serq {
+namespace {
+
+// Streams of quant.seed: one for the residual rotation, one for the per-head rotation, two per decoder layer.
+constexpr std::uint64_t kResidualStream = 0, kHeadStream = 1;
+std::uint64_t down_stream(int layer) { return 2 + 2 * static_cast<std::uint64_t>(layer); }
+std::uint64_t across_heads_stream(int layer) { return 3 + 2 * static_cast<std::uint64_t>(layer); }
+
+// The rotation across the heads of o_proj's input, (G ⊗ I_head_dim) with G the online rotation of n_heads, in
+// InputRotation form: a Hadamard over heads, with G's odd factor (n_heads not a power of two) widened by I_head_dim.
+InputRotation across_heads(int n_heads, int head_dim, std::uint64_t seed) {
+  const InputRotation heads = online_rotation(n_heads, seed);
+  InputRotation rotation;
+  rotation.hadamard_size = heads.hadamard_size;
+  if (heads.factor.size() > 0) {
+    rotation.factor = Eigen::kroneckerProduct(heads.factor, Matrix::Identity(head_dim, head_dim));
+  }
+  rotation.description = heads.description + " across heads";
+  return rotation;
+}
+
+// Everything one run of the method shares: its inputs and the rotations common to all layers.
+struct Rotations {
+  const QuantParams& params;
+  const Calibration& calibration;
+  bool gptq;               // carry calibration Hessians through the offline rotations
+  DenseRotation residual;  // Q (dim × dim) on the residual stream
+  Matrix head;             // P (head_dim × head_dim) on each head of v's output and o's input
+  std::string head_description;
+
+  // The offline rotation of an RMSNorm reader's input, diag(1/γ)·Q (the raw input carried γ), for GPTQ.
+  Eigen::MatrixXd norm_reader_basis(const Vector& gamma, const std::string& norm) const {
+    SERQ_CHECK((gamma.array() != 0.0f).all(), "{}: γ has a zero channel, so GPTQ Hessians cannot be carried into "
+               "the rotated basis; use quant.weight_quantizer rtn with quarot", norm);
+    return gamma.cast<double>().cwiseInverse().asDiagonal() * residual.matrix.cast<double>();
+  }
+
+  // Quantizes a rotated layer. With GPTQ the Hessian H of its raw input becomes Mᵀ H M, M = `offline` the offline
+  // rotation of that input (empty: none); quantize_main_weight applies the online part.
+  void quantize(QuantLinear& layer, const Eigen::MatrixXd& offline) const {
+    layer.act_quant = params.activation;
+    if (!gptq || offline.size() == 0) {
+      quantize_main_weight(layer, params, calibration);
+      return;
+    }
+    Calibration carried;
+    ChannelStats& stats = carried.stats[layer.name] = calibration.at(layer.name);
+    stats.hessian = offline.transpose() * stats.hessian * offline;
+    quantize_main_weight(layer, params, carried);
+  }
+
+  // A reader of the residual stream after an RMSNorm: W ← W·diag(γ)·Q.
+  void read_residual(QuantLinear& layer, const Vector& gamma, const std::string& norm) const {
+    layer.weight = (layer.weight * gamma.asDiagonal()) * residual.matrix;
+    layer.transform = fmt::format("{} γ fused; residual {}", norm, residual.description);
+  }
+
+  // A writer into the residual stream: W ← Qᵀ·W, so its output lands in the rotated basis.
+  void write_residual(QuantLinear& layer) const {
+    layer.weight = residual.matrix.transpose() * layer.weight;
+  }
+
+  // v_proj: the output of each kv head times P, W ← (I ⊗ Pᵀ)·W; attention carries it to o_proj's input per head.
+  void rotate_value_heads(QuantLinear& v) const {
+    const Eigen::Index d = head.rows();
+    for (Eigen::Index r = 0; r < v.weight.rows(); r += d) {
+      v.weight.middleRows(r, d) = head.transpose() * v.weight.middleRows(r, d);
+    }
+    v.transform += fmt::format("; {} per head on the output", head_description);
+  }
+
+  // o_proj: input per head in P's basis, W ← W·(I ⊗ P), then the online rotation R across heads, W ← W·R.
+  void rotate_output_heads(QuantLinear& o, InputRotation across) const {
+    const Eigen::Index d = head.rows();
+    for (Eigen::Index c = 0; c < o.weight.cols(); c += d) {
+      o.weight.middleCols(c, d) = o.weight.middleCols(c, d) * head;
+    }
+    across.apply(o.weight);
+    o.transform = fmt::format("{} per head; online {}; residual {} on the output", head_description,
+                              across.description, residual.description);
+    o.input.rotation = std::move(across);
+  }
+
+  void rotate_layer(DecoderLayer& layer, int index, const ModelConfig& config) const {
+    const std::string prefix = fmt::format("layers.{}.", index);
+    const Eigen::MatrixXd none;
+    const Eigen::MatrixXd attn_basis = gptq ? norm_reader_basis(layer.attn_norm, prefix + "attn_norm") : none;
+    for (QuantLinear* reader : {&layer.q_proj, &layer.k_proj, &layer.v_proj}) {
+      read_residual(*reader, layer.attn_norm, "attn_norm");
+    }
+    rotate_value_heads(layer.v_proj);
+    for (QuantLinear* reader : {&layer.q_proj, &layer.k_proj, &layer.v_proj}) quantize(*reader, attn_basis);
+
+    write_residual(layer.o_proj);
+    rotate_output_heads(layer.o_proj, across_heads(config.n_heads, config.head_dim(),
+                                                   stream_seed(params.seed, across_heads_stream(index))));
+    const Eigen::MatrixXd per_head = gptq ? Eigen::MatrixXd(Eigen::kroneckerProduct(
+                                                Eigen::MatrixXd::Identity(config.n_heads, config.n_heads),
+                                                head.cast<double>()))
+                                          : none;
+    quantize(layer.o_proj, per_head);
+
+    const Eigen::MatrixXd ffn_basis = gptq ? norm_reader_basis(layer.ffn_norm, prefix + "ffn_norm") : none;
+    for (QuantLinear* reader : {&layer.gate_proj, &layer.up_proj}) {
+      read_residual(*reader, layer.ffn_norm, "ffn_norm");
+      quantize(*reader, ffn_basis);
+    }
+
+    write_residual(layer.down_proj);
+    InputRotation online = online_rotation(config.hidden_dim, stream_seed(params.seed, down_stream(index)));
+    online.apply(layer.down_proj.weight);
+    layer.down_proj.transform =
+        fmt::format("online {}; residual {} on the output", online.description, residual.description);
+    layer.down_proj.input.rotation = std::move(online);
+    quantize(layer.down_proj, none);  // its raw input is not rotated offline
+
+    layer.attn_norm.setOnes();
+    layer.ffn_norm.setOnes();
+  }
+};
+
+}  // namespace
+
+MethodReport QuaRot::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  const auto start = std::chrono::steady_clock::now();
+  for (const QuantLinear* layer : model.linears()) {
+    SERQ_CHECK(layer->input.empty(), "{}: already has an input transform; quarot starts from the full-precision "
+               "model", layer->name);
+  }
+  const ModelConfig& config = model.config;
+  const InputRotation per_head = online_rotation(config.head_dim(), stream_seed(params.seed, kHeadStream));
+  const Rotations rotations{params,
+                            calibration,
+                            params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq,
+                            residual_rotation(config.dim, stream_seed(params.seed, kResidualStream)),
+                            per_head.dense(config.head_dim()),
+                            per_head.description};
+
+  model.embed = model.embed * rotations.residual.matrix;
+  for (int l = 0; l < config.n_layers; ++l) rotations.rotate_layer(model.layers[l], l, config);
+  const Eigen::MatrixXd head_basis = rotations.gptq && params.quantize_lm_head
+                                         ? rotations.norm_reader_basis(model.final_norm, "final_norm")
+                                         : Eigen::MatrixXd();
+  rotations.read_residual(model.lm_head, model.final_norm, "final_norm");  // rotated even when kept in fp
+  if (params.quantize_lm_head) rotations.quantize(model.lm_head, head_basis);
+  model.final_norm.setOnes();
+  return summarize(layers_to_quantize(model, params), start);
+}
+
+}  // namespace serq

@@ -1,0 +1,99 @@
+// `serq`: flattening and saliency order per input group (shared by the group's layers, so they fold), then the
+// residual pair (main weight, R) of every layer in the code or the paper order.
+#include "methods/serq.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/common/error.h"
+#include "methods/smoothquant.h"
+#include "methods/weight_quantizer.h"
+
+namespace serq {
+namespace {
+
+void check_rank(const QuantLinear& layer, int rank) {
+  SERQ_CHECK(rank >= 0, "{}: quant.rank {} is negative; use 0..{}", layer.name, rank, layer.d_in());
+  SERQ_CHECK(rank <= layer.d_in(), "{}: quant.rank {} is above d_in = {}; use 0..{}", layer.name, rank, layer.d_in(),
+             layer.d_in());
+}
+
+// The salient channels first: indices of s by decreasing value, ties kept in channel order.
+std::vector<int> saliency_order(const Vector& scale) {
+  std::vector<int> order(static_cast<std::size_t>(scale.size()));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scale[a] > scale[b]; });
+  return order;
+}
+
+// W ← W[:, order], so that X̂·Wᵀ is unchanged when X̂ = X[:, order].
+void permute_columns(Matrix& weight, const std::vector<int>& order) {
+  Matrix permuted(weight.rows(), weight.cols());
+  for (Eigen::Index j = 0; j < weight.cols(); ++j) permuted.col(j) = weight.col(order[static_cast<std::size_t>(j)]);
+  weight.swap(permuted);
+}
+
+QuantSpec salient_spec(const QuantSpec& weight) {
+  if (weight.format == NumberFormat::mxfp4) return {4, true, weight.group_size, NumberFormat::mxfp4};
+  return {weight.bits, true, 0, NumberFormat::integer};
+}
+
+Matrix quantize_salient(Matrix r, const QuantSpec& spec, const std::string& layer) {
+  try {
+    fake_quant_rows(r, spec);
+  } catch (const Error& e) {
+    fail("{}: salient correction R: {}", layer, e.what());
+  }
+  return r;
+}
+
+// layer.weight is W̃ (flattened and permuted); makes it the quantized main weight and sets R on its first r columns.
+void quantize_residual_pair(QuantLinear& layer, int rank, const QuantParams& params, const Calibration& calibration) {
+  if (rank == 0) {
+    quantize_main_weight(layer, params, calibration);
+    return;
+  }
+  const QuantSpec spec = salient_spec(params.weight);
+  Matrix r;
+  if (params.paper_residual_order) {
+    const Matrix head = layer.weight.leftCols(rank);
+    quantize_main_weight(layer, params, calibration);
+    r = quantize_salient(head - layer.weight.leftCols(rank), spec, layer.name);
+  } else {
+    r = quantize_salient(layer.weight.leftCols(rank), spec, layer.name);
+    layer.weight.leftCols(rank) -= r;
+    quantize_main_weight(layer, params, calibration);
+  }
+  layer.salient = {std::move(r), spec};
+}
+
+}  // namespace
+
+MethodReport Serq::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<QuantLinear*> layers = layers_to_quantize(model, params);
+  for (const QuantLinear* layer : layers) check_rank(*layer, params.rank);
+  const int rank = params.weight.enabled() ? params.rank : 0;  // full-precision weights leave no error to correct
+  const char* residual_order = params.paper_residual_order ? "paper" : "code";
+  for (const InputGroup& group : input_groups(model, params)) {
+    Vector scale = group_abs_max(group, calibration);
+    SERQ_CHECK(scale.allFinite(), "{}: calibration abs_max has NaN/Inf; calibrate again", group.front()->name);
+    for (float& s : scale) {
+      if (s == 0.0f) s = 1.0f;  // a channel never seen non-zero: nothing to flatten (calibration rejects these)
+    }
+    const std::vector<int> order = saliency_order(scale);
+    for (QuantLinear* layer : group) {
+      scale_input_channels(*layer, scale);
+      layer->input.order = order;
+      permute_columns(layer->weight, order);
+      quantize_residual_pair(*layer, rank, params, calibration);
+      layer->act_quant = params.activation;
+      layer->transform = fmt::format("serq r={} flatten=absmax order={}", rank, residual_order);
+    }
+  }
+  return summarize(layers, start);
+}
+
+}  // namespace serq

@@ -1,0 +1,90 @@
+// `smoothquant`: one smoothing scale per input group, folded into every layer of the group, then the run's weight
+// quantizer on the scaled weights and the dynamic activation quantizer on the smoothed inputs.
+#include "methods/smoothquant.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "core/common/error.h"
+#include "methods/weight_quantizer.h"
+
+namespace serq {
+namespace {
+
+void check_alpha(double alpha) {
+  SERQ_CHECK(alpha >= 0.0 && alpha <= 1.0, "quant.alpha: {} is outside [0, 1]; use a migration strength in 0..1",
+             alpha);
+}
+
+}  // namespace
+
+std::vector<InputGroup> input_groups(Model& model, const QuantParams& params) {
+  std::vector<InputGroup> groups;
+  for (DecoderLayer& l : model.layers) {
+    groups.push_back({&l.q_proj, &l.k_proj, &l.v_proj});
+    groups.push_back({&l.o_proj});
+    groups.push_back({&l.gate_proj, &l.up_proj});
+    groups.push_back({&l.down_proj});
+  }
+  if (params.quantize_lm_head) groups.push_back({&model.lm_head});
+  return groups;
+}
+
+Eigen::VectorXf group_abs_max(const InputGroup& group, const Calibration& calibration) {
+  Eigen::VectorXf abs_max;
+  for (const QuantLinear* layer : group) {
+    const Eigen::VectorXf& observed = calibration.at(layer->name).abs_max;
+    SERQ_CHECK(observed.size() == layer->d_in(),
+               "{}: calibration abs_max has {} channels but the layer takes d_in = {}; calibrate this model again",
+               layer->name, observed.size(), layer->d_in());
+    abs_max = abs_max.size() == 0 ? observed : abs_max.cwiseMax(observed);
+  }
+  return abs_max;
+}
+
+Vector smoothing_scales(const InputGroup& group, const Eigen::VectorXf& abs_max, double alpha) {
+  check_alpha(alpha);
+  const std::string& name = group.front()->name;
+  SERQ_CHECK(abs_max.size() == group.front()->d_in(), "{}: abs_max has {} channels but the layer takes d_in = {}",
+             name, abs_max.size(), group.front()->d_in());
+  Eigen::VectorXf weight_max = Eigen::VectorXf::Zero(abs_max.size());
+  for (const QuantLinear* layer : group) {
+    weight_max = weight_max.cwiseMax(layer->weight.cwiseAbs().colwise().maxCoeff().transpose());
+  }
+  Vector scale(abs_max.size());
+  for (Eigen::Index j = 0; j < scale.size(); ++j) {
+    if (abs_max[j] == 0.0f || weight_max[j] == 0.0f) {  // nothing to migrate; the formula would give 0 or ∞
+      scale[j] = 1.0f;
+      continue;
+    }
+    scale[j] = static_cast<float>(std::pow(static_cast<double>(abs_max[j]), alpha) /
+                                  std::pow(static_cast<double>(weight_max[j]), 1.0 - alpha));
+    SERQ_CHECK(std::isfinite(scale[j]) && scale[j] > 0.0f,
+               "{}: input channel {} gets smoothing scale {} (abs_max {}, max|W| {}); check the calibration "
+               "statistics and weights for NaN/Inf", name, j, scale[j], abs_max[j], weight_max[j]);
+  }
+  return scale;
+}
+
+void scale_input_channels(QuantLinear& layer, const Vector& scale) {
+  layer.input.scale = scale;
+  layer.weight.array().rowwise() *= scale.transpose().array();
+}
+
+MethodReport SmoothQuant::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  const auto start = std::chrono::steady_clock::now();
+  check_alpha(params.alpha);
+  for (const InputGroup& group : input_groups(model, params)) {
+    const Vector scale = smoothing_scales(group, group_abs_max(group, calibration), params.alpha);
+    for (QuantLinear* layer : group) {
+      scale_input_channels(*layer, scale);
+      quantize_main_weight(*layer, params, calibration);
+      layer->act_quant = params.activation;
+      layer->transform = fmt::format("smoothquant alpha={}", params.alpha);
+    }
+  }
+  return summarize(layers_to_quantize(model, params), start);
+}
+
+}  // namespace serq
