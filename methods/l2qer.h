@@ -1,17 +1,22 @@
-// `l2qer`: L2QER: LQER on the error scaled by the calibration mean |x| per input channel.
+// `l2qer`: L²QER (Zhang et al. 2024, arXiv 2402.02446): LQER with the weight error weighted by the activations
+// before the SVD, so the rank-k budget goes to the input channels that carry large activations.
 #pragma once
 
-#include "methods/method.h"
+#include "methods/low_rank.h"
 
 namespace serq {
 
-class L2qer final : public Method {
+class ActivationScaledErrorReconstruction final : public LowRankMethod {
  public:
   std::string name() const override { return "l2qer"; }
-  std::string describe() const override { return "L2QER: LQER on the error scaled by the calibration mean |x| per input channel"; }
-  std::vector<std::string> parameters() const override { return {"quant.rank", "quant.factor_bits", "quant.requant_intermediate"}; }
+  std::string describe() const override {
+    return "L2QER: LQER with the error weighted by the calibration mean |x| of each input channel before the SVD";
+  }
+  std::vector<std::string> parameters() const override {
+    return {"quant.rank", "quant.factor_bits", "quant.requant_intermediate"};
+  }
   bool needs_activation_stats() const override { return true; }
-  MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  LowRankRecipe recipe(const QuantParams& params) const override;
 };
 
 }  // namespace serq

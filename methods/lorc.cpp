@@ -1,12 +1,15 @@
-// `lorc`: the two-factor error reconstruction recipe of methods/low_rank.h.
+// `lorc`: the plain truncated SVD of the error, Σ split evenly (B = U_k Σ_k^½, A = Σ_k^½ V_kᵀ), no quantization
+// of the factors or of the intermediate.
 #include "methods/lorc.h"
-
-#include "methods/low_rank.h"
 
 namespace serq {
 
-MethodReport Lorc::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
-  return quantize_with_error_factors(model, params, calibration, {"lorc", false, false});
+LowRankRecipe LowRankCompensation::recipe(const QuantParams& params) const {
+  LowRankRecipe recipe;
+  recipe.method = name();
+  recipe.rank = params.rank;
+  recipe.split = SingularValueSplit::balanced;
+  return recipe;
 }
 
 }  // namespace serq

@@ -1,17 +1,19 @@
-// `lorc`: ZeroQuant-V2 LoRC: SVD of the weight error W − Q(W) into two full-precision factors.
+// `lorc`: LoRC, low-rank compensation (ZeroQuant-V2, Yao et al. 2023): the main weight plus a rank-k SVD of its
+// quantization error, both factors kept in full precision.
 #pragma once
 
-#include "methods/method.h"
+#include "methods/low_rank.h"
 
 namespace serq {
 
-class Lorc final : public Method {
+class LowRankCompensation final : public LowRankMethod {
  public:
   std::string name() const override { return "lorc"; }
-  std::string describe() const override { return "ZeroQuant-V2 LoRC: SVD of the weight error W − Q(W) into two full-precision factors"; }
+  std::string describe() const override {
+    return "LoRC: quantized weight plus a rank-k SVD of its error, factors in full precision";
+  }
   std::vector<std::string> parameters() const override { return {"quant.rank"}; }
-  bool needs_activation_stats() const override { return false; }
-  MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  LowRankRecipe recipe(const QuantParams& params) const override;
 };
 
 }  // namespace serq

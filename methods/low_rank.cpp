@@ -1,93 +1,108 @@
-// Two-factor error reconstruction: truncated SVD of the (activation-scaled) quantization error, factor formats and
-// the intermediate re-quantization, for lorc, lqer and l2qer.
+// The shared two-factor correction: truncated SVD of the (optionally activation-weighted) quantization error, the
+// LQER factor formats, and the per-layer and whole-model quantization of lorc, lqer and l2qer.
 #include "methods/low_rank.h"
 
 #include <fmt/format.h>
 
 #include <Eigen/SVD>
-
 #include <algorithm>
+#include <cassert>
+#include <cmath>
 
 #include "core/common/error.h"
 #include "methods/weight_quantizer.h"
 
 namespace serq {
-
-ErrorFactors factor_error(const Matrix& error, int rank, const Vector& channel_scale) {
-  const bool scaled = channel_scale.size() > 0;
-  Eigen::MatrixXd e = error.cast<double>();
-  if (scaled) e = e * channel_scale.cast<double>().asDiagonal();
-  const Eigen::BDCSVD<Eigen::MatrixXd> svd(e, Eigen::ComputeThinU | Eigen::ComputeThinV);
-  const Eigen::VectorXd sigma = svd.singularValues().head(rank);
-  Eigen::MatrixXd b = svd.matrixU().leftCols(rank);                // d_out × k
-  Eigen::MatrixXd a = svd.matrixV().leftCols(rank).transpose();    // k × d_in
-  if (scaled) {
-    b = b * sigma.asDiagonal();
-    a = a * channel_scale.cast<double>().cwiseInverse().asDiagonal();
-  } else {
-    const Eigen::VectorXd root = sigma.cwiseSqrt();
-    b = b * root.asDiagonal();
-    a = root.asDiagonal() * a;
-  }
-  return {a.cast<float>(), b.cast<float>()};
-}
-
-Vector activation_scale(const Eigen::VectorXd& mean_abs, const std::string& layer) {
-  SERQ_CHECK(mean_abs.allFinite(), "{}: calibration mean |x| has NaN/Inf; check the model and recalibrate", layer);
-  const double max = mean_abs.maxCoeff();
-  SERQ_CHECK(max > 0.0, "{}: every input channel was zero during calibration; use other calibration data", layer);
-  double min = max;
-  for (const double v : mean_abs) {
-    if (v > 0.0) min = std::min(min, v);
-  }
-  const Eigen::VectorXd s = mean_abs.cwiseMax(min) / std::sqrt(min * max);
-  return s.cast<float>();
-}
-
 namespace {
 
-void check_rank(const QuantLinear& layer, int rank) {
-  const int limit = std::min(layer.d_in(), layer.d_out());
-  SERQ_CHECK(rank >= 0 && rank <= limit, "{}: quant.rank {} is outside 0..{} (the factors of a {}×{} weight); use "
-             "0..{}", layer.name, rank, limit, layer.d_out(), layer.d_in(), limit);
+// L2QER's activation-induced scale, as in the LQER code: s_j = max(mean |x_j|, 1e-4), divided by
+// sqrt(min_j s_j · max_j s_j) so the scale is centred on 1 in log space. The normalization does not change B·A
+// (scaling s by c scales Σ by c and A by 1/c); it keeps A and B in a well-conditioned range.
+Eigen::VectorXd activation_scale(const ChannelStats& stats) {
+  const Eigen::VectorXd s = stats.mean_abs.cwiseMax(1e-4);
+  return s / std::sqrt(s.minCoeff() * s.maxCoeff());
 }
 
-// A and B of lqer/l2qer: INT per row (groups of the weight's group size) in factor_bits, or MXFP4 blocks when the
-// run is MXFP4 and factor_bits is 4. INT8 factors under MXFP4 keep the integer format: MXFP4 has no 8-bit form.
-QuantSpec factor_spec(const QuantParams& params) {
-  QuantSpec spec{params.factor_bits, true, params.weight.group_size, NumberFormat::integer};
-  if (params.weight.format == NumberFormat::mxfp4 && params.factor_bits == 4) spec.format = NumberFormat::mxfp4;
-  return spec;
+void check_recipe(const QuantLinear& layer, const LowRankRecipe& recipe) {
+  const int most = std::min(layer.d_in(), layer.d_out());
+  SERQ_CHECK(recipe.rank >= 0, "{}: quant.rank {} is negative; use 0..{}", layer.name, recipe.rank, most);
+  SERQ_CHECK(recipe.rank <= most, "{}: quant.rank {} is above min(d_in, d_out) = {}; use 0..{}", layer.name,
+             recipe.rank, most, most);
+  validate(recipe.factor_quant, "quant.factor_bits");
+  validate(recipe.intermediate_quant, "quant.factor_bits");
 }
 
 }  // namespace
 
-MethodReport quantize_with_error_factors(Model& model, const QuantParams& params, const Calibration& calibration,
-                                         const LowRankRecipe& recipe) {
-  const auto start = std::chrono::steady_clock::now();
-  const std::vector<QuantLinear*> layers = layers_to_quantize(model, params);
-  for (const QuantLinear* layer : layers) check_rank(*layer, params.rank);
-  const QuantSpec factors = recipe.quantized_factors ? factor_spec(params) : QuantSpec{};
-  QuantSpec intermediate;
-  if (recipe.quantized_factors && params.requant_intermediate)
-    intermediate = {params.factor_bits, params.activation.symmetric, 0, NumberFormat::integer};
-  for (QuantLinear* layer : layers) {
-    const Matrix original = layer->weight;
-    quantize_main_weight(*layer, params, calibration);
-    layer->act_quant = params.activation;
-    layer->transform = fmt::format("{} k={} factors={}", recipe.method, params.rank, factors.describe());
-    if (params.rank == 0 || !params.weight.enabled()) continue;
-    const Vector scale =
-        recipe.activation_scaled ? activation_scale(calibration.at(layer->name).mean_abs, layer->name) : Vector{};
-    ErrorFactors f = factor_error(original - layer->weight, params.rank, scale);
-    try {
-      fake_quant_rows(f.a, factors);
-      fake_quant_rows(f.b, factors);
-    } catch (const Error& e) {
-      fail("{}: error factors: {}", layer->name, e.what());
-    }
-    layer->low_rank = {std::move(f.a), std::move(f.b), factors, intermediate};
+LowRankCorrection low_rank_factors(const Matrix& error, int rank, const Eigen::VectorXd& scale,
+                                   SingularValueSplit split) {
+  assert(rank >= 0 && rank <= std::min(error.rows(), error.cols()));
+  assert(scale.size() == 0 || scale.size() == error.cols());
+  LowRankCorrection factors;
+  if (rank == 0) return factors;
+  Eigen::MatrixXd weighted = error.cast<double>();
+  if (scale.size() > 0) weighted = weighted * scale.asDiagonal();
+  const Eigen::BDCSVD<Eigen::MatrixXd> svd(weighted, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  const Eigen::VectorXd sigma = svd.singularValues().head(rank);
+  const bool balanced = split == SingularValueSplit::balanced;
+  const Eigen::VectorXd left = balanced ? Eigen::VectorXd(sigma.cwiseSqrt()) : sigma;
+  const Eigen::VectorXd right = balanced ? Eigen::VectorXd(sigma.cwiseSqrt()) : Eigen::VectorXd::Ones(rank);
+  Eigen::MatrixXd a = right.asDiagonal() * svd.matrixV().leftCols(rank).transpose();
+  if (scale.size() > 0) a = a * scale.cwiseInverse().asDiagonal();
+  factors.a = a.cast<float>();
+  factors.b = (svd.matrixU().leftCols(rank) * left.asDiagonal()).cast<float>();
+  return factors;
+}
+
+QuantSpec lqer_factor_quant(const QuantParams& params) {
+  QuantSpec spec;
+  spec.bits = params.factor_bits;
+  spec.symmetric = true;
+  spec.group_size = params.weight.group_size;
+  spec.format = params.weight.format == NumberFormat::mxfp4 && params.factor_bits == 4 ? NumberFormat::mxfp4
+                                                                                       : NumberFormat::integer;
+  return spec;
+}
+
+QuantSpec lqer_intermediate_quant(const QuantParams& params) {
+  QuantSpec spec;
+  if (!params.requant_intermediate) return spec;
+  spec.bits = params.factor_bits;
+  spec.symmetric = params.activation.symmetric;
+  spec.group_size = 0;
+  return spec;
+}
+
+void quantize_low_rank_layer(QuantLinear& layer, const LowRankRecipe& recipe, const QuantParams& params,
+                             const Calibration& calibration) {
+  check_recipe(layer, recipe);
+  const Matrix original = layer.weight;
+  quantize_main_weight(layer, params, calibration);
+  layer.act_quant = params.activation;
+  const Eigen::VectorXd scale =
+      recipe.activation_weighted && recipe.rank > 0 ? activation_scale(calibration.at(layer.name)) : Eigen::VectorXd();
+  SERQ_CHECK(scale.size() == 0 || scale.size() == layer.d_in(),
+             "{}: the calibration has {} channels but the layer takes d_in = {}; recalibrate this model", layer.name,
+             scale.size(), layer.d_in());
+  layer.low_rank = low_rank_factors(original - layer.weight, recipe.rank, scale, recipe.split);
+  layer.low_rank.factor_quant = recipe.factor_quant;
+  layer.low_rank.intermediate_quant = recipe.intermediate_quant;
+  try {
+    fake_quant_rows(layer.low_rank.a, recipe.factor_quant);
+    fake_quant_rows(layer.low_rank.b, recipe.factor_quant);
+  } catch (const Error& e) {
+    fail("{}: correction factors: {}", layer.name, e.what());
   }
+  layer.transform = fmt::format("{} k={} factors={} intermediate={}", recipe.method, recipe.rank,
+                                recipe.factor_quant.describe(), recipe.intermediate_quant.describe());
+}
+
+MethodReport LowRankMethod::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  const auto start = std::chrono::steady_clock::now();
+  const LowRankRecipe plan = recipe(params);
+  const std::vector<QuantLinear*> layers = layers_to_quantize(model, params);
+  for (const QuantLinear* layer : layers) check_recipe(*layer, plan);
+  for (QuantLinear* layer : layers) quantize_low_rank_layer(*layer, plan, params, calibration);
   return summarize(layers, start);
 }
 

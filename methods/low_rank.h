@@ -1,35 +1,63 @@
-// The shared recipe of the two-factor error reconstruction methods (lorc, lqer, l2qer): quantize the main weight,
-// factor its error E = W − Q(W) into B·A by a truncated SVD (optionally of the activation-scaled error), quantize the
-// factors, and attach them to the layer as a LowRankCorrection.
+// The two-factor error correction shared by `lorc`, `lqer` and `l2qer`: the main weight is quantized as usual, and
+// its error E = W − main (d_out × d_in) is approximated at rank k by B·A, A (k × d_in), B (d_out × k), from a
+// truncated SVD (Eckart–Young). The layer then computes Y = Q(X)·mainᵀ + Q_i(Q(X)·Aᵀ)·Bᵀ
+// (core/linear/quant_linear.h).
+//
+// The methods differ only in their LowRankRecipe: how Σ_k is shared between the factors, whether the error is
+// weighted by the calibration activations before the SVD (L2QER), and the formats of the factors and of the
+// intermediate Q(X)·Aᵀ.
 #pragma once
 
 #include <string>
 
+#include "core/linear/quant_linear.h"
 #include "methods/method.h"
 
 namespace serq {
 
+// How the singular values Σ_k of the truncated SVD U_k Σ_k V_kᵀ are shared between the factors.
+enum class SingularValueSplit {
+  balanced,  // B = U_k Σ_k^½, A = Σ_k^½ V_kᵀ (LoRC, LQER): both factors in the same range
+  into_b,    // B = U_k Σ_k,   A = V_kᵀ       (L2QER, as in the paper)
+};
+
+// What a two-factor method builds for each layer.
 struct LowRankRecipe {
-  std::string method;             // for messages and the layer's transform string
-  bool quantized_factors = false; // factors and intermediate in params.factor_bits (lqer, l2qer); else full precision
-  bool activation_scaled = false; // SVD of E·diag(s), s = normalized calibration mean |x| (l2qer)
+  std::string method;            // "lorc", "lqer", "l2qer": the start of each layer's transform text
+  int rank = 0;                  // k; 0 = no correction
+  SingularValueSplit split = SingularValueSplit::balanced;
+  bool activation_weighted = false;  // weight E's columns by the calibration mean |x_j| before the SVD (L2QER)
+  QuantSpec factor_quant;        // format of A and B; bits 16 = kept in full precision
+  QuantSpec intermediate_quant;  // per-token re-quantization of Q(X)·Aᵀ; bits 16 = none
 };
 
-// B (d_out × k) and A (k × d_in) with E ≈ B·A: the best rank-k approximation of E·diag(s), mapped back by
-// diag(s)⁻¹ (s empty: s = 1). The singular values go to B when s is given (L²QER's A = diag(s)⁻¹U_k, B = Σ_kV_kᵀ
-// in the paper's orientation), and are split evenly (√Σ on each side) otherwise (LoRC).
-struct ErrorFactors {
-  Matrix a, b;
+// The rank-k factors of E: with s the per-channel weights (empty = all 1), the SVD E·diag(s) = UΣVᵀ (BDCSVD, in
+// double) is truncated to k and split as `split` says, then A ← A·diag(s)⁻¹. B·A minimizes
+// ||(E − BA)·diag(s)||_F over rank-k matrices. The factors are returned in full precision (factor_quant and intermediate_quant off).
+// 0 ≤ rank ≤ min(d_in, d_out) (an assert; quantize_low_rank_layer checks it for the user).
+LowRankCorrection low_rank_factors(const Matrix& error, int rank, const Eigen::VectorXd& scale,
+                                   SingularValueSplit split);
+
+// LQER's factor format for a run: factor_bits (16 = full precision), symmetric, the weights' group size. MXFP4
+// when the weights are MXFP4 and factor_bits is 4; INT otherwise (MXFP4 has no other width, and INT-b factors
+// keep the bit budget the user asked for).
+QuantSpec lqer_factor_quant(const QuantParams& params);
+// LQER's re-quantization of the intermediate Q(X)·Aᵀ: INT factor_bits per token (one group of k values), with the
+// activations' symmetry; off when requant_intermediate is false or factor_bits is 16.
+QuantSpec lqer_intermediate_quant(const QuantParams& params);
+
+// Quantizes layer.weight with the run's weight quantizer (methods/weight_quantizer.h), attaches the recipe's
+// correction of its error and the run's activation quantizer, and describes it in layer.transform. A rank outside
+// 0..min(d_in, d_out) is a serq::Error naming the layer, raised before the layer is changed.
+void quantize_low_rank_layer(QuantLinear& layer, const LowRankRecipe& recipe, const QuantParams& params,
+                             const Calibration& calibration);
+
+// A method whose layers are quantize_low_rank_layer with its recipe. quantize() checks the recipe against every
+// layer before it changes any, so a bad quant.rank or quant.factor_bits leaves the model as it was.
+class LowRankMethod : public Method {
+ public:
+  virtual LowRankRecipe recipe(const QuantParams& params) const = 0;
+  MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const final;
 };
-ErrorFactors factor_error(const Matrix& error, int rank, const Vector& channel_scale);
-
-// L²QER's activation-induced scale: mean |x_j| divided by its geometric mean of min and max (√(min·max)), so the
-// scale is centred around 1 whatever the layer's activation magnitude; channels never seen (0) get the minimum
-// non-zero value.
-Vector activation_scale(const Eigen::VectorXd& mean_abs, const std::string& layer);
-
-// Quantizes every layer of layers_to_quantize with the recipe and returns the report.
-MethodReport quantize_with_error_factors(Model& model, const QuantParams& params, const Calibration& calibration,
-                                         const LowRankRecipe& recipe);
 
 }  // namespace serq

@@ -1,17 +1,22 @@
-// `lqer`: LQER: LoRC with quantized factors and a re-quantized intermediate.
+// `lqer`: LQER, low-rank quantization error reconstruction (Zhang et al. 2024, arXiv 2402.02446): LoRC's rank-k SVD
+// of the weight error with the factors quantized (quant.factor_bits) and the intermediate Q(X)·Aᵀ re-quantized per
+// token (quant.requant_intermediate).
 #pragma once
 
-#include "methods/method.h"
+#include "methods/low_rank.h"
 
 namespace serq {
 
-class Lqer final : public Method {
+class LowRankErrorReconstruction final : public LowRankMethod {
  public:
   std::string name() const override { return "lqer"; }
-  std::string describe() const override { return "LQER: LoRC with quantized factors and a re-quantized intermediate"; }
-  std::vector<std::string> parameters() const override { return {"quant.rank", "quant.factor_bits", "quant.requant_intermediate"}; }
-  bool needs_activation_stats() const override { return false; }
-  MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  std::string describe() const override {
+    return "LQER: quantized weight plus a rank-k SVD of its error, factors and intermediate quantized";
+  }
+  std::vector<std::string> parameters() const override {
+    return {"quant.rank", "quant.factor_bits", "quant.requant_intermediate"};
+  }
+  LowRankRecipe recipe(const QuantParams& params) const override;
 };
 
 }  // namespace serq

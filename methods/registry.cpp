@@ -22,9 +22,9 @@ std::vector<std::unique_ptr<Method>> all_methods() {
   methods.push_back(std::make_unique<FullPrecision>());
   methods.push_back(std::make_unique<RoundToNearest>());
   methods.push_back(std::make_unique<SmoothQuant>());
-  methods.push_back(std::make_unique<Lorc>());
-  methods.push_back(std::make_unique<Lqer>());
-  methods.push_back(std::make_unique<L2qer>());
+  methods.push_back(std::make_unique<LowRankCompensation>());
+  methods.push_back(std::make_unique<LowRankErrorReconstruction>());
+  methods.push_back(std::make_unique<ActivationScaledErrorReconstruction>());
   methods.push_back(std::make_unique<QuaRot>());
   methods.push_back(std::make_unique<Gptq>());
   methods.push_back(std::make_unique<Serq>());
