@@ -16,6 +16,7 @@
 #include "core/common/paths.h"
 #include "core/common/progress.h"
 #include "core/data/token_stream.h"
+#include "core/linear/fold.h"
 #include "core/model/forward.h"
 #include "core/model/loader.h"
 #include "core/tokenizer/tokenizer.h"
@@ -161,6 +162,7 @@ int main(int argc, char** argv) try {
     serq::Model model = pristine;
     const serq::Calibration calibration = serq::calibrate(model, *method, run, calib_stream, calib);
     const serq::MethodReport report = method->quantize(model, run, calibration);
+    serq::fold_input_transforms(model);  // the runtime form serq-run evaluates
     const double seconds = prefill(model);
     std::printf("| %s | %.2f | %.2f | %.3f | %.2f× |\n", name.c_str(), calibration.seconds, report.quantize_seconds,
                 seconds, seconds / fp_seconds);
