@@ -13,25 +13,13 @@
 #include <vector>
 
 #include "core/common/build_info.h"
+#include "tools/bench_timing.h"
 #include "core/model/forward.h"
 #include "methods/rtn.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-template <class F>
-double median_seconds(int repeats, F&& f) {
-  f();  // warm-up
-  std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = Clock::now();
-    f();
-    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
+using serq::bench::median_seconds;
 
 void fill_random(serq::Matrix& m, std::mt19937& rng, float stddev) {
   std::normal_distribution<float> dist(0.0f, stddev);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/common/build_info.h"
+#include "tools/bench_timing.h"
 #include "core/common/error.h"
 #include "core/common/paths.h"
 #include "core/common/progress.h"
@@ -25,22 +26,7 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-template <class F>
-double median_seconds(int repeats, F&& f) {
-  f();  // warm-up
-  std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = Clock::now();
-    f();
-    times.push_back(seconds_since(start));
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
+using serq::bench::median_seconds;
 
 struct Options {
   std::string model = "stories";
