@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/common/error.h"
+#include "core/quant/int_quant.h"
 #include "core/quant/mxfp4.h"
 #include "tests/model_fixtures.h"
 
@@ -125,3 +126,17 @@ TEST_CASE("mxfp4 on stories260K down_proj: every output is X · the nearest E2M1
 }
 
 }  // namespace serq
+
+TEST_CASE("an MXFP4 QuantSpec describes itself and dispatches fake_quant_rows and bits_per_weight", "[mxfp4]") {
+  const serq::QuantSpec spec{4, true, 32, serq::NumberFormat::mxfp4};
+  CHECK(spec.describe() == "mxfp4-g32");
+  CHECK(serq::bits_per_weight(spec, 2, 64) == Approx(4.25));
+  serq::Matrix m(1, 3);
+  m << 6.0f, 2.5f, -0.25f;  // amax 6: scale 2^(2-2) = 1; 2.5 ties to 2; -0.25 ties to -0
+  serq::fake_quant_rows(m, spec);
+  CHECK(m(0, 0) == 6.0f);
+  CHECK(m(0, 1) == 2.0f);
+  CHECK(m(0, 2) == 0.0f);
+  CHECK_THROWS_AS(serq::validate({8, true, 32, serq::NumberFormat::mxfp4}, "quant.w_bits"), serq::Error);
+  CHECK_THROWS_AS(serq::validate({4, true, 0, serq::NumberFormat::mxfp4}, "quant.group_size"), serq::Error);
+}

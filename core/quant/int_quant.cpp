@@ -60,6 +60,7 @@ void fake_quant_asymmetric(ConstGroup in, Group out, int bits) {
 
 std::string QuantSpec::describe() const {
   if (!enabled()) return "fp";
+  if (format == NumberFormat::mxfp4) return fmt::format("mxfp4-g{}", group_size);
   return fmt::format("int{}-{}-{}", bits, symmetric ? "sym" : "asym",
                      group_size > 0 ? fmt::format("g{}", group_size) : std::string("row"));
 }
