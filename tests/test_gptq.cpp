@@ -126,7 +126,8 @@ Matrix reference_gptq(const Matrix& w, const Eigen::MatrixXd& h, int bits, bool 
   for (int j : order) {
     if (!act_order && j % group == 0) fit(j / group, current);
     for (int r = 0; r < rows; ++r) {
-      q(r, j) = quantizers[static_cast<std::size_t>(r * groups + j / group)].quantize(static_cast<float>(current(r, j)));
+      const ReferenceGroup& quantizer = quantizers[static_cast<std::size_t>(r * groups + j / group)];
+      q(r, j) = quantizer.quantize(static_cast<float>(current(r, j)));
     }
     const Eigen::VectorXd error = (current.col(j) - q.col(j).cast<double>()) / inverse(j, j);
     done[static_cast<std::size_t>(j)] = true;
@@ -191,7 +192,7 @@ Calibration stories_calibration(const QuantParams& params, int samples) {
 
 }  // namespace
 
-TEST_CASE("GPTQ equals the unblocked OBS reference for block sizes 1, 3 and 128, sym and asym, with and without groups") {
+TEST_CASE("GPTQ equals the unblocked OBS reference for blocks of 1, 3 and 128, sym and asym, with and without groups") {
   check_against_reference(false);
 }
 
@@ -204,9 +205,8 @@ TEST_CASE("GPTQ with act_order equals the OBS reference run in decreasing diag(H
 
 TEST_CASE("GPTQ with a diagonal Hessian is RTN, for INT and MXFP4 formats") {
   const Matrix w = random_weight(16, 150, 3);
-  Eigen::VectorXd diagonal = Eigen::VectorXd::LinSpaced(150, 0.5, 5.0);
-  std::reverse(diagonal.data(), diagonal.data() + diagonal.size());
-  const Eigen::MatrixXd h = diagonal.asDiagonal();
+  // Increasing, so act_order visits the channels backwards.
+  const Eigen::MatrixXd h = Eigen::VectorXd::LinSpaced(150, 0.5, 5.0).asDiagonal();
   const QuantSpec specs[] = {{4, true, 0}, {4, true, 32}, {3, false, 20}, {8, false, 0},
                              {4, true, 32, NumberFormat::mxfp4}, {4, true, 20, NumberFormat::mxfp4}};
   for (const QuantSpec& spec : specs) {
@@ -279,7 +279,7 @@ TEST_CASE("a Hessian that is not positive definite after dampening is an error n
   CHECK(gptq(w, h, spec, {0.01, 128, false}).allFinite());
 }
 
-TEST_CASE("NaN in the Hessian, a Hessian of the wrong shape, a NaN weight and bad options are errors naming the layer") {
+TEST_CASE("a NaN or wrongly shaped Hessian, a NaN weight and bad options are errors naming the layer") {
   const Matrix w = random_weight(8, 16, 8);
   const Eigen::MatrixXd h = random_hessian(16, 64, 9);
   const QuantSpec spec{4, true, 0};

@@ -1,15 +1,17 @@
-// GPTQ in the lazy-batch form of the reference code, with the factor and the error-updated weights in double and
-// the quantizer in float (so its grid values are exactly those of fake_quant_rows).
+// GPTQ in the lazy-batch form of the reference code, with the factor and the error feedback in double and the
+// quantizer in float (so its grid values are exactly those of fake_quant_rows).
 //
 // The math. The paper quantizes column j, then updates every later column k by the OBS step
 //   w_k -= (w_j - q_j) / U_jj · U_jk,   U = the upper Cholesky factor of H⁻¹ (H⁻¹ = UᵀU),
-// so W - Q = E·U with E_j = (w_j - q_j) / U_jj, i.e. E = (W - Q)·V with V = U⁻¹. V is upper triangular and
-// H = V·Vᵀ: V is the Cholesky factor of H taken in reverse order (V = J·chol(J·H·J)·J, J the exchange matrix),
-// and the update reads
-//   w_k += Σ_{j<k} (w_j - q_j) · V_jk / V_kk.
-// This is the same algorithm without inverting H (one factorization instead of factor, invert, factor again:
-// about 4× fewer flops and better conditioned); tests/test_gptq.cpp checks it against the explicit-inverse OBS
-// update. Columns of a block are updated eagerly; columns after the block get the block's errors in one GEMM.
+// where w_j is column j as updated by the columns before it. Summed up, W - Q = E·U (W the original weights, E_j the
+// scaled error of step j), so E = (W - Q)·V with V = U⁻¹. V is upper triangular with H = V·Vᵀ: the Cholesky factor
+// of H taken in reverse order, V = J·chol(J·H·J)·J with J the exchange matrix. Column k, when its turn comes, is
+//   w_k + Σ_{j<k} (w_j - q_j) · Ṽ_jk,   Ṽ = V with each column divided by its diagonal entry,
+// with w_j the original weights: no inverse of H is needed (one factorization where the reference factors, inverts
+// and factors again: 4× fewer flops, and better conditioned). Between steps, the updated values of the columns R
+// not yet quantized are w_R + F_R·Ṽ_RR⁻¹, F = the sum above over the columns done so far; only fitting a group
+// needs them, for the group's own columns. tests/test_gptq.cpp checks all of it against the explicit-inverse OBS
+// update. Columns of a block take their feedback eagerly; columns after the block in one GEMM per block.
 #include "core/quant/gptq.h"
 
 #include <Eigen/Cholesky>
@@ -131,6 +133,7 @@ Eigen::MatrixXd update_factor(const Eigen::MatrixXd& hessian, const Eigen::Vecto
 Eigen::MatrixXf group_values(const Eigen::MatrixXf& weights, const Eigen::MatrixXd& feedback,
                              const Eigen::MatrixXd& errors, const Eigen::MatrixXd& factor, Eigen::Index i,
                              Eigen::Index n, Eigen::Index b0, Eigen::Index b1) {
+  if (i == 0) return weights.leftCols(n);  // no feedback yet
   Eigen::MatrixXd shift = feedback.middleCols(i, n);
   const Eigen::Index pending = i + n - b1;
   if (pending > 0 && i > b0) {
@@ -157,6 +160,7 @@ void gptq_quantize(Matrix& w, const Eigen::MatrixXd& hessian, const QuantSpec& s
   if (!spec.enabled()) return;
   assert(std::fegetround() == FE_TONEAREST);  // rint(): round half to even, as fake_quant_rows
   check_inputs(w, hessian, options, what);
+  if (w.size() == 0) return;
   const Eigen::Index rows = w.rows(), cols = w.cols();
 
   // A channel that never fired has a zero row and column in H; a unit diagonal decouples it (the reference's fix).
@@ -187,7 +191,7 @@ void gptq_quantize(Matrix& w, const Eigen::MatrixXd& hessian, const QuantSpec& s
         quantizer.fit(g, group_values(weights, feedback, errors, factor, i, std::min(group, cols - i), b0, b1));
       }
       const Eigen::ArrayXf q = quantizer.quantize(g, (weights.col(i).cast<double>() + feedback.col(i)).cast<float>());
-      errors.col(i - b0) = (weights.col(i) - q.matrix()).cast<double>();
+      errors.col(i - b0) = weights.col(i).cast<double>() - q.cast<double>().matrix();
       weights.col(i) = q;
       feedback.middleCols(i + 1, b1 - i - 1).noalias() += errors.col(i - b0) * factor.row(i).segment(i + 1, b1 - i - 1);
     }
