@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/common/build_info.h"
-#include "tools/bench_timing.h"
+#include "tools/bench_support.h"
 #include "core/model/forward.h"
 #include "methods/rtn.h"
 
@@ -46,19 +46,9 @@ int main(int argc, char** argv) {
     }
   }
 
-  serq::ModelConfig config;
-  config.dim = 4096;
-  config.hidden_dim = 11008;
-  config.n_layers = 1;
-  config.n_heads = 32;
-  config.n_kv_heads = 32;
-  config.vocab_size = 32;  // the embedding and head are not part of the measurement
-  config.max_seq_len = std::max(4096, tokens);
-  serq::Model model = serq::make_empty_model(config);
+  serq::Model model = serq::bench::seven_b_shaped_layer(tokens);
+  const serq::ModelConfig& config = model.config;
   std::mt19937 rng(1234);
-  for (serq::QuantLinear* linear : model.linears()) fill_random(linear->weight, rng, 0.02f);
-  model.layers[0].attn_norm.setOnes();
-  model.layers[0].ffn_norm.setOnes();
   serq::Matrix input(tokens, config.dim);
   fill_random(input, rng, 1.0f);
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/common/build_info.h"
-#include "tools/bench_timing.h"
+#include "tools/bench_support.h"
 #include "core/common/error.h"
 #include "core/common/paths.h"
 #include "core/common/progress.h"
@@ -70,28 +70,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-// One decoder layer of LLaMA-2-7B's shape with N(0, 0.02²) weights.
-serq::Model seven_b_layer(int max_tokens) {
-  serq::ModelConfig config;
-  config.dim = 4096;
-  config.hidden_dim = 11008;
-  config.n_layers = 1;
-  config.n_heads = 32;
-  config.n_kv_heads = 32;
-  config.vocab_size = 32;
-  config.max_seq_len = std::max(4096, max_tokens);
-  serq::Model model = serq::make_empty_model(config);
-  std::mt19937 rng(1234);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  for (serq::QuantLinear* linear : model.linears())
-    for (Eigen::Index i = 0; i < linear->weight.size(); ++i) linear->weight.data()[i] = normal(rng);
-  for (Eigen::Index i = 0; i < model.embed.size(); ++i) model.embed.data()[i] = normal(rng) * 50.0f;
-  model.layers[0].attn_norm.setOnes();
-  model.layers[0].ffn_norm.setOnes();
-  model.final_norm.setOnes();
-  return model;
-}
-
 serq::TokenStream random_tokens(int vocab, int count) {
   serq::TokenStream stream;
   stream.name = "random tokens";
@@ -107,7 +85,7 @@ int main(int argc, char** argv) try {
   const Options options = parse(argc, argv);
   const bool stories = options.model == "stories";
   serq::Model pristine = stories ? serq::load_model(serq::assets_root() / "models/stories260K-hf")
-                                 : seven_b_layer(options.tokens);
+                                 : serq::bench::seven_b_shaped_layer(options.tokens);
   serq::TokenStream calib_stream;
   if (stories) {
     const serq::Tokenizer tokenizer = serq::Tokenizer::load(serq::assets_root() / "models/stories260K/tok512.model");
