@@ -1,6 +1,7 @@
 // Benchmark: calibration and quantization time of every method, and its fake-quant prefill time relative to full
 // precision, on stories260K (real weights, TinyStories calibration) or on one LLaMA-2-7B-shaped decoder layer
-// (hidden 4096, FFN 11008, 32 heads; RANDOM weights and random-token calibration). Prefill times are medians.
+// (hidden 4096, FFN 11008, 32 heads; RANDOM weights and random-token calibration). Prefill times are medians,
+// each method's timed in alternation with fp32's so that machine load cancels in the ratio.
 //
 // usage: bench_methods [--model stories|7b-layer] [--repeats N] [--tokens T] [--methods a,b,...] [--rank R]
 #include <algorithm>
@@ -25,8 +26,6 @@
 #include "methods/registry.h"
 
 namespace {
-
-using serq::bench::median_seconds;
 
 struct Options {
   std::string model = "stories";
@@ -105,10 +104,7 @@ int main(int argc, char** argv) try {
   const int batch = stories ? 8 : 1, seq = stories ? 512 : options.tokens;
   std::vector<int> tokens(static_cast<std::size_t>(batch) * seq);
   for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = calib_stream.tokens[i % calib_stream.tokens.size()];
-  auto prefill = [&](const serq::Model& model) {
-    return median_seconds(options.repeats, [&] { serq::forward_hidden(model, tokens, batch, seq); });
-  };
-  const double fp_seconds = prefill(pristine);
+  auto prefill = [&](const serq::Model& model) { serq::forward_hidden(model, tokens, batch, seq); };
 
   const serq::BuildInfo info = serq::build_info();
   std::printf("bench_methods: %s, W4A4 g%d (a asym), rank %d, calibration %d × %d tokens; prefill %d × %d tokens, "
@@ -116,8 +112,8 @@ int main(int argc, char** argv) try {
               params.rank, calib.samples, calib.seq_len, batch, seq, options.repeats);
   std::printf("BLAS: %s, %d threads; commit %s; %s\n", info.blas.c_str(), info.blas_threads, info.git_commit.c_str(),
               info.compiler.c_str());
-  std::printf("| method | calibration s | quantization s | prefill s | prefill vs fp32 |\n|---|---|---|---|---|\n");
-  std::printf("| fp32 | - | - | %.3f | 1.00× |\n", fp_seconds);
+  std::printf("| method | calibration s | quantization s | fp32 prefill s | prefill s | prefill vs fp32 |\n"
+              "|---|---|---|---|---|---|\n");
   serq::Progress::set_enabled(false);
   for (const std::string& name : options.methods) {
     const auto method = serq::make_method(name);
@@ -127,9 +123,11 @@ int main(int argc, char** argv) try {
     const serq::Calibration calibration = serq::calibrate(model, *method, run, calib_stream, calib);
     const serq::MethodReport report = method->quantize(model, run, calibration);
     serq::fold_input_transforms(model);  // the runtime form serq-run evaluates
-    const double seconds = prefill(model);
-    std::printf("| %s | %.2f | %.2f | %.3f | %.2f× |\n", name.c_str(), calibration.seconds, report.quantize_seconds,
-                seconds, seconds / fp_seconds);
+    const serq::bench::PairedMedians prefill_seconds = serq::bench::paired_median_seconds(
+        options.repeats, [&] { prefill(pristine); }, [&] { prefill(model); });
+    std::printf("| %s | %.2f | %.2f | %.3f | %.3f | %.2f× |\n", name.c_str(), calibration.seconds,
+                report.quantize_seconds, prefill_seconds.baseline, prefill_seconds.candidate,
+                prefill_seconds.candidate / prefill_seconds.baseline);
     std::fflush(stdout);
   }
   return 0;

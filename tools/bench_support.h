@@ -23,6 +23,32 @@ double median_seconds(int repeats, F&& f) {
   return times[times.size() / 2];
 }
 
+// Medians of a baseline and a candidate timed in alternation (baseline, candidate, baseline, ...), so that a load
+// change on the machine during the measurement shifts both and leaves their ratio alone.
+struct PairedMedians {
+  double baseline = 0;
+  double candidate = 0;
+};
+
+template <class F, class G>
+PairedMedians paired_median_seconds(int repeats, F&& baseline, G&& candidate) {
+  baseline();  // warm-up
+  candidate();
+  std::vector<double> base_times, candidate_times;
+  auto time = [](auto& f) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  for (int i = 0; i < repeats; ++i) {
+    base_times.push_back(time(baseline));
+    candidate_times.push_back(time(candidate));
+  }
+  std::sort(base_times.begin(), base_times.end());
+  std::sort(candidate_times.begin(), candidate_times.end());
+  return {base_times[base_times.size() / 2], candidate_times[candidate_times.size() / 2]};
+}
+
 // One decoder layer of LLaMA-2-7B's shape (hidden 4096, FFN 11008, 32 heads, MHA) with RANDOM N(0, 0.02²) linear
 // weights (seed 1234), unit norms, and a 32-token vocabulary whose embeddings are N(0, 1).
 inline Model seven_b_shaped_layer(int max_tokens) {

@@ -66,23 +66,26 @@ constexpr int kQueryBlock = 256;
 // q: seq rows of head_dim (stride q_stride); k, v: `keys` rows (stride kv_stride); query t sits at position
 // pos0 + t and sees keys 0 .. pos0 + t. Writes seq rows of head_dim to out (stride out_stride).
 void attend_head(const float* q, int q_stride, const float* k, const float* v, int kv_stride, int seq, int pos0,
-                 int head_dim, float* out, int out_stride, std::vector<float>& scores) {
+                 int head_dim, float* out, int out_stride, Eigen::VectorXf& scores) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   for (int t0 = 0; t0 < seq; t0 += kQueryBlock) {
     const int rows = std::min(kQueryBlock, seq - t0);
     const int keys = pos0 + t0 + rows;  // keys visible to the last query of the block
-    scores.resize(static_cast<std::size_t>(rows) * keys);
+    // Rows padded to a multiple of 8 floats in an aligned buffer: every row starts 32-byte aligned, so Eigen's
+    // vectorized exp/max/sum take the same path (and give the same bits) wherever the heap puts the buffer.
+    const int stride = (keys + 7) & ~7;
+    scores.resize(static_cast<Eigen::Index>(rows) * stride);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, head_dim, scale, q + static_cast<std::size_t>(t0) * q_stride,
-                q_stride, k, kv_stride, 0.0f, scores.data(), keys);
+                q_stride, k, kv_stride, 0.0f, scores.data(), stride);
     for (int r = 0; r < rows; ++r) {
-      float* row = &scores[static_cast<std::size_t>(r) * keys];
+      float* row = scores.data() + static_cast<std::size_t>(r) * stride;
       const int visible = pos0 + t0 + r + 1;
       Eigen::Map<Eigen::ArrayXf> p(row, visible);  // Eigen's exp is vectorized; std::exp is not
       p = (p - p.maxCoeff()).exp();
       p *= 1.0f / p.sum();
       std::fill(row + visible, row + keys, 0.0f);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, head_dim, keys, 1.0f, scores.data(), keys, v,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, head_dim, keys, 1.0f, scores.data(), stride, v,
                 kv_stride, 0.0f, out + static_cast<std::size_t>(t0) * out_stride, out_stride);
   }
 }
@@ -141,7 +144,7 @@ void decoder_layer_forward(const Model& model, int layer_index, Matrix& h, int b
   }
 
   Matrix attn(static_cast<Eigen::Index>(batch) * seq, c.dim);
-  std::vector<float> scores;
+  Eigen::VectorXf scores;
   for (int b = 0; b < batch; ++b) {
     for (int head = 0; head < c.n_heads; ++head) {
       const int kv_head = head / group;
