@@ -8,7 +8,7 @@
 #include <numeric>
 
 #include "core/common/error.h"
-#include "methods/smoothquant.h"
+#include "methods/input_groups.h"
 #include "methods/weight_quantizer.h"
 
 namespace serq {

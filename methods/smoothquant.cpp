@@ -19,30 +19,6 @@ void check_alpha(double alpha) {
 
 }  // namespace
 
-std::vector<InputGroup> input_groups(Model& model, const QuantParams& params) {
-  std::vector<InputGroup> groups;
-  for (DecoderLayer& l : model.layers) {
-    groups.push_back({&l.q_proj, &l.k_proj, &l.v_proj});
-    groups.push_back({&l.o_proj});
-    groups.push_back({&l.gate_proj, &l.up_proj});
-    groups.push_back({&l.down_proj});
-  }
-  if (params.quantize_lm_head) groups.push_back({&model.lm_head});
-  return groups;
-}
-
-Eigen::VectorXf group_abs_max(const InputGroup& group, const Calibration& calibration) {
-  Eigen::VectorXf abs_max;
-  for (const QuantLinear* layer : group) {
-    const Eigen::VectorXf& observed = calibration.at(layer->name).abs_max;
-    SERQ_CHECK(observed.size() == layer->d_in(),
-               "{}: calibration abs_max has {} channels but the layer takes d_in = {}; calibrate this model again",
-               layer->name, observed.size(), layer->d_in());
-    abs_max = abs_max.size() == 0 ? observed : abs_max.cwiseMax(observed);
-  }
-  return abs_max;
-}
-
 Vector smoothing_scales(const InputGroup& group, const Eigen::VectorXf& abs_max, double alpha) {
   check_alpha(alpha);
   const std::string& name = group.front()->name;
@@ -65,11 +41,6 @@ Vector smoothing_scales(const InputGroup& group, const Eigen::VectorXf& abs_max,
                "statistics and weights for NaN/Inf", name, j, scale[j], abs_max[j], weight_max[j]);
   }
   return scale;
-}
-
-void scale_input_channels(QuantLinear& layer, const Vector& scale) {
-  layer.input.scale = scale;
-  layer.weight.array().rowwise() *= scale.transpose().array();
 }
 
 MethodReport SmoothQuant::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {

@@ -25,38 +25,31 @@
 #include <vector>
 
 #include "core/common/error.h"
+#include "core/quant/grid.h"
 
 namespace serq {
 namespace {
 
 // The quantizer of one column: per-row parameters of every group, fitted once per group and then frozen. Formulas
-// as in int_quant.h and mxfp4.h; with a diagonal H, GPTQ reduces to fake_quant_rows (a test pins that).
+// from grid.h, as fake_quant_rows uses them; with a diagonal H, GPTQ reduces to fake_quant_rows (a test pins that).
 class ColumnQuantizer {
  public:
   ColumnQuantizer(const QuantSpec& spec, Eigen::Index rows, Eigen::Index groups)
       : spec_(spec), scale_(rows, groups), divisor_(rows, groups), zero_(Eigen::ArrayXXf::Zero(rows, groups)) {
-    if (spec.format == NumberFormat::integer) {
-      qmax_ = static_cast<float>(spec.symmetric ? (1 << (spec.bits - 1)) - 1 : (1 << spec.bits) - 1);
-      qmin_ = spec.symmetric ? -qmax_ - 1.0f : 0.0f;
-    }
+    if (spec.format == NumberFormat::integer) codes_ = int_code_range(spec.bits, spec.symmetric);
   }
 
   // Fits group g's parameters on its current values (rows × n).
   void fit(Eigen::Index g, const Eigen::MatrixXf& values) {
     Eigen::ArrayXf scale;
     if (spec_.format == NumberFormat::mxfp4) {
-      scale = values.cwiseAbs().rowwise().maxCoeff().array().unaryExpr([](float amax) {
-        if (amax == 0.0f) return 0.0f;
-        int exponent = 0;
-        std::frexp(amax, &exponent);  // floor(log2 amax) = exponent - 1; the E2M1 emax is 2
-        return std::ldexp(1.0f, std::clamp(exponent - 3, -127, 127));
-      });
+      scale = values.cwiseAbs().rowwise().maxCoeff().array().unaryExpr(&mxfp4_scale);
     } else if (spec_.symmetric) {
-      scale = values.cwiseAbs().rowwise().maxCoeff().array() / qmax_;
+      scale = values.cwiseAbs().rowwise().maxCoeff().array() / codes_.max;
     } else {
       const Eigen::ArrayXf lo = values.rowwise().minCoeff().array().min(0.0f);
       const Eigen::ArrayXf hi = values.rowwise().maxCoeff().array().max(0.0f);
-      scale = (hi - lo) / qmax_;
+      scale = (hi - lo) / codes_.max;
       zero_.col(g) = (scale > 0.0f).select((-lo / scale).rint(), 0.0f);
     }
     scale_.col(g) = scale;
@@ -66,20 +59,14 @@ class ColumnQuantizer {
   // The dequantized values of one column of group g.
   Eigen::ArrayXf quantize(Eigen::Index g, const Eigen::ArrayXf& column) const {
     const Eigen::ArrayXf scaled = column / divisor_.col(g);
-    if (spec_.format == NumberFormat::mxfp4) {
-      // E2M1: grid spacing 0.5 below 2, 1 in [2, 4), 2 from 4; rounding half to even lands on the even mantissa.
-      const Eigen::ArrayXf magnitude = scaled.abs();
-      const Eigen::ArrayXf step =
-          0.5f + 0.5f * (magnitude >= 2.0f).cast<float>() + (magnitude >= 4.0f).cast<float>();
-      return ((scaled / step).rint() * step).max(-6.0f).min(6.0f) * scale_.col(g);
-    }
-    return ((scaled.rint() + zero_.col(g)).max(qmin_).min(qmax_) - zero_.col(g)) * scale_.col(g);
+    if (spec_.format == NumberFormat::mxfp4) return e2m1_round(scaled) * scale_.col(g);
+    return ((scaled.rint() + zero_.col(g)).max(codes_.min).min(codes_.max) - zero_.col(g)) * scale_.col(g);
   }
 
  private:
   QuantSpec spec_;
   Eigen::ArrayXXf scale_, divisor_, zero_;  // rows × groups
-  float qmin_ = 0.0f, qmax_ = 0.0f;
+  IntCodeRange codes_;
 };
 
 void check_inputs(const Matrix& w, const Eigen::MatrixXd& hessian, const GptqOptions& options,

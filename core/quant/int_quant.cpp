@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/common/error.h"
+#include "core/quant/grid.h"
 #include "core/quant/mxfp4.h"
 #include "core/quant/row_groups.h"
 
@@ -29,22 +30,21 @@ using Group = Eigen::Map<Eigen::ArrayXf>;
 void fake_quant_symmetric(ConstGroup in, Group out, int bits) {
   const float amax = in.abs().maxCoeff<Eigen::PropagateNaN>();
   if (!std::isfinite(amax)) fail_non_finite();
-  const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
-  const float qmin = -qmax - 1.0f;  // -2^(b-1): unreachable, since |x| <= amax = qmax · scale
-  const float scale = amax / qmax;
+  const IntCodeRange codes = int_code_range(bits, true);  // codes.min = -2^(b-1): unreachable, as |x| <= amax
+  const float scale = amax / codes.max;
   if (scale == 0.0f) {  // all zeros (or -0.0), or values so small that the scale underflows: dequantize to +0
     out.setZero();
     return;
   }
-  out = (in / scale).rint().max(qmin).min(qmax) * scale;
+  out = (in / scale).rint().max(codes.min).min(codes.max) * scale;
 }
 
 void fake_quant_asymmetric(ConstGroup in, Group out, int bits) {
   const float lo = std::min(in.minCoeff<Eigen::PropagateNaN>(), 0.0f);
   const float hi = std::max(in.maxCoeff<Eigen::PropagateNaN>(), 0.0f);
   if (!std::isfinite(lo) || !std::isfinite(hi)) fail_non_finite();
-  const float qmax = static_cast<float>((1 << bits) - 1);
-  const float scale = (hi - lo) / qmax;
+  const IntCodeRange codes = int_code_range(bits, false);
+  const float scale = (hi - lo) / codes.max;
   SERQ_CHECK(std::isfinite(scale),
              "a quantization group spans [{}, {}], wider than float32 can scale; the input is corrupt — check the "
              "weights/activations", lo, hi);
@@ -53,7 +53,7 @@ void fake_quant_asymmetric(ConstGroup in, Group out, int bits) {
     return;
   }
   const float zero = std::nearbyint(-lo / scale);
-  out = (((in / scale).rint() + zero).max(0.0f).min(qmax) - zero) * scale;
+  out = (((in / scale).rint() + zero).max(codes.min).min(codes.max) - zero) * scale;
 }
 
 }  // namespace

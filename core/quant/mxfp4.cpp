@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/common/error.h"
+#include "core/quant/grid.h"
 #include "core/quant/row_groups.h"
 
 namespace serq {
@@ -16,10 +17,6 @@ namespace {
 using ConstBlock = Eigen::Map<const Eigen::ArrayXf>;
 using Block = Eigen::Map<Eigen::ArrayXf>;
 
-constexpr int kE2M1MaxExponent = 2;  // the largest E2M1 magnitude, 6 = 1.5 · 2^2
-constexpr float kE2M1Max = 6.0f;
-constexpr int kE8M0MinExponent = -127;  // E8M0 encodes 2^-127 .. 2^127 (0xFF is NaN)
-constexpr int kE8M0MaxExponent = 127;
 constexpr int kE2M1Bits = 4;
 constexpr int kE8M0Bits = 8;
 
@@ -37,17 +34,9 @@ void mxfp4_fake_quant_block(const float* x, float* y, int n) {
     out.setZero();
     return;
   }
-  int exponent = 0;
-  std::frexp(amax, &exponent);  // amax = m · 2^exponent with m in [0.5, 1), so floor(log2 amax) = exponent - 1
-  const int shared = std::clamp(exponent - 1 - kE2M1MaxExponent, kE8M0MinExponent, kE8M0MaxExponent);
-  const float scale = std::ldexp(1.0f, shared);
-  const float inv_scale = std::ldexp(1.0f, -shared);  // powers of two: scaling by either is exact
-  out = in * inv_scale;
-  // The E2M1 grid spacing is 0.5 below 2, 1 in [2, 4) and 2 from 4 up. Dividing by that spacing and rounding half
-  // to even lands on the even mantissa at every tie (the mantissa bit is the low bit of the rounded multiple).
-  const auto magnitude = out.abs();
-  const auto step = 0.5f + 0.5f * (magnitude >= 2.0f).cast<float>() + (magnitude >= 4.0f).cast<float>();
-  out = ((out / step).rint() * step).max(-kE2M1Max).min(kE2M1Max) * scale;
+  const float scale = mxfp4_scale(amax);
+  const float inv_scale = 1.0f / scale;  // powers of two: scaling by either is exact
+  out = e2m1_round(in * inv_scale) * scale;
 }
 
 void mxfp4_fake_quant_rows(Matrix& m, int block_size) {
