@@ -54,6 +54,35 @@ TEST_CASE("a run record reads back exactly as written", "[result_file]") {
   CHECK(open_hdf5_objects() == 0);
 }
 
+TEST_CASE("per-layer diagnostics round-trip in model order", "[result_file]") {
+  const auto file = serq::test::scratch_dir("result_layers") / "run.h5";
+  serq::RunRecord written = example_record();
+  written.layers = {{"layers.0.self_attn.q_proj", 0.01, 0.125, 18.06179973983887, 5.5, 1024},
+                    {"layers.0.mlp.down_proj", 1e-9, 0.5, 6.020599913279624, 4.5, 0}};
+  serq::write_run_record(file, written);
+  const serq::RunRecord read = serq::read_run_record(file);
+  REQUIRE(read.layers.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(read.layers[i].name == written.layers[i].name);
+    CHECK(read.layers[i].weight_rel_error == written.layers[i].weight_rel_error);
+    CHECK(read.layers[i].output_rel_error == written.layers[i].output_rel_error);
+    CHECK(read.layers[i].output_qsnr_db == written.layers[i].output_qsnr_db);
+    CHECK(read.layers[i].bits_per_weight == written.layers[i].bits_per_weight);
+    CHECK(read.layers[i].extra_parameters == written.layers[i].extra_parameters);
+  }
+  CHECK(read.metrics == written.metrics);
+  CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("a truncated result file is a clear error", "[result_file]") {
+  const auto dir = serq::test::scratch_dir("result_truncated");
+  const auto file = dir / "run.h5";
+  serq::write_run_record(file, example_record());
+  std::filesystem::resize_file(file, std::filesystem::file_size(file) / 2);
+  CHECK_THROWS_WITH(serq::read_run_record(file), Catch::StartsWith(file.string() + ": not a serq run record ("));
+  CHECK(open_hdf5_objects() == 0);
+}
+
 TEST_CASE("a record with no metrics, counts or info round-trips", "[result_file]") {
   const auto file = serq::test::scratch_dir("result_empty") / "run.h5";
   serq::RunRecord written;

@@ -6,6 +6,8 @@
 //   /metrics/*   float64 datasets, one per metric
 //   /counts/*    int64 datasets, one per count
 //   /info/*      string datasets (git commit, compiler, BLAS, backend, dataset, BOS policy, ...)
+//   /layers/*    optional: 1-D datasets, one element per quantized linear in model order: name (string),
+//                weight_rel_error, output_rel_error, output_qsnr_db, bits_per_weight (float64), extra_parameters (int64)
 // Entry names are HDF5 link names: non-empty, no '/', not ".".
 #pragma once
 
@@ -13,8 +15,19 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace serq {
+
+// Per-layer quantization diagnostics of one linear (experiments/layer_diagnostics.h says how they are measured).
+struct LayerDiagnostics {
+  std::string name;                // e.g. "layers.0.self_attn.q_proj"
+  double weight_rel_error = 0;     // ‖Ŵ − W‖_F / ‖W‖_F of the main weight in the layer's own basis
+  double output_rel_error = 0;     // ‖Ŷ − Y‖_F / ‖Y‖_F of the layer's output on calibration inputs
+  double output_qsnr_db = 0;       // −20·log10(output_rel_error)
+  double bits_per_weight = 0;      // storage of the layer, corrections included
+  std::int64_t extra_parameters = 0;
+};
 
 struct RunRecord {
   std::string experiment, run_id, label;
@@ -22,6 +35,7 @@ struct RunRecord {
   std::map<std::string, double> metrics;
   std::map<std::string, std::int64_t> counts;
   std::map<std::string, std::string> info;
+  std::vector<LayerDiagnostics> layers;  // empty: no /layers group
 };
 
 // Writes `record` to `file` + ".tmp-<pid>" and renames it into place, creating parent directories, so a killed
