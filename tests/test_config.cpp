@@ -216,6 +216,55 @@ TEST_CASE("sweep expands to the Cartesian product, first key outermost", "[confi
   CHECK(plan.runs[4].get_int("quant.a_group_size") == 32);  // the default follows each swept group size
 }
 
+TEST_CASE("zip groups vary their keys together, in document order with the other axes", "[config][sweep]") {
+  const auto plan = load(write_config("config_zip", "zip.yaml", kMinimal + R"(sweep:
+  quant.group_size: [channel, 32]
+  zip:
+    quant.w_bits: [4, 8]
+    quant.a_bits: [4, 8]
+)"));
+  std::vector<std::string> labels;
+  for (const auto& run : plan.runs) labels.push_back(run.label());
+  CHECK(labels == std::vector<std::string>{"rtn w4a4 gch", "rtn w8a8 gch", "rtn w4a4 g32", "rtn w8a8 g32"});
+
+  const auto groups = load(write_config("config_zip_list", "zip.yaml", kMinimal + R"(sweep:
+  zip:
+    - {quant.w_bits: [4, 8], quant.a_bits: [4, 8]}
+    - {quant.group_size: [32, 64], eval.seq_len: [128, 256]}
+)"));
+  REQUIRE(groups.runs.size() == 4);
+  CHECK(groups.runs[3].label() == "rtn w8a8 g64");
+  CHECK(groups.runs[3].get_int("eval.seq_len") == 256);
+  CHECK(groups.runs[2].get_int("eval.seq_len") == 128);
+
+  // --set on a zipped key takes that key out; the rest of its group still varies.
+  const auto set = load(write_config("config_zip_set", "zip.yaml",
+                                     kMinimal + "sweep:\n  zip: {quant.w_bits: [4, 8], quant.a_bits: [4, 8]}\n"),
+                        {"quant.w_bits=6"});
+  REQUIRE(set.runs.size() == 2);
+  CHECK(set.runs[0].label() == "rtn w6a4 gch");
+  CHECK(set.runs[1].label() == "rtn w6a8 gch");
+}
+
+TEST_CASE("zip groups of unequal lengths, or a key swept twice, are rejected", "[config][errors][sweep]") {
+  const auto unequal = write_config("config_zip_unequal", "z.yaml",
+                                    kMinimal + "sweep:\n  zip: {quant.w_bits: [4, 8], quant.a_bits: [4, 8, 16]}\n");
+  CHECK(error_of([&] { load(unequal); }) ==
+        unequal.string() + ": sweep: zip: quant.a_bits has 3 values but quant.w_bits has 2; lists zipped together "
+                           "need one length");
+  const auto twice = write_config("config_zip_twice", "z.yaml",
+                                  kMinimal + "sweep:\n  quant.w_bits: [2, 3]\n  zip: {quant.w_bits: [4, 8]}\n");
+  CHECK(error_of([&] { load(twice); }) ==
+        twice.string() + ": sweep: quant.w_bits is swept twice (in zip: and outside it, or in two zip groups); keep one");
+  const auto unknown = write_config("config_zip_unknown", "z.yaml",
+                                    kMinimal + "sweep:\n  zip: {quant.wbits: [4, 8]}\n");
+  CHECK_THAT(error_of([&] { load(unknown); }),
+             Catch::StartsWith(unknown.string() + ": sweep: zip: unknown key 'quant.wbits'; did you mean 'quant.w_bits'?"));
+  const auto scalar = write_config("config_zip_scalar", "z.yaml", kMinimal + "sweep:\n  zip: 4\n");
+  CHECK(error_of([&] { load(scalar); }) ==
+        scalar.string() + ": sweep: zip: expected a map of key: [values], or a list of such maps, got a single value");
+}
+
 TEST_CASE("run ids are stable across loads and change with the config and the code version", "[config][sweep]") {
   const auto path = write_config("config_ids", "ids.yaml", kMinimal + "sweep: {quant.w_bits: [4, 8]}\n");
   const auto first = load(path), second = load(path);

@@ -153,28 +153,85 @@ std::vector<YAML::Node> load_yaml_documents(const std::filesystem::path& path) {
   }
 }
 
+// The values of one swept key: a non-empty list, each value parsed and validated as the key's type.
+std::vector<ConfigValue> sweep_values(std::size_t index, const YAML::Node& values, const std::string& where,
+                                      const std::vector<std::string>& method_names) {
+  const KeySpec& key = config_schema()[index];
+  SERQ_CHECK(key.sweepable, "{}: {} cannot be swept (one value per config); set it outside sweep:", where, key.path);
+  SERQ_CHECK(values.IsSequence(), "{}: {}: expected a list of values, got {}; write {}: [a, b]", where, key.path,
+             node_kind(values), key.path);
+  SERQ_CHECK(values.size() > 0, "{}: {}: the list is empty; give at least one value", where, key.path);
+  std::vector<ConfigValue> parsed;
+  for (const auto& value : values) parsed.push_back(key.parse(value, where, method_names));
+  return parsed;
+}
+
+// One `zip:` group: keys whose lists have one length and vary together (point i takes the i-th value of each).
+SweepAxis parse_zip_group(const YAML::Node& group, const std::string& where,
+                          const std::vector<std::string>& method_names) {
+  SERQ_CHECK(group.IsMap() && group.size() >= 1, "{}: expected a map of key: [values] whose lists vary together, "
+             "got {}; e.g. zip: {{quant.w_bits: [4, 8], quant.a_bits: [4, 8]}}", where, node_kind(group));
+  Entries entries;
+  flatten(group, "", where, entries);
+  SweepAxis axis{{}, {}, where};
+  std::string first_key;
+  for (const auto& [index, values] : entries) {
+    const std::vector<ConfigValue> parsed = sweep_values(index, values, where, method_names);
+    const std::string& key = config_schema()[index].path;
+    if (axis.keys.empty()) {
+      axis.points.resize(parsed.size());
+      first_key = key;
+    }
+    SERQ_CHECK(parsed.size() == axis.points.size(), "{}: {} has {} values but {} has {}; lists zipped together need "
+               "one length", where, key, parsed.size(), first_key, axis.points.size());
+    axis.keys.push_back(index);
+    for (std::size_t i = 0; i < parsed.size(); ++i) axis.points[i].push_back(parsed[i]);
+  }
+  return axis;
+}
+
+// `sweep:` — key: [values] entries (an axis each) and an optional `zip:` of one group or a list of groups.
 std::vector<SweepAxis> parse_sweep(const YAML::Node& sweep, const std::string& file,
                                    const std::vector<std::string>& method_names) {
   const std::string where = file + ": sweep";
   SERQ_CHECK(sweep.IsMap(), "{}: expected a map of key: [values], got {}; e.g. sweep: {{quant.w_bits: [4, 8]}}", where,
              node_kind(sweep));
   Entries entries;
-  flatten(sweep, "", where, entries);
-  std::vector<SweepAxis> axes;
-  for (const auto& [index, values] : entries) {
-    const KeySpec& key = config_schema()[index];
-    SERQ_CHECK(key.sweepable, "{}: {} cannot be swept (one value per config); set it outside sweep:", where, key.path);
-    SERQ_CHECK(values.IsSequence(), "{}: {}: expected a list of values, got {}; write {}: [a, b]", where, key.path,
-               node_kind(values), key.path);
-    SERQ_CHECK(values.size() > 0, "{}: {}: the list is empty; give at least one value", where, key.path);
-    SweepAxis axis{{index}, {}, where};
-    for (const auto& value : values) axis.points.push_back({key.parse(value, where, method_names)});
-    axes.push_back(std::move(axis));
+  std::vector<SweepAxis> axes;  // in document order: the first is outermost
+  for (const auto& item : sweep) {
+    if (!(item.first.IsScalar() && item.first.Scalar() == "zip")) {
+      const std::size_t before = entries.size();
+      flatten_item(item.first, item.second, "", where, entries);
+      for (std::size_t e = before; e < entries.size(); ++e) {
+        const auto& [index, values] = entries[e];
+        axes.push_back(SweepAxis{{index}, {}, where});
+        for (ConfigValue& value : sweep_values(index, values, where, method_names)) {
+          axes.back().points.push_back({std::move(value)});
+        }
+      }
+      continue;
+    }
+    const std::string zip_where = where + ": zip";
+    SERQ_CHECK(item.second.IsMap() || item.second.IsSequence(), "{}: expected a map of key: [values], or a list of "
+               "such maps, got {}", zip_where, node_kind(item.second));
+    if (item.second.IsMap()) {
+      axes.push_back(parse_zip_group(item.second, zip_where, method_names));
+    } else {
+      for (const auto& group : item.second) axes.push_back(parse_zip_group(group, zip_where, method_names));
+    }
+  }
+  // A key may vary along one axis only.
+  std::set<std::size_t> swept;
+  for (const SweepAxis& axis : axes) {
+    for (std::size_t index : axis.keys) {
+      SERQ_CHECK(swept.insert(index).second, "{}: {} is swept twice (in zip: and outside it, or in two zip groups); "
+                 "keep one", where, config_schema()[index].path);
+    }
   }
   return axes;
 }
 
-// "KEY=VALUE" → the key's row and its parsed value; a set key drops the sweep axis that varies it.
+// "KEY=VALUE" → the key's row and its parsed value; a set key is taken out of the sweep axis that varies it.
 void apply_override(const std::string& text, const std::vector<std::string>& method_names, Settings& settings,
                     std::vector<SweepAxis>& axes) {
   const std::size_t eq = text.find('=');
@@ -189,9 +246,14 @@ void apply_override(const std::string& text, const std::vector<std::string>& met
     fail("--set {}: the value is not valid YAML ({}); quote it, e.g. {}='...'", path, e.msg, path);
   }
   settings[*index] = Setting{config_schema()[*index].parse(node, "--set", method_names), "--set"};
-  std::erase_if(axes, [&](const SweepAxis& axis) {
-    return std::find(axis.keys.begin(), axis.keys.end(), *index) != axis.keys.end();
-  });
+  for (SweepAxis& axis : axes) {  // the key stops varying; the rest of its zip group still does
+    const auto found = std::find(axis.keys.begin(), axis.keys.end(), *index);
+    if (found == axis.keys.end()) continue;
+    const auto column = found - axis.keys.begin();
+    axis.keys.erase(found);
+    for (auto& point : axis.points) point.erase(point.begin() + column);
+  }
+  std::erase_if(axes, [](const SweepAxis& axis) { return axis.keys.empty(); });
 }
 
 // Whether each schema row belongs to a run of `method`: every key but other methods' parameters.

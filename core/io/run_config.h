@@ -61,7 +61,8 @@ struct ExperimentPlan {
 };
 
 // Reads `config_path`, applies `set_overrides` ("KEY=VALUE", VALUE a YAML scalar; later ones win; one on a swept key
-// replaces that sweep axis), and expands the optional top-level `sweep:` map of key → [values].
+// takes that key out of the sweep), and expands the optional top-level `sweep:` map of key → [values] (one axis per
+// key) with an optional `zip:` group (a map of key → [values] of one length, varying together) or list of groups.
 // `methods` is the method registry's catalog. A method parameter set (in the file, by --set or in the sweep) that no
 // run's method reads is an error. Every problem is a serq::Error of one line naming the file (or "--set"), the key
 // and the fix.
