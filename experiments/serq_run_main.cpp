@@ -1,6 +1,8 @@
 // serq-run: runs the experiment a YAML config describes (every point of its sweep), writes one HDF5 result per
 // run under <out>/<experiment>/<run_id>/run.h5, and prints a results table (or JSON lines with --json).
+#include <chrono>
 #include <cstdio>
+#include <optional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -9,6 +11,7 @@
 
 #include "core/common/build_info.h"
 #include "core/common/error.h"
+#include "core/common/interrupt.h"
 #include "core/common/paths.h"
 #include "core/data/token_stream.h"
 #include "core/common/progress.h"
@@ -18,32 +21,50 @@
 #include "experiments/asset_cache.h"
 #include "experiments/run_one.h"
 #include "experiments/run_summary.h"
+#include "experiments/sbatch.h"
+#include "experiments/shard.h"
 #include "methods/registry.h"
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: serq-run CONFIG.yaml [--set KEY=VALUE]... [--out DIR] [--dry-run] [--json] [--quiet]
+constexpr const char* kUsage = R"(usage: serq-run CONFIG.yaml [--set KEY=VALUE]... [--out DIR] [--resume] [--shard I/N]
+                [--dry-run] [--json] [--quiet]
+       serq-run CONFIG.yaml --emit-sbatch FILE [--out DIR] [--set KEY=VALUE]... [--array-tasks N] [--sbatch-option OPT]...
 
 Runs every point of the experiment in CONFIG.yaml: load the model, quantize it with quant.method, evaluate
-perplexity, and write results to DIR/<experiment>/<run_id>/run.h5 (DIR defaults to ./results).
+perplexity, and write results to DIR/<experiment>/<run_id>/run.h5 (DIR defaults to ./results). Each file is written
+under a temporary name and renamed, so a killed run leaves nothing half-written. Calibration statistics are cached
+in DIR/calibration-cache/, so a sweep over ranks or bit-widths calibrates once.
 
 options:
-  --set KEY=VALUE  override one config key (repeatable), e.g. --set quant.w_bits=8 --set eval.max_windows=10
-  --out DIR        root directory for result files (default: results)
-  --dry-run        print each run's id and label, run nothing
-  --json           print one JSON object per finished run on stdout (the table goes to stderr)
-  --quiet          no progress lines
-  --help           this text and the list of config keys
+  --set KEY=VALUE      override one config key (repeatable), e.g. --set quant.w_bits=8 --set eval.max_windows=10
+  --out DIR            root directory for result files (default: results)
+  --resume             skip runs whose result file is already there and readable
+  --shard I/N          run only points I, I+N, I+2N, ... (0 ≤ I < N); inside a SLURM array task the shard comes from
+                       SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT
+  --dry-run            print each run's id and label (of this shard), run nothing
+  --json               print one JSON object per finished run on stdout (the table goes to stderr)
+  --quiet              no progress lines
+  --emit-sbatch FILE   write an sbatch array script for the sweep (one shard per task, with --resume); run nothing
+  --array-tasks N      array tasks of --emit-sbatch (default: one per run)
+  --sbatch-option OPT  an extra "#SBATCH OPT" line for --emit-sbatch (repeatable), e.g. --sbatch-option=--time=2:00:00
+  --help               this text and the list of config keys
 
-Paths in the config may use ${SERQ_ASSETS} (default: ../shared beside the source checkout) and other
-environment variables. Exit status: 0 on success, 1 when a run fails or the config is invalid, 2 on bad usage.
+SIGINT or SIGTERM stops a sweep after saying which runs finished and which were skipped; finished runs stay intact,
+and --resume completes the rest. Paths in the config may use ${SERQ_ASSETS} (default: ../shared beside the source
+checkout) and other environment variables. Exit status: 0 on success, 1 when a run fails or the config is invalid,
+2 on bad usage, 130/143 when interrupted by SIGINT/SIGTERM.
 )";
 
 struct Options {
   std::string config;
   std::vector<std::string> sets;
   std::string out = "results";
-  bool dry_run = false, json = false, quiet = false;
+  std::string shard;        // "I/N", or empty
+  std::string emit_sbatch;  // script path, or empty
+  int array_tasks = 0;
+  std::vector<std::string> sbatch_options;
+  bool dry_run = false, json = false, quiet = false, resume = false;
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -54,8 +75,14 @@ struct Options {
 Options parse_args(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
+    std::string arg = argv[i];
+    std::optional<std::string> inline_value;  // --name=value
+    if (const std::size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
     auto value = [&]() -> std::string {
+      if (inline_value) return *inline_value;
       if (i + 1 >= argc) usage_error(arg + " needs a value");
       return argv[++i];
     };
@@ -65,16 +92,27 @@ Options parse_args(int argc, char** argv) {
       std::exit(0);
     } else if (arg == "--set") {
       options.sets.push_back(value());
-    } else if (arg.rfind("--set=", 0) == 0) {
-      options.sets.push_back(arg.substr(6));
     } else if (arg == "--out") {
       options.out = value();
-    } else if (arg == "--dry-run") {
-      options.dry_run = true;
-    } else if (arg == "--json") {
-      options.json = true;
-    } else if (arg == "--quiet") {
-      options.quiet = true;
+    } else if (arg == "--shard") {
+      options.shard = value();
+    } else if (arg == "--emit-sbatch") {
+      options.emit_sbatch = value();
+    } else if (arg == "--array-tasks") {
+      const std::string text = value();
+      try {
+        std::size_t used = 0;
+        options.array_tasks = std::stoi(text, &used);
+        if (used != text.size() || options.array_tasks < 1) throw std::invalid_argument(text);
+      } catch (const std::exception&) {
+        usage_error("--array-tasks " + text + ": use a number of array tasks ≥ 1");
+      }
+    } else if (arg == "--sbatch-option") {
+      options.sbatch_options.push_back(value());
+    } else if (arg == "--dry-run" || arg == "--json" || arg == "--quiet" || arg == "--resume") {
+      if (inline_value) usage_error(arg + " takes no value");
+      (arg == "--dry-run" ? options.dry_run : arg == "--json" ? options.json : arg == "--quiet" ? options.quiet
+                                                                                                : options.resume) = true;
     } else if (!arg.empty() && arg[0] == '-') {
       usage_error("unknown option " + arg);
     } else if (options.config.empty()) {
@@ -84,39 +122,118 @@ Options parse_args(int argc, char** argv) {
     }
   }
   if (options.config.empty()) usage_error("no config file given");
+  if (!options.emit_sbatch.empty() && (options.dry_run || !options.shard.empty() || options.resume)) {
+    usage_error("--emit-sbatch writes a script and runs nothing; drop --dry-run, --shard and --resume");
+  }
   return options;
+}
+
+// The finished record at `file` when --resume may skip its run, else nothing (a damaged file is reported and
+// its run done again).
+std::optional<serq::RunRecord> finished_earlier(const std::filesystem::path& file, const std::string& run_id) {
+  if (!std::filesystem::exists(file)) return std::nullopt;
+  try {
+    serq::RunRecord record = serq::read_run_record(file);
+    if (record.run_id == run_id) return record;
+    std::fprintf(stderr, "serq-run: %s holds run %s, not %s; running it again\n", file.c_str(),
+                 record.run_id.c_str(), run_id.c_str());
+  } catch (const serq::Error& e) {
+    std::fprintf(stderr, "serq-run: %s; running it again\n", e.what());
+  }
+  return std::nullopt;
+}
+
+// Removes what a run killed while writing its result left behind (run.h5.tmp-<pid>), before the run starts again.
+void remove_stale_temporaries(const std::filesystem::path& run_dir) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(run_dir, error)) {
+    if (entry.path().filename().string().rfind("run.h5.tmp-", 0) == 0) std::filesystem::remove(entry.path(), error);
+  }
 }
 
 int run(const Options& options) {
   using namespace serq;
+  install_interrupt_handlers();
   Progress::set_enabled(!options.quiet);
   const ExperimentPlan plan = load_experiment(options.config, options.sets, method_catalog());
   const std::string commit = build_info().git_commit;
+  if (!options.emit_sbatch.empty()) {
+    const SbatchJob job{plan.experiment, plan.runs.size(), options.array_tasks, std::filesystem::read_symlink("/proc/self/exe"),
+                        options.config, options.out, options.sets, options.sbatch_options};
+    write_sbatch_script(options.emit_sbatch, job);
+    std::printf("wrote %s: %zu runs of '%s' in %d array tasks\nsubmit: sbatch %s\nthen:   serq-merge %s/%s --out "
+                "merged\n", options.emit_sbatch.c_str(), plan.runs.size(), plan.experiment.c_str(),
+                options.array_tasks > 0 ? std::min<int>(options.array_tasks, static_cast<int>(plan.runs.size()))
+                                        : static_cast<int>(plan.runs.size()),
+                options.emit_sbatch.c_str(), options.out.c_str(), plan.experiment.c_str());
+    return 0;
+  }
+  const std::optional<Shard> slurm = options.shard.empty() ? shard_from_slurm_environment() : std::nullopt;
+  const Shard shard = options.shard.empty() ? slurm.value_or(Shard{}) : parse_shard(options.shard);
+  std::vector<const ResolvedConfig*> runs;
+  for (std::size_t i = 0; i < plan.runs.size(); ++i) {
+    if (shard.contains(i)) runs.push_back(&plan.runs[i]);
+  }
+  if (shard.count > 1) {
+    std::fprintf(stderr, "%s%s: %zu of the sweep's %zu runs\n", shard.describe().c_str(),
+                 slurm ? " (from the SLURM array task)" : "", runs.size(), plan.runs.size());
+  }
   if (options.dry_run) {
-    for (const ResolvedConfig& config : plan.runs) std::printf("%s  %s\n", config.run_id(commit).c_str(), config.label().c_str());
+    for (const ResolvedConfig* config : runs) std::printf("%s  %s\n", config->run_id(commit).c_str(), config->label().c_str());
     return 0;
   }
   // Inputs found only at run time are checked for every run first, so a sweep never fails half way on a typo.
-  for (const ResolvedConfig& config : plan.runs) {
-    dataset_file(config.get_string("eval.dataset"), assets_root());
-    dataset_file(config.get_string("calib.dataset"), assets_root());
-    resolve_tokenizer(config.get_string("model.path"), config.get_string("model.tokenizer"));
+  for (const ResolvedConfig* config : runs) {
+    dataset_file(config->get_string("eval.dataset"), assets_root());
+    dataset_file(config->get_string("calib.dataset"), assets_root());
+    resolve_tokenizer(config->get_string("model.path"), config->get_string("model.tokenizer"));
   }
   std::FILE* table_stream = options.json ? stderr : stdout;
+  const std::filesystem::path results = std::filesystem::path(options.out) / plan.experiment;
   AssetCache assets;
   std::vector<FinishedRun> finished;
-  for (std::size_t i = 0; i < plan.runs.size(); ++i) {
-    const ResolvedConfig& config = plan.runs[i];
-    std::fprintf(stderr, "[%zu/%zu] %s\n", i + 1, plan.runs.size(), config.label().c_str());
-    FinishedRun run{&config, execute_run(config, plan.experiment, assets), {}};
-    run.result_file = std::filesystem::path(options.out) / plan.experiment / run.record.run_id / "run.h5";
-    write_run_record(run.result_file, run.record);
-    if (options.json) std::printf("%s\n", run_summary_json(run).dump().c_str());
-    std::fflush(stdout);
-    finished.push_back(std::move(run));
+  std::size_t executed = 0, current = 0;
+  const auto sweep_start = std::chrono::steady_clock::now();
+  try {
+    for (current = 0; current < runs.size(); ++current) {
+      check_interrupt();
+      const ResolvedConfig& config = *runs[current];
+      const std::string run_id = config.run_id(commit);
+      const std::filesystem::path file = results / run_id / "run.h5";
+      if (options.resume) {
+        if (auto record = finished_earlier(file, run_id)) {
+          std::fprintf(stderr, "[%zu/%zu] %s: finished earlier, skipped (%s)\n", current + 1, runs.size(),
+                       config.label().c_str(), file.c_str());
+          finished.push_back({&config, std::move(*record), file});
+          continue;
+        }
+      }
+      std::string eta;
+      if (executed > 0) {
+        const double per_run =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - sweep_start).count() / executed;
+        eta = fmt::format(" (sweep ETA {})", format_seconds(per_run * static_cast<double>(runs.size() - current)));
+      }
+      std::fprintf(stderr, "[%zu/%zu] %s%s\n", current + 1, runs.size(), config.label().c_str(), eta.c_str());
+      remove_stale_temporaries(file.parent_path());
+      FinishedRun run{&config, execute_run(config, plan.experiment, assets), file};
+      write_run_record(run.result_file, run.record);
+      ++executed;
+      if (options.json) std::printf("%s\n", run_summary_json(run).dump().c_str());
+      std::fflush(stdout);
+      finished.push_back(std::move(run));
+    }
+  } catch (const Interrupted& interrupted) {
+    std::string skipped;
+    for (std::size_t i = current; i < runs.size(); ++i) skipped += " " + runs[i]->run_id(commit);
+    if (!finished.empty()) std::fprintf(table_stream, "\n%s", results_table(finished).c_str());
+    std::fprintf(stderr, "serq-run: %s during run %zu/%zu; %zu finished runs are intact in %s/; skipped %zu:%s; "
+                 "run again with --resume to finish them\n", interrupted.what(), current + 1, runs.size(),
+                 finished.size(), results.c_str(), runs.size() - current, skipped.c_str());
+    return 128 + interrupted.signal();
   }
   std::fprintf(table_stream, "\n%s", results_table(finished).c_str());
-  std::fprintf(table_stream, "results: %s/%s/\n", options.out.c_str(), plan.experiment.c_str());
+  std::fprintf(table_stream, "results: %s/\n", results.c_str());
   return 0;
 }
 
@@ -128,6 +245,9 @@ int main(int argc, char** argv) {
     return run(options);
   } catch (const serq::Error& e) {
     std::fprintf(stderr, "serq-run: error: %s\n", e.what());
+  } catch (const serq::Interrupted& interrupted) {
+    std::fprintf(stderr, "serq-run: %s before any run started\n", interrupted.what());
+    return 128 + interrupted.signal();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "serq-run: internal error: %s\n", e.what());
   }

@@ -8,18 +8,20 @@
 
 #include <fmt/format.h>
 
+#include "core/common/interrupt.h"
+
 namespace serq {
 namespace {
 
 bool g_enabled = true;
+
+}  // namespace
 
 std::string format_seconds(double s) {
   if (s < 60) return fmt::format("{:.0f}s", s);
   if (s < 3600) return fmt::format("{:.0f}m{:02.0f}s", std::floor(s / 60), std::fmod(s, 60));
   return fmt::format("{:.0f}h{:02.0f}m", std::floor(s / 3600), std::fmod(s / 60, 60));
 }
-
-}  // namespace
 
 Progress::Progress(std::string what, std::int64_t total, std::string unit)
     : what_(std::move(what)), unit_(std::move(unit)), total_(total), tty_(isatty(STDERR_FILENO) == 1) {
@@ -31,6 +33,7 @@ Progress::~Progress() { finish(); }
 void Progress::set_enabled(bool enabled) { g_enabled = enabled; }
 
 void Progress::advance(std::int64_t n) {
+  check_interrupt();  // long work reports progress, so this is where a SIGINT/SIGTERM stops it
   done_ += n;
   const auto now = std::chrono::steady_clock::now();
   const double since_print = std::chrono::duration<double>(now - last_print_).count();

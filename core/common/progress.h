@@ -8,11 +8,14 @@
 
 namespace serq {
 
+// A duration for people: "42s", "3m07s", "2h15m".
+std::string format_seconds(double seconds);
+
 class Progress {
  public:
   Progress(std::string what, std::int64_t total, std::string unit);
   ~Progress();
-  void advance(std::int64_t n);
+  void advance(std::int64_t n);  // throws Interrupted (core/common/interrupt.h) after SIGINT/SIGTERM
   void finish();
 
   // Silences every Progress in this process (e.g. `serq-run --quiet`, tests).

@@ -1,0 +1,227 @@
+// Sweeps as a researcher runs them: killed in the middle (SIGKILL as a crash, SIGTERM as a scheduler's stop), then
+// resumed with nothing lost or duplicated; shards that split a sweep without overlap; the sbatch script; and the
+// one-line errors of a bad shard spec.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "core/io/result_file.h"
+#include "tests/assets.h"
+
+extern char** environ;
+
+using namespace serq;
+
+namespace {
+
+// Four rtn runs of a few seconds each on stories260K.
+const char* kSweep = R"(experiment:
+  name: resume
+model:
+  path: ${SERQ_ASSETS}/models/stories260K-hf
+quant:
+  method: rtn
+  a_bits: 8
+eval:
+  seq_len: 128
+  max_windows: 96
+sweep:
+  quant.w_bits: [4, 8]
+  quant.group_size: [32, channel]
+)";
+
+std::filesystem::path write_config(const std::filesystem::path& dir) {
+  const auto path = dir / "sweep.yaml";
+  std::ofstream(path) << kSweep;
+  return path;
+}
+
+// serq-run with `args`, stdout and stderr to files in `dir`; returns the child's pid.
+pid_t start_serq_run(const std::vector<std::string>& args, const std::filesystem::path& dir) {
+  std::vector<std::string> argv_text = {std::string(SERQ_BINARY_DIR) + "/serq-run"};
+  argv_text.insert(argv_text.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& arg : argv_text) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t files;
+  posix_spawn_file_actions_init(&files);
+  posix_spawn_file_actions_addopen(&files, 1, (dir / "stdout.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&files, 2, (dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  const int status = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&files);
+  REQUIRE(status == 0);
+  return pid;
+}
+
+int wait_exit_status(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int run_serq_run(const std::vector<std::string>& args, const std::filesystem::path& dir) {
+  return wait_exit_status(start_serq_run(args, dir));
+}
+
+// run.h5 files under `root`, by run id (the directory name).
+std::map<std::string, std::filesystem::path> result_files(const std::filesystem::path& root) {
+  std::map<std::string, std::filesystem::path> files;
+  if (!std::filesystem::exists(root)) return files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+    if (entry.path().filename() == "run.h5") files[entry.path().parent_path().filename().string()] = entry.path();
+  }
+  return files;
+}
+
+// Waits until at least one run has finished, then sends `signal`; returns serq-run's exit status.
+int interrupt_after_first_run(pid_t pid, const std::filesystem::path& results, int signal) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (result_files(results).empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill(pid, signal);
+  return wait_exit_status(pid);
+}
+
+std::vector<std::string> dry_run_ids(const std::filesystem::path& config, const std::filesystem::path& dir,
+                                     const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {config.string(), "--dry-run"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  REQUIRE(run_serq_run(args, dir) == 0);
+  std::istringstream lines(test::read_bytes(dir / "stdout.txt"));
+  std::vector<std::string> ids;
+  for (std::string line; std::getline(lines, line);) ids.push_back(line.substr(0, line.find(' ')));
+  return ids;
+}
+
+// Kills a sweep with `signal` after its first finished run, resumes it, and checks that every point ends with
+// exactly one readable record and that the records finished before the kill were kept as they were.
+void check_kill_and_resume(const std::string& name, int signal) {
+  const auto dir = test::scratch_dir(name);
+  const auto config = write_config(dir);
+  const auto results = dir / "results";
+  const std::vector<std::string> ids = dry_run_ids(config, dir);
+  REQUIRE(ids.size() == 4);
+
+  const pid_t pid = start_serq_run({config.string(), "--quiet", "--out", results.string()}, dir);
+  const int status = interrupt_after_first_run(pid, results, signal);
+  const auto before = result_files(results);
+  INFO("stderr of the killed sweep: " << test::read_bytes(dir / "stderr.txt"));
+  REQUIRE(!before.empty());
+  REQUIRE(before.size() < ids.size());  // killed in the middle: if this fails, the sweep ran too fast to test
+  CHECK(status == 128 + signal);
+  std::map<std::string, std::string> kept;
+  for (const auto& [id, file] : before) kept[id] = test::read_bytes(file);
+  if (signal == SIGTERM) {
+    const std::string err = test::read_bytes(dir / "stderr.txt");
+    CHECK(err.find("interrupted by SIGTERM") != std::string::npos);
+    CHECK(err.find(std::to_string(before.size()) + " finished runs are intact") != std::string::npos);
+    CHECK(err.find("--resume") != std::string::npos);
+  }
+
+  REQUIRE(run_serq_run({config.string(), "--quiet", "--resume", "--out", results.string()}, dir) == 0);
+  const std::string err = test::read_bytes(dir / "stderr.txt");
+  const auto after = result_files(results);
+  std::set<std::string> found;
+  for (const auto& [id, file] : after) {
+    found.insert(id);
+    CHECK(read_run_record(file).run_id == id);
+  }
+  CHECK(found == std::set<std::string>(ids.begin(), ids.end()));
+  for (const auto& [id, bytes] : kept) {
+    CHECK(test::read_bytes(after.at(id)) == bytes);  // not run again, not rewritten
+    CHECK(err.find(id) != std::string::npos);        // named as skipped
+  }
+  std::size_t skipped = 0;
+  for (std::size_t at = err.find("finished earlier, skipped"); at != std::string::npos;
+       at = err.find("finished earlier, skipped", at + 1)) {
+    ++skipped;
+  }
+  CHECK(skipped == before.size());
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(results)) {
+    CHECK(entry.path().filename().string().find(".tmp-") == std::string::npos);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a sweep killed (SIGKILL) in the middle resumes with nothing lost or duplicated", "[sweep]") {
+  check_kill_and_resume("sweep_sigkill", SIGKILL);
+}
+
+TEST_CASE("a sweep stopped by SIGTERM says what it skipped and resumes", "[sweep]") {
+  check_kill_and_resume("sweep_sigterm", SIGTERM);
+}
+
+TEST_CASE("shards split a sweep into disjoint parts that cover it", "[sweep]") {
+  const auto dir = test::scratch_dir("sweep_shards");
+  const auto config = write_config(dir);
+  const std::vector<std::string> all = dry_run_ids(config, dir);
+  std::multiset<std::string> union_of_shards;
+  for (int i = 0; i < 3; ++i) {
+    for (const std::string& id : dry_run_ids(config, dir, {"--shard", std::to_string(i) + "/3"})) {
+      union_of_shards.insert(id);
+    }
+  }
+  CHECK(union_of_shards == std::multiset<std::string>(all.begin(), all.end()));
+  // Inside a SLURM array task, the shard comes from the environment.
+  setenv("SLURM_ARRAY_TASK_ID", "1", 1);
+  setenv("SLURM_ARRAY_TASK_COUNT", "2", 1);
+  const std::vector<std::string> task = dry_run_ids(config, dir);
+  unsetenv("SLURM_ARRAY_TASK_ID");
+  unsetenv("SLURM_ARRAY_TASK_COUNT");
+  CHECK(task == std::vector<std::string>{all[1], all[3]});
+}
+
+TEST_CASE("a shard spec out of range or malformed is a one-line error", "[sweep][errors]") {
+  const auto dir = test::scratch_dir("sweep_bad_shard");
+  const auto config = write_config(dir);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"4/4", "--shard 4/4: shard 4 is out of range; use 0..3 (I/N with 0 ≤ I < N)"},
+      {"-1/4", "--shard -1/4: shard -1 is out of range; use 0..3 (I/N with 0 ≤ I < N)"},
+      {"1/0", "--shard 1/0: N = 0 shards; use N ≥ 1"},
+      {"two", "--shard two: expected I/N with integers, e.g. --shard 0/4 (shard 0 of 4)"}};
+  for (const auto& [spec, message] : cases) {
+    CHECK(run_serq_run({config.string(), "--dry-run", "--shard", spec}, dir) == 1);
+    CHECK(test::read_bytes(dir / "stderr.txt") == "serq-run: error: " + message + "\n");
+  }
+  setenv("SLURM_ARRAY_TASK_ID", "5", 1);
+  setenv("SLURM_ARRAY_TASK_COUNT", "2", 1);
+  CHECK(run_serq_run({config.string(), "--dry-run"}, dir) == 1);
+  unsetenv("SLURM_ARRAY_TASK_ID");
+  unsetenv("SLURM_ARRAY_TASK_COUNT");
+  CHECK(test::read_bytes(dir / "stderr.txt") ==
+        "serq-run: error: SLURM array task 5 (min 0) is outside the 2 tasks of the array; submit with a contiguous "
+        "--array=0-(N-1), or pass --shard I/N\n");
+}
+
+TEST_CASE("--emit-sbatch writes an array script that resumes each shard", "[sweep]") {
+  const auto dir = test::scratch_dir("sweep_sbatch");
+  const auto config = write_config(dir);
+  const auto script = dir / "job.sh";
+  REQUIRE(run_serq_run({config.string(), "--emit-sbatch", script.string(), "--out", (dir / "results").string(),
+                        "--array-tasks", "3", "--sbatch-option=--time=1:00:00", "--set", "eval.max_windows=2"},
+                       dir) == 0);
+  const std::string text = test::read_bytes(script);
+  CHECK(text.rfind("#!/bin/bash\n", 0) == 0);
+  CHECK(text.find("#SBATCH --array=0-2\n") != std::string::npos);
+  CHECK(text.find("#SBATCH --job-name=serq-resume\n") != std::string::npos);
+  CHECK(text.find("#SBATCH --time=1:00:00\n") != std::string::npos);
+  CHECK(text.find("#SBATCH --output=" + (dir / "results" / "resume").string() + "/slurm-%A_%a.log\n") !=
+        std::string::npos);
+  CHECK(text.find("--resume --set 'eval.max_windows=2'\n") != std::string::npos);
+  CHECK(text.find("export SERQ_ASSETS='") != std::string::npos);
+  CHECK(std::filesystem::is_directory(dir / "results" / "resume"));  // sbatch needs the log directory to exist
+  CHECK((std::filesystem::status(script).permissions() & std::filesystem::perms::owner_exec) !=
+        std::filesystem::perms::none);
+}
