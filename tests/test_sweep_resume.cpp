@@ -45,9 +45,9 @@ std::filesystem::path write_config(const std::filesystem::path& dir) {
   return path;
 }
 
-// serq-run with `args`, stdout and stderr to files in `dir`; returns the child's pid.
-pid_t start_serq_run(const std::vector<std::string>& args, const std::filesystem::path& dir) {
-  std::vector<std::string> argv_text = {std::string(SERQ_BINARY_DIR) + "/serq-run"};
+// A serq binary (serq-run, serq-merge) with `args`, stdout and stderr to files in `dir`; returns the child's pid.
+pid_t start_binary(const std::string& binary, const std::vector<std::string>& args, const std::filesystem::path& dir) {
+  std::vector<std::string> argv_text = {std::string(SERQ_BINARY_DIR) + "/" + binary};
   argv_text.insert(argv_text.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (std::string& arg : argv_text) argv.push_back(arg.data());
@@ -67,6 +67,10 @@ int wait_exit_status(pid_t pid) {
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+pid_t start_serq_run(const std::vector<std::string>& args, const std::filesystem::path& dir) {
+  return start_binary("serq-run", args, dir);
 }
 
 int run_serq_run(const std::vector<std::string>& args, const std::filesystem::path& dir) {
@@ -151,6 +155,16 @@ void check_kill_and_resume(const std::string& name, int signal) {
   for (const auto& entry : std::filesystem::recursive_directory_iterator(results)) {
     CHECK(entry.path().filename().string().find(".tmp-") == std::string::npos);
   }
+
+  // The merged table has every point exactly once.
+  REQUIRE(wait_exit_status(start_binary("serq-merge", {results.string(), "--out", (dir / "merged").string()}, dir)) == 0);
+  std::istringstream csv(test::read_bytes(dir / "merged.csv"));
+  std::multiset<std::string> merged;
+  std::string line;
+  std::getline(csv, line);
+  CHECK(line.rfind("run_id,", 0) == 0);
+  while (std::getline(csv, line)) merged.insert(line.substr(0, line.find(',')));
+  CHECK(merged == std::multiset<std::string>(ids.begin(), ids.end()));
 }
 
 }  // namespace

@@ -81,10 +81,12 @@ Hdf5Writer::Hdf5Writer(const std::filesystem::path& file) : file_(file.string())
 
 Hdf5Writer::~Hdf5Writer() { H5Fclose(id_); }
 
-void Hdf5Writer::attribute(const std::string& name, const std::string& value) {
+void Hdf5Writer::attribute(const std::string& name, const std::string& value, const std::string& object) {
   const Handle type = string_type();
   const Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  const Handle attribute(H5Acreate2(id_, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  const Handle attribute(
+      H5Acreate_by_name(id_, object.c_str(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+      H5Aclose);
   const char* data = value.c_str();
   SERQ_CHECK(attribute.valid() && H5Awrite(attribute.get(), type.get(), &data) >= 0,
              "{}: HDF5 could not write attribute '{}' (is the disk full?)", file_, name);

@@ -21,7 +21,8 @@ class Hdf5Writer {
   Hdf5Writer(const Hdf5Writer&) = delete;
   Hdf5Writer& operator=(const Hdf5Writer&) = delete;
 
-  void attribute(const std::string& name, const std::string& value);  // on the root group
+  // A string attribute on the object at `object` (default: the root group; the object must exist).
+  void attribute(const std::string& name, const std::string& value, const std::string& object = "/");
   void scalar(const std::string& path, double value);
   void scalar(const std::string& path, std::int64_t value);
   void scalar(const std::string& path, const std::string& value);

@@ -19,7 +19,10 @@ void check_names(const std::filesystem::path& file, const char* group, const std
   }
 }
 
-void write_layers(Hdf5Writer& writer, const std::vector<LayerDiagnostics>& layers) {
+}  // namespace
+
+void write_layer_diagnostics(Hdf5Writer& writer, const std::string& group,
+                             const std::vector<LayerDiagnostics>& layers) {
   std::vector<std::string> names;
   std::vector<double> weight_error, output_error, qsnr, bits;
   std::vector<std::int64_t> extra;
@@ -31,13 +34,15 @@ void write_layers(Hdf5Writer& writer, const std::vector<LayerDiagnostics>& layer
     bits.push_back(layer.bits_per_weight);
     extra.push_back(layer.extra_parameters);
   }
-  writer.vector("layers/name", names);
-  writer.vector("layers/weight_rel_error", weight_error);
-  writer.vector("layers/output_rel_error", output_error);
-  writer.vector("layers/output_qsnr_db", qsnr);
-  writer.vector("layers/bits_per_weight", bits);
-  writer.vector("layers/extra_parameters", extra);
+  writer.vector(group + "/name", names);
+  writer.vector(group + "/weight_rel_error", weight_error);
+  writer.vector(group + "/output_rel_error", output_error);
+  writer.vector(group + "/output_qsnr_db", qsnr);
+  writer.vector(group + "/bits_per_weight", bits);
+  writer.vector(group + "/extra_parameters", extra);
 }
+
+namespace {
 
 std::vector<LayerDiagnostics> read_layers(const Hdf5Reader& reader) {
   const std::vector<std::string> names = reader.strings("layers/name");
@@ -72,7 +77,7 @@ void write_run_record(const std::filesystem::path& file, const RunRecord& record
     for (const auto& [name, value] : record.metrics) writer.scalar("metrics/" + name, value);
     for (const auto& [name, value] : record.counts) writer.scalar("counts/" + name, value);
     for (const auto& [name, value] : record.info) writer.scalar("info/" + name, value);
-    if (!record.layers.empty()) write_layers(writer, record.layers);
+    if (!record.layers.empty()) write_layer_diagnostics(writer, "layers", record.layers);
   });
 }
 

@@ -42,6 +42,10 @@ struct RunRecord {
 // run leaves no `file` behind and a reader never sees a half-written one. Replaces an existing `file`.
 void write_run_record(const std::filesystem::path& file, const RunRecord& record);
 
+// Writes layers as the 1-D datasets <group>/name, <group>/weight_rel_error, ... (the /layers layout above).
+class Hdf5Writer;
+void write_layer_diagnostics(Hdf5Writer& writer, const std::string& group, const std::vector<LayerDiagnostics>& layers);
+
 // Reads a file written by write_run_record. Anything else (missing, not HDF5, missing or mistyped entries) is a
 // serq::Error naming the file.
 RunRecord read_run_record(const std::filesystem::path& file);
