@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs serq's Debian 12 dependencies (idempotent: apt-get runs only when a package is missing) and builds
-# serq in ./build (Release). Usage: tools/setup.sh   — run as root or with sudo available.
+# serq in ./build (Release). Usage: tools/setup.sh [EXTRA_PACKAGE...]   — run as root or with sudo available; extra
+# Debian packages (e.g. the test suite's slurm-wlm munge) are installed the same way. The Python packages are for
+# the table and plot tools (tools/serq_table.py, tools/serq_plot.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config git libeigen3-dev libopenblas-dev libyaml-cpp-dev libhdf5-dev libfmt-dev
-          nlohmann-json3-dev catch2 libsentencepiece-dev)
+          nlohmann-json3-dev catch2 libsentencepiece-dev python3-h5py python3-matplotlib python3-numpy "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

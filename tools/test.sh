@@ -3,7 +3,7 @@
 # ./build-asan and runs them, then runs the whole test suite with CTest. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh
+tools/setup.sh slurm-wlm munge  # a real SLURM for the cluster test (tests/slurm), which skips without it
 
 # File parsers (safetensors, checkpoints, configs, result files) under the sanitizers.
 sanitized=(test_safetensors test_loaders test_config test_result_file)

@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+"""Renders a paper table from a merged serq result file (serq-merge's PREFIX.h5 or PREFIX.csv): one row per method
+configuration (FP first), one column group per model/setting, one sub-column per metric; Markdown, LaTeX or CSV."""
+
+import argparse
+import csv
+import io
+import math
+import sys
+from dataclasses import dataclass
+
+from serq_results import (HEADLINE_KEYS, METHOD, PARAMETER_KEYS, WEIGHT_QUANTIZER, ResultsError, describe,
+                          differing_keys, label_keys, load_runs, metric_header, resolve_key, select_runs,
+                          shared_values, text_of, varying_keys)
+
+EMPTY_CELL = {"md": "–", "latex": "--", "csv": ""}
+LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "α": r"$\alpha$"}
+
+
+@dataclass
+class Table:
+    labels: list   # row labels, FP rows first
+    fp_rows: int   # how many leading rows are FP
+    groups: list   # column group headers
+    metrics: list  # metric columns, one sub-column each per group
+    cells: list    # cells[row][group][metric]: float, string, or None when no run fills it
+
+
+def build_table(runs, row_keys, col_keys, metrics):
+    """Lays out the runs; row_keys None = the method plus the parameters that vary among that method's runs."""
+    methods = list(dict.fromkeys(row[METHOD] for row in runs.rows))
+    if "fp" in methods:
+        methods.remove("fp")
+        methods.insert(0, "fp")
+    quantized = [row for row in runs.rows if row[METHOD] != "fp"] or runs.rows
+    groups = list(dict.fromkeys(_values(row, col_keys) for row in quantized))
+    labels, cells, fp_rows = [], [], 0
+    for method in methods:
+        members = [row for row in runs.rows if row[METHOD] == method]
+        if row_keys is None:
+            keys = varying_keys(members, [key for key in PARAMETER_KEYS if key in runs.columns])
+        else:
+            keys = [key for key in row_keys if key != METHOD]
+        by_row = {}
+        for row in members:
+            by_row.setdefault(_values(row, keys), []).append(row)
+        shown = [key for key in PARAMETER_KEYS if key in HEADLINE_KEYS or key == WEIGHT_QUANTIZER or key in keys]
+        shown += label_keys(key for key in keys if key not in PARAMETER_KEYS)
+        for identity in sorted(by_row, key=_row_order(list(by_row))):
+            label = describe(shared_values(by_row[identity], [METHOD, *shown]), shown)
+            labels.append(label)
+            cells.append([_cell(by_row[identity], group, col_keys, metrics, method, label, runs.columns)
+                          for group in groups])
+            fp_rows += method == "fp"
+    headers = [" ".join(value for value in group if value) for group in groups]
+    return Table(labels, fp_rows, headers, metrics, cells)
+
+
+def _values(row, keys):
+    return tuple(text_of(row.get(key, "")) for key in keys)
+
+
+def _row_order(identities):
+    """Sort key for a method's rows: numbers ascending, other values in order of first appearance."""
+    def key(identity):
+        order = []
+        for position, value in enumerate(identity):
+            try:
+                order.append((0, float(value), 0))
+            except ValueError:
+                order.append((1, 0.0, [other[position] for other in identities].index(value)))
+        return order
+    return key
+
+
+def _cell(members, group, col_keys, metrics, method, label, columns):
+    """The metric values of the one run in this row and column group. The FP row takes the fp run of the same
+    setting, or else the fp run of the same model etc. (full precision ignores the quant keys)."""
+    in_cell = [row for row in members if _values(row, col_keys) == group]
+    if method == "fp" and not in_cell:
+        loose = [i for i, key in enumerate(col_keys) if key != "setting" and not key.startswith("config.quant.")]
+        in_cell = [row for row in members if all(text_of(row.get(col_keys[i], "")) == group[i] for i in loose)]
+    if len(in_cell) > 1:
+        header = " ".join(value for value in group if value)
+        raise ResultsError(f"{len(in_cell)} runs fill row '{label}', column '{header}': they differ in "
+                           f"{', '.join(differing_keys(in_cell, columns))}; add the key to --rows or keep one "
+                           f"run with --filter KEY=VALUE or --experiment NAME")
+    if not in_cell:
+        return [None] * len(metrics)
+    return [_present(in_cell[0].get(metric, "")) for metric in metrics]
+
+
+def _present(value):
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    return value or None
+
+
+def format_cells(table, precision):
+    """cells[row][group][metric] as text (None when empty): numbers with the metric's decimals."""
+    def text(value, metric):
+        if not isinstance(value, float):
+            return value
+        digits = precision.get(metric, 0 if metric.startswith("count.") else precision[None])
+        return f"{value:.{digits}f}"
+    return [[[text(value, metric) for value, metric in zip(group, table.metrics)] for group in row]
+            for row in table.cells]
+
+
+def best_cells(table, texts, direction):
+    """(row, group, metric) of the best shown value per sub-column among the non-FP rows; ties all count."""
+    best = set()
+    if direction == "none":
+        return best
+    pick = min if direction == "min" else max
+    for g in range(len(table.groups)):
+        for m in range(len(table.metrics)):
+            shown = {}
+            for r in range(table.fp_rows, len(table.labels)):
+                if isinstance(table.cells[r][g][m], float):
+                    shown[r] = float(texts[r][g][m])
+            if shown:
+                target = pick(shown.values())
+                best.update((r, g, m) for r, value in shown.items() if value == target)
+    return best
+
+
+def render_markdown(table, texts, bold):
+    headers = ["Method"] + [f"{group} · {metric_header(metric)}" for group in table.groups for metric in table.metrics]
+    lines = ["| " + " | ".join(_markdown_escape(h) for h in headers) + " |",
+             "|---|" + "---:|" * (len(headers) - 1)]
+    for r, label in enumerate(table.labels):
+        cells = [_markdown_escape(label)]
+        for g, group in enumerate(texts[r]):
+            for m, value in enumerate(group):
+                shown = EMPTY_CELL["md"] if value is None else _markdown_escape(value)
+                cells.append(f"**{shown}**" if (r, g, m) in bold else shown)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_escape(text):
+    return text.replace("|", r"\|")
+
+
+def latex_escape(text):
+    return "".join(LATEX_ESCAPES.get(char, char) for char in text)
+
+
+def render_latex(table, texts, bold):
+    width = len(table.metrics)
+    lines = [r"\begin{tabular}{l" + "r" * (width * len(table.groups)) + "}", r"\toprule"]
+    lines.append(" & " + " & ".join(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(group)}}}"
+                                    for group in table.groups) + r" \\")
+    lines.append(" ".join(rf"\cmidrule(lr){{{2 + g * width}-{1 + (g + 1) * width}}}"
+                          for g in range(len(table.groups))))
+    lines.append("Method & " + " & ".join(latex_escape(metric_header(metric))
+                                          for _ in table.groups for metric in table.metrics) + r" \\")
+    lines.append(r"\midrule")
+    for r, label in enumerate(table.labels):
+        if r == table.fp_rows and r > 0:
+            lines.append(r"\midrule")
+        cells = [latex_escape(label)]
+        for g, group in enumerate(texts[r]):
+            for m, value in enumerate(group):
+                shown = EMPTY_CELL["latex"] if value is None else latex_escape(value)
+                cells.append(rf"\textbf{{{shown}}}" if (r, g, m) in bold else shown)
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(table, texts):
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["Method"] + [f"{group} · {metric_header(metric)}"
+                                  for group in table.groups for metric in table.metrics])
+    for r, label in enumerate(table.labels):
+        writer.writerow([label] + [EMPTY_CELL["csv"] if value is None else value
+                                   for group in texts[r] for value in group])
+    return out.getvalue()
+
+
+def parse_precision(items, runs):
+    """--precision values: "N" sets the default decimals, "KEY:N" one metric's; comma lists allowed."""
+    precision = {None: 2}
+    for item in items:
+        for part in filter(None, item.split(",")):
+            key, colon, digits = part.rpartition(":")
+            if not digits.isdigit() or (colon and not key):
+                raise ResultsError(f"--precision '{part}': expected N or METRIC:N, e.g. 2 or metric.ppl:3")
+            precision[resolve_key(runs, key) if colon else None] = int(digits)
+    return precision
+
+
+def split_keys(text, runs):
+    return [resolve_key(runs, key) for key in text.split(",") if key]
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(
+        prog="serq_table", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  tools/serq_table.py results/all.h5 --experiment w4a8_llama\n"
+               "  tools/serq_table.py results/all.csv --metrics ppl,bits_per_weight --precision ppl:3 --format latex "
+               "--bold-best min --output table.tex\n"
+               "  tools/serq_table.py results/all.h5 --experiment ablation_rank "
+               "--rows quant.rank,quant.weight_quantizer")
+    parser.add_argument("merged", help="PREFIX.h5 or PREFIX.csv written by serq-merge")
+    parser.add_argument("--rows", help="comma list of keys naming a row besides config.quant.method (default: the "
+                                       "method parameters that vary among that method's runs)")
+    parser.add_argument("--cols", default="model,setting",
+                        help="comma list of keys naming a column group (default: model,setting)")
+    parser.add_argument("--metrics", default="metric.ppl", help="comma list of metric columns (default: metric.ppl)")
+    parser.add_argument("--precision", action="append", default=[],
+                        help="decimals: N for every metric (default 2), or METRIC:N for one; repeatable")
+    parser.add_argument("--format", choices=("md", "latex", "csv"), default="md")
+    parser.add_argument("--output", help="file to write (default: standard output)")
+    parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                        help="keep the runs whose KEY equals VALUE; repeatable")
+    parser.add_argument("--experiment", help="keep the runs of this experiment")
+    parser.add_argument("--bold-best", choices=("min", "max", "none"), default="none",
+                        help="bold the best quantized value of each column (md and latex)")
+    return parser.parse_args(argv)
+
+
+def render(args):
+    runs = select_runs(load_runs(args.merged), args.filter, args.experiment)
+    row_keys = split_keys(args.rows, runs) if args.rows is not None else None
+    precision = parse_precision(args.precision, runs)
+    table = build_table(runs, row_keys, split_keys(args.cols, runs), split_keys(args.metrics, runs))
+    texts = format_cells(table, precision)
+    if args.format == "csv":
+        return render_csv(table, texts)
+    bold = best_cells(table, texts, args.bold_best)
+    return render_markdown(table, texts, bold) if args.format == "md" else render_latex(table, texts, bold)
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    try:
+        text = render(args)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as stream:
+                stream.write(text)
+        else:
+            sys.stdout.write(text)
+    except (ResultsError, OSError) as error:
+        print(f"serq_table: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
