@@ -483,3 +483,22 @@ TEST_CASE("mxfp4 and gptq show in the label", "[config][methods]") {
   CHECK(error_of([&] { load(path, {"quant.format=fp8"}); }) ==
         "--set: quant.format: 'fp8' is not allowed; use one of: int, mxfp4");
 }
+
+TEST_CASE("every shipped config loads, the paper configs with SERQ_MODELS set", "[config]") {
+  // The paper configs name LLaMA checkpoints under ${SERQ_MODELS}; stand stories260K in for them to check the rest.
+  const auto models = serq::test::scratch_dir("config_paper_models");
+  for (const char* name : {"Llama-2-7b-hf", "Meta-Llama-3-8B"}) {
+    std::filesystem::create_directory_symlink(serq::test::asset("models/stories260K-hf"), models / name);
+  }
+  setenv("SERQ_MODELS", models.c_str(), 1);
+  std::size_t configs = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(SERQ_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    INFO(entry.path());
+    const auto plan = load(entry.path());
+    CHECK(!plan.runs.empty());
+    ++configs;
+  }
+  unsetenv("SERQ_MODELS");
+  CHECK(configs >= 8);  // w4a4, w4a8, mxfp4, ablation_rank and the four paper settings
+}
