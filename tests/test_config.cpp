@@ -385,6 +385,12 @@ TEST_CASE("an empty sweep list is rejected", "[config][errors][sweep]") {
         path.string() + ": sweep: quant.w_bits: the list is empty; give at least one value");
 }
 
+TEST_CASE("a sweep key that does not exist names the key and the closest one", "[config][errors][sweep]") {
+  const auto path = write_config("config_sweep_unknown", "s.yaml", kMinimal + "sweep:\n  quant.rnak: [4, 8]\n");
+  CHECK_THAT(error_of([&] { load(path); }),
+             Catch::StartsWith(path.string() + ": sweep: unknown key 'quant.rnak'; did you mean 'quant.rank'?"));
+}
+
 TEST_CASE("a sweep entry that is not a list is rejected", "[config][errors][sweep]") {
   const auto path = write_config("config_sweep_scalar", "s.yaml", kMinimal + "sweep:\n  quant.w_bits: 4\n");
   CHECK(error_of([&] { load(path); }) ==
