@@ -1,7 +1,10 @@
-// Asset cache for serq-run: one load per model, tokenizer and dataset across the runs of an experiment.
+// Asset cache for serq-run: one load per model, tokenizer and dataset across the runs of an experiment, and
+// calibration statistics from memory, then disk, then computed.
 #include "experiments/asset_cache.h"
 
 #include <chrono>
+#include <cstdio>
+#include <optional>
 
 #include "core/common/error.h"
 #include "core/common/paths.h"
@@ -9,6 +12,9 @@
 #include "core/model/memory.h"
 
 namespace serq {
+
+AssetCache::AssetCache(std::filesystem::path calibration_cache_dir)
+    : calibration_cache_dir_(std::move(calibration_cache_dir)) {}
 
 Model AssetCache::fresh_model(const std::filesystem::path& path, double* load_seconds) {
   const auto start = std::chrono::steady_clock::now();
@@ -41,6 +47,40 @@ const TokenStream& AssetCache::dataset(const std::string& name_or_path, const st
     it = datasets_.emplace(key, load_dataset(name_or_path, tokenizer(tokenizer_file), bos_id, assets_root())).first;
   }
   return it->second;
+}
+
+CachedCalibration AssetCache::calibration(const CalibrationKey& key, const std::function<Calibration()>& compute) {
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  const std::string text = key.text();
+  if (const auto found = calibrations_.find(text); found != calibrations_.end()) {
+    return {found->second, "memory", seconds()};
+  }
+  const std::filesystem::path file =
+      calibration_cache_dir_.empty() ? std::filesystem::path() : calibration_cache_file(calibration_cache_dir_, key);
+  std::optional<Calibration> calibration;
+  std::string source = "computed";
+  std::error_code error;
+  if (!file.empty() && std::filesystem::exists(file, error)) {
+    try {
+      calibration = read_calibration_cache(file, key);
+      source = "disk:" + file.string();
+    } catch (const Error& e) {
+      std::fprintf(stderr, "serq-run: calibration cache %s; recomputing\n", e.what());
+    }
+  }
+  if (!calibration) {
+    calibration = compute();
+    if (!file.empty()) {
+      try {
+        write_calibration_cache(file, key, *calibration);
+      } catch (const Error& e) {
+        std::fprintf(stderr, "serq-run: calibration cache %s; going on without it\n", e.what());
+      }
+    }
+  }
+  const Calibration& stored = calibrations_.emplace(text, std::move(*calibration)).first->second;
+  return {stored, source, seconds()};
 }
 
 std::filesystem::path resolve_tokenizer(const std::filesystem::path& model_path, const std::string& configured) {

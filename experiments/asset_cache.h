@@ -1,7 +1,9 @@
-// Loads each model, tokenizer and evaluation stream once per serq-run, and hands out fresh model copies.
+// Loads each model, tokenizer and evaluation stream once per serq-run, hands out fresh model copies, and keeps
+// calibration statistics in memory and, when given a directory, on disk across serq-run processes.
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -10,27 +12,36 @@
 #include "core/data/token_stream.h"
 #include "core/model/model.h"
 #include "core/tokenizer/tokenizer.h"
+#include "experiments/calibration_cache.h"
 #include "methods/method.h"
 
 namespace serq {
 
+// Calibration statistics and where this call got them.
+struct CachedCalibration {
+  const Calibration& calibration;
+  std::string source;   // "computed", "memory", or "disk:<file>"
+  double load_seconds;  // time this call took (computing included); calibration.seconds is the one-time cost
+};
+
 class AssetCache {
  public:
+  // Calibration statistics are also cached in `calibration_cache_dir` (calibration_cache.h); empty = memory only.
+  explicit AssetCache(std::filesystem::path calibration_cache_dir);
+
   // A full-precision model ready to be quantized in place. The pristine copy is kept for the next run when
   // two copies fit in memory; otherwise the checkpoint is read again.
   Model fresh_model(const std::filesystem::path& path, double* load_seconds);
   const Tokenizer& tokenizer(const std::filesystem::path& file);
   const TokenStream& dataset(const std::string& name_or_path, const std::filesystem::path& tokenizer_file, int bos_id);
-  // Calibration statistics by a key naming everything they depend on (model, data, samples, seq_len, seed, what
-  // was observed), so a sweep over ranks or bit-widths calibrates once; `compute` runs on a miss.
-  template <class Compute>
-  const Calibration& calibration(const std::string& key, Compute&& compute) {
-    auto found = calibrations_.find(key);
-    if (found == calibrations_.end()) found = calibrations_.emplace(key, compute()).first;
-    return found->second;
-  }
+  // Calibration statistics by a key naming everything they depend on, so a sweep over ranks or bit-widths
+  // calibrates once: from memory, else from the cache directory, else `compute` (and the result is written
+  // there). A cache file that cannot be used is reported on stderr in one line and replaced; a cache that cannot
+  // be written is reported and the run goes on.
+  CachedCalibration calibration(const CalibrationKey& key, const std::function<Calibration()>& compute);
 
  private:
+  std::filesystem::path calibration_cache_dir_;
   std::filesystem::path model_path_;
   std::unique_ptr<Model> pristine_;
   std::map<std::filesystem::path, Tokenizer> tokenizers_;

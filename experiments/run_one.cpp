@@ -4,17 +4,22 @@
 #include <cblas.h>
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
+#include <optional>
 
 #include "core/common/build_info.h"
 #include "core/common/error.h"
+#include "core/common/progress.h"
+#include "core/data/calibration_sampler.h"
 #include "core/data/windows.h"
 #include "core/eval/perplexity.h"
-#include "core/linear/fold.h"
 #include "core/linear/fold.h"
 #include "core/model/forward.h"
 #include "core/model/memory.h"
 #include "experiments/calibrate.h"
+#include "experiments/calibration_cache.h"
+#include "experiments/layer_diagnostics.h"
 #include "methods/registry.h"
 
 namespace serq {
@@ -52,27 +57,86 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
   return params;
 }
 
-// The calibration this run's method needs, computed once per serq-run for equal settings.
-const Calibration& run_calibration(const ResolvedConfig& config, const Model& model, const Method& method,
-                                   const QuantParams& params, const std::filesystem::path& tokenizer_file,
-                                   AssetCache& assets) {
-  const bool hessian = method.quantizes() && params.weight_quantizer == WeightQuantizerKind::gptq;
-  const bool needed = hessian || method.needs_activation_stats();
+// The calibration settings of the config, checked against the model.
+CalibrationSettings calibration_settings(const ResolvedConfig& config, const Model& model) {
   const CalibrationSettings settings{static_cast<int>(config.get_int("calib.samples")),
                                      static_cast<int>(config.get_int("calib.seq_len")),
                                      static_cast<std::uint64_t>(config.get_int("calib.seed"))};
   SERQ_CHECK(settings.seq_len <= model.config.max_seq_len, "calib.seq_len: {} exceeds the model's "
              "max_position_embeddings {}; use calib.seq_len ≤ {}", settings.seq_len, model.config.max_seq_len,
              model.config.max_seq_len);
-  const std::string key = needed ? fmt::format("{}|{}|{}|{}|{}|hessian={}|head={}", config.get_string("model.path"),
-                                               config.get_string("calib.dataset"), settings.samples, settings.seq_len,
-                                               settings.seed, hessian, params.quantize_lm_head)
-                                 : std::string("none");
+  return settings;
+}
+
+// The calibration this run's method needs, computed once for equal settings (in memory for this serq-run, on disk
+// across serq-runs that share a cache directory).
+CachedCalibration run_calibration(const ResolvedConfig& config, const Model& model, const Method& method,
+                                  const QuantParams& params, const std::filesystem::path& tokenizer_file,
+                                  AssetCache& assets) {
+  static const Calibration none;
+  const bool hessian = method.quantizes() && params.weight_quantizer == WeightQuantizerKind::gptq;
+  if (!hessian && !method.needs_activation_stats()) return {none, "none", 0.0};
+  const CalibrationSettings settings = calibration_settings(config, model);
+  const std::string& dataset = config.get_string("calib.dataset");
+  const CalibrationKey key = calibration_key(config.get_string("model.path"), tokenizer_file, dataset, settings,
+                                             hessian, params.quantize_lm_head);
   return assets.calibration(key, [&] {
-    if (!needed) return Calibration{};
-    const TokenStream& stream = assets.dataset(config.get_string("calib.dataset"), tokenizer_file, model.config.bos_id);
+    const TokenStream& stream = assets.dataset(dataset, tokenizer_file, model.config.bos_id);
     return calibrate(model, method, params, stream, settings);
   });
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+struct QuantizedModel {
+  MethodReport report;
+  std::vector<LayerDiagnostics> layers;  // empty without diagnostics
+  double diagnostics_seconds = 0.0;
+  std::string diagnostics;  // what was measured, or why nothing was (info.layer_diagnostics)
+};
+
+// Quantizes `model` with the method. With diagnostics (eval.layer_error_samples > 0 and something quantized), the
+// reference is built first from the full-precision weights, and every quantized layer is measured before folding
+// (layer_diagnostics.h) on eval.layer_error_samples windows of calib.seq_len tokens from calib.dataset, drawn as the
+// calibration draws them. When the reference copy does not fit in memory the diagnostics are skipped, with a note.
+QuantizedModel quantize_model(const ResolvedConfig& config, Model& model, const Method& method,
+                              const QuantParams& params, const Calibration& calibration,
+                              const std::filesystem::path& tokenizer_file, AssetCache& assets) {
+  const int samples = static_cast<int>(config.get_int("eval.layer_error_samples"));
+  if (samples == 0) return {method.quantize(model, params, calibration), {}, 0.0, "off"};
+  if (!method.quantizes() || (!params.weight.enabled() && !params.activation.enabled())) {
+    return {method.quantize(model, params, calibration), {}, 0.0, "none: nothing quantized"};
+  }
+  const std::int64_t need = model_bytes(model.config), available = available_memory_bytes();
+  if (need > available) {
+    const std::string why = fmt::format("skipped: a reference copy of the model needs {:.1f} GiB, {:.1f} GiB is "
+                                        "available", static_cast<double>(need) / (1 << 30),
+                                        static_cast<double>(available) / (1 << 30));
+    std::fprintf(stderr, "serq-run: per-layer diagnostics %s (set eval.layer_error_samples=0 to silence this)\n",
+                 why.c_str());
+    return {method.quantize(model, params, calibration), {}, 0.0, why};
+  }
+  auto start = std::chrono::steady_clock::now();
+  const Model reference = reference_model(model, method, params, calibration);
+  QuantizedModel quantized;
+  quantized.diagnostics_seconds = seconds_since(start);
+  quantized.report = method.quantize(model, params, calibration);
+
+  start = std::chrono::steady_clock::now();
+  const CalibrationSettings settings = calibration_settings(config, model);
+  const std::string& dataset = config.get_string("calib.dataset");
+  const TokenStream& stream = assets.dataset(dataset, tokenizer_file, model.config.bos_id);
+  const auto windows =
+      sample_calibration(stream, samples, settings.seq_len, CalibrationSampling::random, settings.seed);
+  std::vector<std::string> names;
+  for (const QuantLinear* layer : layers_to_quantize(model, params)) names.push_back(layer->name);
+  quantized.layers = layer_diagnostics(reference, model, names, windows);
+  quantized.diagnostics_seconds += seconds_since(start);
+  quantized.diagnostics = fmt::format("{} window{} of {} tokens from {} (calib.seed {})", samples,
+                                      samples == 1 ? "" : "s", settings.seq_len, dataset, settings.seed);
+  return quantized;
 }
 
 // One line per linear layer that a method transformed: "layers.0.mlp.down_proj: <what>".
@@ -100,7 +164,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const std::filesystem::path model_path = config.get_string("model.path");
   const std::string method_name = config.get_string("quant.method");
   const std::unique_ptr<Method> method = make_method(method_name);
-  const QuantParams params = quant_params(config, *method);
+  QuantParams params = quant_params(config, *method);
 
   double load_seconds = 0.0;
   Model model = assets.fresh_model(model_path, &load_seconds);
@@ -116,8 +180,18 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const TokenStream& stream = assets.dataset(dataset_name, tokenizer_file, model.config.bos_id);
   const auto windows = eval_windows(stream, seq_len, static_cast<int>(config.get_int("eval.max_windows")));
 
-  const Calibration& calibration = run_calibration(config, model, *method, params, tokenizer_file, assets);
-  const MethodReport report = method->quantize(model, params, calibration);
+  const CachedCalibration cached = run_calibration(config, model, *method, params, tokenizer_file, assets);
+  const Calibration& calibration = cached.calibration;
+  std::optional<Progress> progress;  // GPTQ on a 7B model takes minutes
+  if (method->quantizes()) {
+    progress.emplace("quantize " + config.label(), static_cast<std::int64_t>(layers_to_quantize(model, params).size()),
+                     "layers");
+    params.progress = &*progress;
+  }
+  const QuantizedModel quantized = quantize_model(config, model, *method, params, calibration, tokenizer_file, assets);
+  if (progress) progress->finish();
+  params.progress = nullptr;
+  const MethodReport& report = quantized.report;
   const std::vector<std::string> folds = fold_input_transforms(model);
   const PerplexityResult ppl = evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()));
 
@@ -131,9 +205,12 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                     {"mean_nll", ppl.mean_nll},
                     {"bits_per_weight", report.bits_per_weight},
                     {"load_seconds", load_seconds},
-                 {"calibration_seconds", calibration.seconds},
+                    {"calibration_seconds", calibration.seconds},
+                    {"calibration_load_seconds", cached.load_seconds},
                     {"quantize_seconds", report.quantize_seconds},
+                    {"layer_diagnostics_seconds", quantized.diagnostics_seconds},
                     {"eval_seconds", ppl.seconds}};
+  record.layers = quantized.layers;
   record.counts = {{"tokens", ppl.scored_tokens},
                    {"windows", ppl.windows},
                    {"stream_tokens", static_cast<std::int64_t>(stream.tokens.size())},
@@ -146,6 +223,8 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"weight_quantizer", fp ? "none" : params.weight_quantizer == WeightQuantizerKind::gptq ? "gptq" : "rtn"},
                  {"activation_format", fp ? "fp" : params.activation.describe()},
                  {"dataset", dataset_name},
+                 {"calibration_source", cached.source},
+                 {"layer_diagnostics", quantized.diagnostics},
                  {"bos_policy", stream.bos_policy},
                  {"model_source", model.source},
                  {"layer_transforms", layer_transforms(model)},
@@ -160,7 +239,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"blas_threads", std::to_string(build.blas_threads)},
                  {"host", build.host},
                  {"finished_at", utc_now()}};
-  record.metrics["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  record.metrics["seconds"] = seconds_since(start);
   return record;
 }
 

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace serq {
 namespace {
@@ -27,29 +28,51 @@ bool same_evaluation(const FinishedRun& a, const FinishedRun& b) {
   return true;
 }
 
+// Whether the run took its calibration statistics from an earlier computation (memory or the disk cache).
+bool calibration_reused(const FinishedRun& run) {
+  const auto source = run.record.info.find("calibration_source");
+  return source != run.record.info.end() && (source->second == "memory" || source->second.starts_with("disk:"));
+}
+
+// The layer with the lowest output QSNR (NaN layers left out); nullptr when there is none.
+const LayerDiagnostics* worst_layer(const RunRecord& record) {
+  const LayerDiagnostics* worst = nullptr;
+  for (const LayerDiagnostics& layer : record.layers) {
+    if (!std::isnan(layer.output_qsnr_db) && (!worst || layer.output_qsnr_db < worst->output_qsnr_db)) worst = &layer;
+  }
+  return worst;
+}
+
 }  // namespace
 
 nlohmann::json run_summary_json(const FinishedRun& run) {
   const ResolvedConfig& c = *run.config;
-  return {{"run_id", run.record.run_id},
-          {"experiment", run.record.experiment},
-          {"label", run.record.label},
-          {"method", c.get_string("quant.method")},
-          {"format", c.get_string("quant.format")},
-          {"w_bits", bits(run, "quant.w_bits")},
-          {"a_bits", bits(run, "quant.a_bits")},
-          {"group_size", group_text(c.get_int("quant.group_size"))},
-          {"a_group_size", group_text(c.get_int("quant.a_group_size"))},
-          {"dataset", c.get_string("eval.dataset")},
-          {"model", c.get_string("model.path")},
-          {"ppl", run.record.metrics.at("ppl")},
-          {"tokens", run.record.counts.at("tokens")},
-          {"seconds", run.record.metrics.at("seconds")},
-          {"bits_per_weight", run.record.metrics.at("bits_per_weight")},
-          {"extra_parameters", run.record.counts.at("extra_parameters")},
-          {"calibration_seconds", run.record.metrics.at("calibration_seconds")},
-          {"quantize_seconds", run.record.metrics.at("quantize_seconds")},
-          {"result_file", run.result_file.string()}};
+  nlohmann::json json = {{"run_id", run.record.run_id},
+                         {"experiment", run.record.experiment},
+                         {"label", run.record.label},
+                         {"method", c.get_string("quant.method")},
+                         {"format", c.get_string("quant.format")},
+                         {"w_bits", bits(run, "quant.w_bits")},
+                         {"a_bits", bits(run, "quant.a_bits")},
+                         {"group_size", group_text(c.get_int("quant.group_size"))},
+                         {"a_group_size", group_text(c.get_int("quant.a_group_size"))},
+                         {"dataset", c.get_string("eval.dataset")},
+                         {"model", c.get_string("model.path")},
+                         {"ppl", run.record.metrics.at("ppl")},
+                         {"tokens", run.record.counts.at("tokens")},
+                         {"seconds", run.record.metrics.at("seconds")},
+                         {"bits_per_weight", run.record.metrics.at("bits_per_weight")},
+                         {"extra_parameters", run.record.counts.at("extra_parameters")},
+                         {"calibration_seconds", run.record.metrics.at("calibration_seconds")},
+                         {"calibration_load_seconds", run.record.metrics.at("calibration_load_seconds")},
+                         {"calibration_source", run.record.info.at("calibration_source")},
+                         {"quantize_seconds", run.record.metrics.at("quantize_seconds")},
+                         {"result_file", run.result_file.string()}};
+  if (const LayerDiagnostics* worst = worst_layer(run.record)) {
+    json["worst_layer"] = worst->name;
+    json["worst_layer_qsnr_db"] = worst->output_qsnr_db;
+  }
+  return json;
 }
 
 std::string results_table(const std::vector<FinishedRun>& runs) {
@@ -57,6 +80,7 @@ std::string results_table(const std::vector<FinishedRun>& runs) {
   for (const FinishedRun& run : runs) width = std::max(width, run.record.label.size());
   std::string out = fmt::format("{:<{}}  {:<18} {:>10} {:>9} {:>6} {:>8} {:>8} {:>8}\n", "run", width, "dataset", "ppl",
                                 "Δppl", "bpw", "calib s", "quant s", "total s");
+  bool any_reused = false;
   for (const FinishedRun& run : runs) {
     std::string delta = "";
     for (const FinishedRun& other : runs) {
@@ -68,10 +92,14 @@ std::string results_table(const std::vector<FinishedRun>& runs) {
     std::string dataset = run.config->get_string("eval.dataset");
     if (dataset.size() > 18) dataset = "…" + dataset.substr(dataset.size() - 17);
     const auto& m = run.record.metrics;
-    out += fmt::format("{:<{}}  {:<18} {:>10.4f} {:>9} {:>6.2f} {:>8.1f} {:>8.1f} {:>8.1f}\n", run.record.label, width,
-                       dataset, m.at("ppl"), delta, m.at("bits_per_weight"), m.at("calibration_seconds"),
+    const bool reused = calibration_reused(run);
+    any_reused = any_reused || reused;
+    out += fmt::format("{:<{}}  {:<18} {:>10.4f} {:>9} {:>6.2f} {:>8} {:>8.1f} {:>8.1f}\n", run.record.label, width,
+                       dataset, m.at("ppl"), delta, m.at("bits_per_weight"),
+                       fmt::format("{:.1f}{}", m.at("calibration_seconds"), reused ? "*" : " "),
                        m.at("quantize_seconds"), m.at("seconds"));
   }
+  if (any_reused) out += "* calibration reused from the cache (memory or disk); calib s is its one-time cost\n";
   return out;
 }
 

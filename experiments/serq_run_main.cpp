@@ -143,7 +143,7 @@ std::optional<serq::RunRecord> finished_earlier(const std::filesystem::path& fil
   return std::nullopt;
 }
 
-// Removes what a run killed while writing its result left behind (run.h5.tmp-<pid>), before the run starts again.
+// Removes what a run killed while writing its result left behind (run.h5.tmp-<host>-<pid>), before the run starts again.
 void remove_stale_temporaries(const std::filesystem::path& run_dir) {
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(run_dir, error)) {
@@ -190,7 +190,7 @@ int run(const Options& options) {
   }
   std::FILE* table_stream = options.json ? stderr : stdout;
   const std::filesystem::path results = std::filesystem::path(options.out) / plan.experiment;
-  AssetCache assets;
+  AssetCache assets(std::filesystem::path(options.out) / "calibration-cache");
   std::vector<FinishedRun> finished;
   std::size_t executed = 0, current = 0;
   const auto sweep_start = std::chrono::steady_clock::now();

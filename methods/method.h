@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/calib/observers.h"
+#include "core/common/progress.h"
 #include "core/model/model.h"
 #include "core/quant/gptq.h"
 #include "core/quant/int_quant.h"
@@ -33,6 +34,9 @@ struct QuantParams {
   bool requant_intermediate = true;   // quant.requant_intermediate: lqer/l2qer re-quantize Xq·Aᵀ per token
   bool paper_residual_order = false;  // quant.residual_order: serq "paper" (main = Q(W), R = Q(error)) vs "code"
   std::uint64_t seed = 0;             // quant.seed: random rotations (quarot)
+
+  Progress* progress = nullptr;  // not a config key: advanced once per main weight quantized (GPTQ on a 7B model
+                                 // takes minutes), with layers_to_quantize(...).size() as its total; may be null
 };
 
 // Calibration statistics of every layer's input, on the full-precision model (core/calib/observers.h).

@@ -5,7 +5,9 @@
 
 namespace serq {
 
-void quantize_main_weight(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) {
+namespace {
+
+void quantize(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) {
   layer.weight_quant = params.weight;
   if (!params.weight.enabled()) return;
   if (params.weight_quantizer == WeightQuantizerKind::rtn) {
@@ -22,6 +24,13 @@ void quantize_main_weight(QuantLinear& layer, const QuantParams& params, const C
              layer.name, hessian.rows(), hessian.cols(), layer.d_in());
   // Errors from GPTQ already start with the layer name.
   gptq_quantize(layer.weight, layer.input.transform_gram(hessian), params.weight, params.gptq, layer.name);
+}
+
+}  // namespace
+
+void quantize_main_weight(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) {
+  quantize(layer, params, calibration);
+  if (params.progress) params.progress->advance(1);
 }
 
 }  // namespace serq

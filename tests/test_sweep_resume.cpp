@@ -219,7 +219,7 @@ TEST_CASE("a shard spec out of range or malformed is a one-line error", "[sweep]
         "--array=0-(N-1), or pass --shard I/N\n");
 }
 
-TEST_CASE("--emit-sbatch writes an array script that resumes each shard", "[sweep]") {
+TEST_CASE("serq-run --emit-sbatch writes an array script that resumes each shard", "[sweep]") {
   const auto dir = test::scratch_dir("sweep_sbatch");
   const auto config = write_config(dir);
   const auto script = dir / "job.sh";

@@ -195,6 +195,11 @@ std::vector<KeySpec> make_schema() {
        .doc = "windows evaluated at once",
        .default_value = Int{8},
        .min = 1},
+      {.path = "eval.layer_error_samples",
+       .type = ValueType::integer,
+       .doc = "calibration windows (calib.seq_len tokens) for per-layer errors in run.h5 /layers; 0 = off",
+       .default_value = Int{4},
+       .min = 0},
 
       {.path = "runtime.device",
        .type = ValueType::choice,

@@ -296,21 +296,21 @@ std::vector<std::string> Hdf5Reader::strings(const std::string& path) const {
   return values;
 }
 
-Eigen::MatrixXd Hdf5Reader::matrix_double(const std::string& path) const {
+template <class Scalar>
+Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> Hdf5Reader::matrix(const std::string& path,
+                                                                        std::int64_t memory_type) const {
   std::vector<std::uint64_t> dims;
   const std::int64_t id = open_dataset(path, H5T_FLOAT, 2, dims);
-  RowMajor<double> values(static_cast<Eigen::Index>(dims[0]), static_cast<Eigen::Index>(dims[1]));
-  if (!read_all(id, H5T_NATIVE_DOUBLE, values.data())) fail_with(fmt::format("dataset '{}' is unreadable", path));
+  RowMajor<Scalar> values(static_cast<Eigen::Index>(dims[0]), static_cast<Eigen::Index>(dims[1]));
+  if (!read_all(id, memory_type, values.data())) fail_with(fmt::format("dataset '{}' is unreadable", path));
   return values;
 }
 
-Eigen::MatrixXf Hdf5Reader::matrix_float(const std::string& path) const {
-  std::vector<std::uint64_t> dims;
-  const std::int64_t id = open_dataset(path, H5T_FLOAT, 2, dims);
-  RowMajor<float> values(static_cast<Eigen::Index>(dims[0]), static_cast<Eigen::Index>(dims[1]));
-  if (!read_all(id, H5T_NATIVE_FLOAT, values.data())) fail_with(fmt::format("dataset '{}' is unreadable", path));
-  return values;
+Eigen::MatrixXd Hdf5Reader::matrix_double(const std::string& path) const {
+  return matrix<double>(path, H5T_NATIVE_DOUBLE);
 }
+
+Eigen::MatrixXf Hdf5Reader::matrix_float(const std::string& path) const { return matrix<float>(path, H5T_NATIVE_FLOAT); }
 
 void write_hdf5_atomically(const std::filesystem::path& file, const std::function<void(Hdf5Writer&)>& write) {
   std::error_code error;
@@ -319,8 +319,11 @@ void write_hdf5_atomically(const std::filesystem::path& file, const std::functio
     SERQ_CHECK(!error, "{}: cannot create the directory {} ({}); choose another --out", file.string(),
                file.parent_path().string(), error.message());
   }
+  // Host and pid: array tasks on different nodes of a shared filesystem can have the same pid.
+  char host[256] = "host";
+  gethostname(host, sizeof(host) - 1);
   std::filesystem::path temporary = file;
-  temporary += ".tmp-" + std::to_string(::getpid());
+  temporary += fmt::format(".tmp-{}-{}", host, ::getpid());
   try {
     {
       Hdf5Writer writer(temporary);

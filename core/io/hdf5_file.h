@@ -65,12 +65,15 @@ class Hdf5Reader {
  private:
   // Opens `path` as a dataset of HDF5 class `type_class` and rank `rank` (0 = scalar); returns its id and sizes.
   std::int64_t open_dataset(const std::string& path, int type_class, int rank, std::vector<std::uint64_t>& dims) const;
+  template <class Scalar>
+  Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> matrix(const std::string& path, std::int64_t memory_type) const;
   std::string file_, not_what_, hint_;
   std::int64_t id_;  // hid_t
 };
 
-// Writes `file` through `write` into `file` + ".tmp-<pid>" and renames it into place, creating parent directories,
-// so a killed writer leaves no `file` behind and a reader never sees a half-written one. Replaces an existing file.
+// Writes `file` through `write` into `file` + ".tmp-<host>-<pid>" and renames it into place, creating parent
+// directories, so a killed writer leaves no `file` behind and a reader never sees a half-written one. Replaces an
+// existing file.
 void write_hdf5_atomically(const std::filesystem::path& file, const std::function<void(Hdf5Writer&)>& write);
 
 }  // namespace serq

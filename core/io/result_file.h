@@ -22,7 +22,7 @@ namespace serq {
 // Per-layer quantization diagnostics of one linear (experiments/layer_diagnostics.h says how they are measured).
 struct LayerDiagnostics {
   std::string name;                // e.g. "layers.0.self_attn.q_proj"
-  double weight_rel_error = 0;     // ‖Ŵ − W‖_F / ‖W‖_F of the main weight in the layer's own basis
+  double weight_rel_error = 0;     // ‖Ŵ − W‖_F / ‖W‖_F, Ŵ the main weight plus its correction, in the layer's basis
   double output_rel_error = 0;     // ‖Ŷ − Y‖_F / ‖Y‖_F of the layer's output on calibration inputs
   double output_qsnr_db = 0;       // −20·log10(output_rel_error)
   double bits_per_weight = 0;      // storage of the layer, corrections included
@@ -38,7 +38,7 @@ struct RunRecord {
   std::vector<LayerDiagnostics> layers;  // empty: no /layers group
 };
 
-// Writes `record` to `file` + ".tmp-<pid>" and renames it into place, creating parent directories, so a killed
+// Writes `record` to `file` + ".tmp-<host>-<pid>" and renames it into place, creating parent directories, so a killed
 // run leaves no `file` behind and a reader never sees a half-written one. Replaces an existing `file`.
 void write_run_record(const std::filesystem::path& file, const RunRecord& record);
 
