@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/io/hdf5_file.h"
 #include "core/io/result_file.h"
 #include "tests/assets.h"
 
@@ -109,15 +110,18 @@ std::vector<std::string> dry_run_ids(const std::filesystem::path& config, const 
 }
 
 // Kills a sweep with `signal` after its first finished run, resumes it, and checks that every point ends with
-// exactly one readable record and that the records finished before the kill were kept as they were.
-void check_kill_and_resume(const std::string& name, int signal) {
+// exactly one readable record, that the records finished before the kill were kept as they were, and that the
+// merged table has every point once. `sets` shrink the sweep's runs to seconds.
+void check_kill_and_resume(const std::string& name, const std::filesystem::path& config,
+                           const std::vector<std::string>& sets, std::size_t points, int signal) {
   const auto dir = test::scratch_dir(name);
-  const auto config = write_config(dir);
   const auto results = dir / "results";
-  const std::vector<std::string> ids = dry_run_ids(config, dir);
-  REQUIRE(ids.size() == 4);
+  const std::vector<std::string> ids = dry_run_ids(config, dir, sets);
+  REQUIRE(ids.size() == points);
 
-  const pid_t pid = start_serq_run({config.string(), "--quiet", "--out", results.string()}, dir);
+  std::vector<std::string> args = {config.string(), "--quiet", "--out", results.string()};
+  args.insert(args.end(), sets.begin(), sets.end());
+  const pid_t pid = start_serq_run(args, dir);
   const int status = interrupt_after_first_run(pid, results, signal);
   const auto before = result_files(results);
   INFO("stderr of the killed sweep: " << test::read_bytes(dir / "stderr.txt"));
@@ -133,7 +137,8 @@ void check_kill_and_resume(const std::string& name, int signal) {
     CHECK(err.find("--resume") != std::string::npos);
   }
 
-  REQUIRE(run_serq_run({config.string(), "--quiet", "--resume", "--out", results.string()}, dir) == 0);
+  args.push_back("--resume");
+  REQUIRE(run_serq_run(args, dir) == 0);
   const std::string err = test::read_bytes(dir / "stderr.txt");
   const auto after = result_files(results);
   std::set<std::string> found;
@@ -158,23 +163,26 @@ void check_kill_and_resume(const std::string& name, int signal) {
 
   // The merged table has every point exactly once.
   REQUIRE(wait_exit_status(start_binary("serq-merge", {results.string(), "--out", (dir / "merged").string()}, dir)) == 0);
-  std::istringstream csv(test::read_bytes(dir / "merged.csv"));
-  std::multiset<std::string> merged;
-  std::string line;
-  std::getline(csv, line);
-  CHECK(line.rfind("run_id,", 0) == 0);
-  while (std::getline(csv, line)) merged.insert(line.substr(0, line.find(',')));
+  CHECK(test::read_bytes(dir / "merged.csv").rfind("run_id,", 0) == 0);
+  const std::vector<std::string> rows = Hdf5Reader(dir / "merged.h5", "not a merged table", "").strings("runs/run_id");
+  const std::multiset<std::string> merged(rows.begin(), rows.end());
   CHECK(merged == std::multiset<std::string>(ids.begin(), ids.end()));
 }
 
 }  // namespace
 
-TEST_CASE("a sweep killed (SIGKILL) in the middle resumes with nothing lost or duplicated", "[sweep]") {
-  check_kill_and_resume("sweep_sigkill", SIGKILL);
+TEST_CASE("the rank-ablation sweep killed (SIGKILL) in the middle resumes with nothing lost or duplicated", "[sweep]") {
+  // configs/ablation_rank.yaml as shipped (20 points: rank × format × weight quantizer), on fewer windows.
+  const std::vector<std::string> small = {"--set", "eval.max_windows=4", "--set", "eval.seq_len=128",
+                                          "--set", "calib.samples=8", "--set", "calib.seq_len=128",
+                                          "--set", "eval.layer_error_samples=1"};
+  check_kill_and_resume("sweep_sigkill", std::string(SERQ_SOURCE_DIR) + "/configs/ablation_rank.yaml", small, 20,
+                        SIGKILL);
 }
 
 TEST_CASE("a sweep stopped by SIGTERM says what it skipped and resumes", "[sweep]") {
-  check_kill_and_resume("sweep_sigterm", SIGTERM);
+  const auto dir = test::scratch_dir("sweep_sigterm_config");
+  check_kill_and_resume("sweep_sigterm", write_config(dir), {}, 4, SIGTERM);
 }
 
 TEST_CASE("shards split a sweep into disjoint parts that cover it", "[sweep]") {
