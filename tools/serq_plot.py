@@ -18,7 +18,8 @@ from matplotlib import ticker  # noqa: E402
 
 from serq_results import (EXPERIMENT_NAME, HEADLINE_KEYS, METHOD, METHOD_NAMES, PARAMETER_KEYS,  # noqa: E402
                           RANK, WEIGHT_QUANTIZER, ResultsError, describe, differing_keys, label_keys, load_runs,
-                          metric_axis_label, resolve_key, select_runs, shared_values, text_of, varying_keys)
+                          metric_axis_label, resolve_key, run_tool, select_runs, shared_values, text_of,
+                          varying_keys)
 
 COLUMN_SIZE = (3.4, 2.6)  # inches: one column of a two-column paper
 PAGE_SIZE = (7.0, 2.8)    # inches: the full text width, for per-layer plots
@@ -273,16 +274,15 @@ def parse_arguments(argv):
     return parser.parse_args(argv)
 
 
+def draw(args):
+    runs = select_runs(load_runs(args.merged), args.filter, args.experiment)
+    {"rank": plot_rank, "pareto": plot_pareto, "layers": plot_layers}[args.plot](runs, args)
+
+
 def main(argv=None):
     args = parse_arguments(argv)
     plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "pdf.fonttype": 42})
-    try:
-        runs = select_runs(load_runs(args.merged), args.filter, args.experiment)
-        {"rank": plot_rank, "pareto": plot_pareto, "layers": plot_layers}[args.plot](runs, args)
-    except (ResultsError, OSError) as error:
-        print(f"serq_plot: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool("serq_plot", lambda: draw(args))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import csv
 import difflib
 import math
 import os
+import sys
 from dataclasses import dataclass
 
 METHOD = "config.quant.method"
@@ -251,3 +252,13 @@ def metric_header(column):
 def metric_axis_label(column):
     names = METRIC_NAMES.get(column)
     return names[1] if names else column.split(".", 1)[-1].replace("_", " ")
+
+
+def run_tool(program, action):
+    """Runs action(); a ResultsError or OSError becomes one line "<program>: <error>" on stderr and exit status 1."""
+    try:
+        action()
+    except (ResultsError, OSError) as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        return 1
+    return 0

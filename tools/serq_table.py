@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from serq_results import (HEADLINE_KEYS, METHOD, PARAMETER_KEYS, WEIGHT_QUANTIZER, ResultsError, describe,
                           differing_keys, label_keys, load_runs, metric_header, resolve_key, select_runs,
-                          shared_values, text_of, varying_keys)
+                          run_tool, shared_values, text_of, varying_keys)
 
 EMPTY_CELL = {"md": "–", "latex": "--", "csv": ""}
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -237,19 +237,18 @@ def render(args):
     return render_markdown(table, texts, bold) if args.format == "md" else render_latex(table, texts, bold)
 
 
+def write_table(args):
+    text = render(args)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as stream:
+            stream.write(text)
+    else:
+        sys.stdout.write(text)
+
+
 def main(argv=None):
     args = parse_arguments(argv)
-    try:
-        text = render(args)
-        if args.output:
-            with open(args.output, "w", encoding="utf-8") as stream:
-                stream.write(text)
-        else:
-            sys.stdout.write(text)
-    except (ResultsError, OSError) as error:
-        print(f"serq_table: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool("serq_table", lambda: write_table(args))
 
 
 if __name__ == "__main__":
