@@ -123,6 +123,7 @@ QuantizedModel quantize_model(const ResolvedConfig& config, Model& model, const 
   QuantizedModel quantized;
   quantized.diagnostics_seconds = seconds_since(start);
   quantized.report = method.quantize(model, params, calibration);
+  if (params.progress) params.progress->finish();  // the diagnostics below report their own progress
 
   start = std::chrono::steady_clock::now();
   const CalibrationSettings settings = calibration_settings(config, model);

@@ -57,7 +57,7 @@ void Progress::print(bool final) {
   const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
   std::string line = fmt::format("{}: {}/{} {}", what_, done_, total_, unit_);
   if (total_ > 0) line += fmt::format(" ({:.0f}%)", 100.0 * static_cast<double>(done_) / static_cast<double>(total_));
-  line += fmt::format(", {:.0f} {}/s", rate, unit_);
+  line += rate >= 10 ? fmt::format(", {:.0f} {}/s", rate, unit_) : fmt::format(", {:.2g} {}/s", rate, unit_);
   if (final) {
     line += fmt::format(", done in {}", format_seconds(elapsed));
   } else if (rate > 0 && total_ > done_) {
