@@ -19,8 +19,10 @@ std::string shell_quote(const std::string& text) {
   return quoted + "'";
 }
 
+// Absolute, but with symlinks kept as written: SERQ_ASSETS spelled another way would change model.path in every
+// resolved config, and with it every run id, so the tasks would not find the runs `--dry-run` lists.
 std::filesystem::path full_path(const std::filesystem::path& path) {
-  return std::filesystem::weakly_canonical(std::filesystem::absolute(path));
+  return std::filesystem::absolute(path).lexically_normal();
 }
 
 }  // namespace
