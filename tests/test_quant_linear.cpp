@@ -188,6 +188,25 @@ TEST_CASE("gemm_xwt equals the triple-loop reference on odd shapes") {
   }
 }
 
+TEST_CASE("gemm_xwt_add adds the first k columns of X times Wᵀ, in place") {
+  std::mt19937 rng(9);
+  const int shapes[][3] = {{1, 1, 1}, {7, 64, 16}, {13, 172, 64}, {5, 9, 172}};  // rows, d_out, k (of 172 columns)
+  for (const auto& [rows, d_out, k] : shapes) {
+    const Matrix x = random_matrix(rows, 172, rng), w = random_matrix(d_out, k, rng);
+    const Matrix before = random_matrix(rows, d_out, rng);
+    Matrix y = before;
+    gemm_xwt_add(x, w, y);
+    INFO(rows << " x " << k << " of 172 · (" << d_out << " x " << k << ")ᵀ");
+    const Matrix head = x.leftCols(k);
+    const Matrix expected = before + reference_xwt(head, w);
+    CHECK(relative_error(y, expected) < 1e-5);
+  }
+  const Matrix x = random_matrix(3, 4, rng), none(2, 0);  // k = 0 adds nothing
+  Matrix y = Matrix::Constant(3, 2, 5.0f);
+  gemm_xwt_add(x, none, y);
+  CHECK(y == Matrix::Constant(3, 2, 5.0f));
+}
+
 TEST_CASE("gemm_xwt with an empty inner dimension gives zeros") {
   const Matrix x(3, 0), w(2, 0);
   Matrix y = Matrix::Constant(3, 2, 5.0f);

@@ -60,22 +60,16 @@ void QuantLinear::forward(const Matrix& x, Matrix& y) const {
   }
   gemm_xwt(xq, weight, y);
   if (low_rank.rank() > 0) {
-    Matrix t, correction;
+    Matrix t;
     gemm_xwt(xq, low_rank.a, t);
     try {
       fake_quant_rows(t, low_rank.intermediate_quant);
     } catch (const Error& e) {
       fail("{}: intermediate X·Aᵀ: {}", name, e.what());
     }
-    gemm_xwt(t, low_rank.b, correction);
-    y += correction;
+    gemm_xwt_add(t, low_rank.b, y);
   }
-  if (salient.rank() > 0) {
-    const Matrix head = xq.leftCols(salient.rank());
-    Matrix correction;
-    gemm_xwt(head, salient.r, correction);
-    y += correction;
-  }
+  if (salient.rank() > 0) gemm_xwt_add(xq, salient.r, y);  // reads X̂[:, :r] in place
 }
 
 double QuantLinear::storage_bits() const {

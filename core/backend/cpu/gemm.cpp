@@ -1,4 +1,4 @@
-// Y = X · Wᵀ as one cblas_sgemm call: row-major, X not transposed, W transposed.
+// Y = X · Wᵀ (and Y += X[:, :k] · Wᵀ) as one cblas_sgemm call each: row-major, X not transposed, W transposed.
 #include "core/backend/cpu/gemm.h"
 
 #include <cblas.h>
@@ -21,6 +21,18 @@ void gemm_xwt(const Matrix& x, const Matrix& w, Matrix& y) {
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d_out, d_in, 1.0f, x.data(), d_in, w.data(), d_in, 0.0f,
               y.data(), d_out);
+}
+
+void gemm_xwt_add(const Matrix& x, const Matrix& w, Matrix& y) {
+  assert(w.cols() <= x.cols());
+  assert(y.rows() == x.rows() && y.cols() == w.rows());
+  assert(&y != &x && &y != &w);
+  const auto rows = static_cast<int>(x.rows());
+  const auto d_out = static_cast<int>(w.rows());
+  const auto k = static_cast<int>(w.cols());
+  if (y.size() == 0 || k == 0) return;  // an empty sum adds nothing
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d_out, k, 1.0f, x.data(), static_cast<int>(x.cols()),
+              w.data(), k, 1.0f, y.data(), d_out);
 }
 
 }  // namespace serq

@@ -10,4 +10,9 @@ namespace serq {
 // X or W.
 void gemm_xwt(const Matrix& x, const Matrix& w, Matrix& y);
 
+// Y += X[:, :k] · Wᵀ with k = w.cols() ≤ x.cols(): the first k columns of X are read in place (no copy) and the
+// product is added into Y (x.rows() × w.rows()) without a temporary. For correction paths (SERQ's R on the first r
+// channels, the second factor of a low-rank correction).
+void gemm_xwt_add(const Matrix& x, const Matrix& w, Matrix& y);
+
 }  // namespace serq
