@@ -33,6 +33,17 @@ Model AssetCache::fresh_model(const std::filesystem::path& path, double* load_se
   return model;
 }
 
+const Model* AssetCache::full_precision(const std::filesystem::path& path) const {
+  return pristine_ && model_path_ == path ? pristine_.get() : nullptr;
+}
+
+const Task& AssetCache::task(const std::string& name, BadLinePolicy policy, int limit) {
+  const auto key = std::make_tuple(name, policy, limit);
+  auto it = tasks_.find(key);
+  if (it == tasks_.end()) it = tasks_.emplace(key, load_task(name, assets_root(), policy, limit)).first;
+  return it->second;
+}
+
 const Tokenizer& AssetCache::tokenizer(const std::filesystem::path& file) {
   auto it = tokenizers_.find(file);
   if (it == tokenizers_.end()) it = tokenizers_.emplace(file, Tokenizer::load(file)).first;

@@ -7,8 +7,10 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 
+#include "core/data/tasks.h"
 #include "core/data/token_stream.h"
 #include "core/model/model.h"
 #include "core/tokenizer/tokenizer.h"
@@ -32,8 +34,12 @@ class AssetCache {
   // A full-precision model ready to be quantized in place. The pristine copy is kept for the next run when
   // two copies fit in memory; otherwise the checkpoint is read again.
   Model fresh_model(const std::filesystem::path& path, double* load_seconds);
+  // The pristine full-precision model of the last fresh_model(path), or nullptr when two copies did not fit.
+  const Model* full_precision(const std::filesystem::path& path) const;
   const Tokenizer& tokenizer(const std::filesystem::path& file);
   const TokenStream& dataset(const std::string& name_or_path, const std::filesystem::path& tokenizer_file, int bos_id);
+  // A zero-shot task's items (core/data/tasks.h), read once per serq-run for each policy and limit.
+  const Task& task(const std::string& name, BadLinePolicy policy, int limit);
   // Calibration statistics by a key naming everything they depend on, so a sweep over ranks or bit-widths
   // calibrates once: from memory, else from the cache directory, else `compute` (and the result is written
   // there). A cache file that cannot be used is reported on stderr in one line and replaced; a cache that cannot
@@ -46,6 +52,7 @@ class AssetCache {
   std::unique_ptr<Model> pristine_;
   std::map<std::filesystem::path, Tokenizer> tokenizers_;
   std::map<std::pair<std::string, std::filesystem::path>, TokenStream> datasets_;
+  std::map<std::tuple<std::string, BadLinePolicy, int>, Task> tasks_;
   std::map<std::string, Calibration> calibrations_;
 };
 

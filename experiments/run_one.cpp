@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <optional>
 
 #include "core/common/build_info.h"
@@ -14,11 +15,13 @@
 #include "core/data/calibration_sampler.h"
 #include "core/data/windows.h"
 #include "core/eval/perplexity.h"
+#include "core/eval/zero_shot.h"
 #include "core/linear/fold.h"
 #include "core/model/forward.h"
 #include "core/model/memory.h"
 #include "experiments/calibrate.h"
 #include "experiments/calibration_cache.h"
+#include "experiments/eval_metrics.h"
 #include "experiments/layer_diagnostics.h"
 #include "methods/registry.h"
 
@@ -149,6 +152,37 @@ std::string layer_transforms(const Model& model) {
   return text;
 }
 
+// The full-precision model that eval.kld compares against, or nullptr when eval.kld is off.
+const Model* kld_reference(const ResolvedConfig& config, const std::filesystem::path& model_path,
+                           const Model& model, const AssetCache& assets) {
+  if (!config.get_bool("eval.kld")) return nullptr;
+  const Model* reference = assets.full_precision(model_path);
+  SERQ_CHECK(reference, "eval.kld: the full-precision model has to stay in memory beside the quantized one "
+             "({:.1f} GiB each, {:.1f} GiB available); set eval.kld: false, or run where more memory is free",
+             static_cast<double>(model_bytes(model.config)) / (1 << 30),
+             static_cast<double>(available_memory_bytes()) / (1 << 30));
+  return reference;
+}
+
+// Each task on the (quantized) model; its items' source and skipped lines go into `info`.
+std::vector<TaskResult> evaluate_tasks(const ResolvedConfig& config, const std::vector<const Task*>& tasks,
+                                       const Model& model, const Tokenizer& tokenizer,
+                                       std::map<std::string, std::string>& info) {
+  const ZeroShotSettings settings{static_cast<int>(config.get_int("eval.batch_size")),
+                                  config.get_bool("eval.task_bos")};
+  std::vector<TaskResult> results;
+  for (const Task* task : tasks) {
+    info[task->name + ".source"] = task->source;
+    if (task->skipped_lines > 0) info[task->name + ".skipped_lines"] = std::to_string(task->skipped_lines);
+    results.push_back(evaluate_task(model, tokenizer, *task, settings));
+  }
+  if (!results.empty()) {
+    info["zero_shot.bos_policy"] = settings.bos ? "BOS before every request (lm-eval with a LLaMA tokenizer)"
+                                                : "no BOS (an empty context gets BOS, as lm-eval's prefix token)";
+  }
+  return results;
+}
+
 std::string utc_now() {
   const std::time_t now = std::time(nullptr);
   char text[32];
@@ -157,6 +191,16 @@ std::string utc_now() {
 }
 
 }  // namespace
+
+std::vector<const Task*> load_tasks(const ResolvedConfig& config, AssetCache& assets) {
+  const BadLinePolicy policy =
+      config.get_string("eval.bad_lines") == "skip" ? BadLinePolicy::skip : BadLinePolicy::error;
+  std::vector<const Task*> tasks;
+  for (const std::string& name : parse_task_list(config.get_string("eval.tasks"))) {
+    tasks.push_back(&assets.task(name, policy, static_cast<int>(config.get_int("eval.task_limit"))));
+  }
+  return tasks;
+}
 
 RunRecord execute_run(const ResolvedConfig& config, const std::string& experiment, AssetCache& assets) {
   const auto start = std::chrono::steady_clock::now();
@@ -180,6 +224,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const std::string dataset_name = config.get_string("eval.dataset");
   const TokenStream& stream = assets.dataset(dataset_name, tokenizer_file, model.config.bos_id);
   const auto windows = eval_windows(stream, seq_len, static_cast<int>(config.get_int("eval.max_windows")));
+  const std::vector<const Task*> tasks = load_tasks(config, assets);
 
   const CachedCalibration cached = run_calibration(config, model, *method, params, tokenizer_file, assets);
   const Calibration& calibration = cached.calibration;
@@ -194,7 +239,11 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   params.progress = nullptr;
   const MethodReport& report = quantized.report;
   const std::vector<std::string> folds = fold_input_transforms(model);
-  const PerplexityResult ppl = evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()));
+  const PerplexityResult ppl = evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()),
+                                                   kld_reference(config, model_path, model, assets));
+  std::map<std::string, std::string> task_info;
+  const std::vector<TaskResult> task_results =
+      evaluate_tasks(config, tasks, model, assets.tokenizer(tokenizer_file), task_info);
 
   const BuildInfo build = build_info();
   RunRecord record;
@@ -240,6 +289,9 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"blas_threads", std::to_string(build.blas_threads)},
                  {"host", build.host},
                  {"finished_at", utc_now()}};
+  if (ppl.kld) record_kld(*ppl.kld, record);
+  record_tasks(task_results, record);
+  record.info.insert(task_info.begin(), task_info.end());
   record.metrics["seconds"] = seconds_since(start);
   return record;
 }

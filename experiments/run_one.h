@@ -1,11 +1,18 @@
 // One run of an experiment: load, quantize with the configured method, evaluate, and describe the result.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "core/io/result_file.h"
 #include "core/io/run_config.h"
 #include "experiments/asset_cache.h"
 
 namespace serq {
+
+// The zero-shot tasks of the config's eval.tasks (with eval.bad_lines and eval.task_limit), read through the cache.
+// serq-run calls it for every run before the first starts, so a missing or malformed task file fails fast.
+std::vector<const Task*> load_tasks(const ResolvedConfig& config, AssetCache& assets);
 
 // Runs the resolved config and returns its record (metrics, counts, provenance). Throws serq::Error on bad input.
 RunRecord execute_run(const ResolvedConfig& config, const std::string& experiment, AssetCache& assets);

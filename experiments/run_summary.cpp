@@ -43,6 +43,27 @@ const LayerDiagnostics* worst_layer(const RunRecord& record) {
   return worst;
 }
 
+// "a,b,c" → {"a", "b", "c"}.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> parts;
+  for (std::size_t begin = 0; begin <= text.size();) {
+    const std::size_t end = std::min(text.find(',', begin), text.size());
+    parts.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return parts;
+}
+
+// A metric as table text, or "" for a run that does not have it.
+std::string metric_text(const FinishedRun& run, const std::string& name, const char* format) {
+  const auto value = run.record.metrics.find(name);
+  return value == run.record.metrics.end() ? "" : fmt::format(fmt::runtime(format), value->second);
+}
+
+bool any_has(const std::vector<FinishedRun>& runs, const std::string& metric) {
+  return std::any_of(runs.begin(), runs.end(), [&](const FinishedRun& run) { return run.record.metrics.contains(metric); });
+}
+
 }  // namespace
 
 nlohmann::json run_summary_json(const FinishedRun& run) {
@@ -68,6 +89,22 @@ nlohmann::json run_summary_json(const FinishedRun& run) {
                          {"calibration_source", run.record.info.at("calibration_source")},
                          {"quantize_seconds", run.record.metrics.at("quantize_seconds")},
                          {"result_file", run.result_file.string()}};
+  const auto& metrics = run.record.metrics;
+  if (metrics.contains("kld.mean")) {
+    for (const char* name : {"mean", "median", "p99", "max", "top1_agreement", "dp_mean"}) {
+      json["kld"][name] = metrics.at(std::string("kld.") + name);
+    }
+  }
+  if (const auto tasks = run.record.info.find("zero_shot.tasks"); tasks != run.record.info.end()) {
+    for (const std::string& task : split_list(tasks->second)) {
+      for (const char* name : {"acc", "acc_stderr", "acc_norm", "acc_norm_stderr", "ppl", "ppl_stderr"}) {
+        if (const auto value = metrics.find(task + "." + name); value != metrics.end()) {
+          json["tasks"][task][name] = value->second;
+        }
+      }
+    }
+    json["zero_shot_avg"] = metrics.at("zero_shot.avg");
+  }
   if (const LayerDiagnostics* worst = worst_layer(run.record)) {
     json["worst_layer"] = worst->name;
     json["worst_layer_qsnr_db"] = worst->output_qsnr_db;
@@ -78,8 +115,11 @@ nlohmann::json run_summary_json(const FinishedRun& run) {
 std::string results_table(const std::vector<FinishedRun>& runs) {
   std::size_t width = 6;
   for (const FinishedRun& run : runs) width = std::max(width, run.record.label.size());
-  std::string out = fmt::format("{:<{}}  {:<18} {:>10} {:>9} {:>6} {:>8} {:>8} {:>8}\n", "run", width, "dataset", "ppl",
-                                "Δppl", "bpw", "calib s", "quant s", "total s");
+  const bool kld = any_has(runs, "kld.mean"), zero_shot = any_has(runs, "zero_shot.avg");
+  std::string out = fmt::format("{:<{}}  {:<18} {:>10} {:>9}", "run", width, "dataset", "ppl", "Δppl");
+  if (kld) out += fmt::format(" {:>8} {:>6}", "KLD", "top-1");
+  if (zero_shot) out += fmt::format(" {:>7}", "0-shot");
+  out += fmt::format(" {:>6} {:>8} {:>8} {:>8}\n", "bpw", "calib s", "quant s", "total s");
   bool any_reused = false;
   for (const FinishedRun& run : runs) {
     std::string delta = "";
@@ -94,8 +134,11 @@ std::string results_table(const std::vector<FinishedRun>& runs) {
     const auto& m = run.record.metrics;
     const bool reused = calibration_reused(run);
     any_reused = any_reused || reused;
-    out += fmt::format("{:<{}}  {:<18} {:>10.4f} {:>9} {:>6.2f} {:>8} {:>8.1f} {:>8.1f}\n", run.record.label, width,
-                       dataset, m.at("ppl"), delta, m.at("bits_per_weight"),
+    out += fmt::format("{:<{}}  {:<18} {:>10.4f} {:>9}", run.record.label, width, dataset, m.at("ppl"), delta);
+    if (kld) out += fmt::format(" {:>8} {:>6}", metric_text(run, "kld.mean", "{:.4f}"),
+                                metric_text(run, "kld.top1_agreement", "{:.3f}"));
+    if (zero_shot) out += fmt::format(" {:>7}", metric_text(run, "zero_shot.avg", "{:.4f}"));
+    out += fmt::format(" {:>6.2f} {:>8} {:>8.1f} {:>8.1f}\n", m.at("bits_per_weight"),
                        fmt::format("{:.1f}{}", m.at("calibration_seconds"), reused ? "*" : " "),
                        m.at("quantize_seconds"), m.at("seconds"));
   }

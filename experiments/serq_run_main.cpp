@@ -188,9 +188,10 @@ int run(const Options& options) {
     dataset_file(config->get_string("calib.dataset"), assets_root());
     resolve_tokenizer(config->get_string("model.path"), config->get_string("model.tokenizer"));
   }
+  AssetCache assets(std::filesystem::path(options.out) / "calibration-cache");
+  for (const ResolvedConfig* config : runs) load_tasks(*config, assets);  // read once here, reused by the runs
   std::FILE* table_stream = options.json ? stderr : stdout;
   const std::filesystem::path results = std::filesystem::path(options.out) / plan.experiment;
-  AssetCache assets(std::filesystem::path(options.out) / "calibration-cache");
   std::vector<FinishedRun> finished;
   std::size_t executed = 0, current = 0;
   const auto sweep_start = std::chrono::steady_clock::now();

@@ -340,7 +340,7 @@ TEST_CASE("unknown key: names the file, the key and the closest valid key", "[co
   CHECK(error_of([&] { load(path); }) ==
         path.string() +
             ": unknown key 'eval.seqlen'; did you mean 'eval.seq_len'? (keys under eval: dataset, seq_len, "
-            "max_windows, batch_size, layer_error_samples)");
+            "max_windows, batch_size, layer_error_samples, kld, tasks, task_limit, task_bos, bad_lines)");
   const auto far = write_config("config_unknown_far", "u.yaml", kMinimal + "tuning: {lr: 1}\n");
   CHECK(error_of([&] { load(far); }) ==
         far.string() + ": unknown key 'tuning'; valid sections: experiment, model, quant, gptq, calib, eval, runtime");
@@ -364,7 +364,8 @@ TEST_CASE("wrong type: a map or list where a single value belongs", "[config][er
   const auto section = write_config("config_section", "m.yaml", kMinimal + "eval: 256\n");
   CHECK(error_of([&] { load(section); }) ==
         section.string() +
-            ": eval: expected a map of keys (dataset, seq_len, max_windows, batch_size, layer_error_samples), got a single value");
+            ": eval: expected a map of keys (dataset, seq_len, max_windows, batch_size, layer_error_samples, kld, "
+            "tasks, task_limit, task_bos, bad_lines), got a single value");
 }
 
 TEST_CASE("group size 0 is rejected with the way to say per-channel", "[config][errors]") {
@@ -507,4 +508,16 @@ TEST_CASE("every shipped config loads, the paper configs with SERQ_MODELS set", 
   }
   unsetenv("SERQ_MODELS");
   CHECK(configs >= 8);  // w4a4, w4a8, mxfp4, ablation_rank and the four paper settings
+}
+
+TEST_CASE("eval.tasks takes 'all', a comma list or a YAML list, and an unknown task names the file and the key",
+          "[config][errors]") {
+  const auto list = write_config("config_tasks_list", "t.yaml", kMinimal + "eval:\n  tasks: [piqa, copa]\n");
+  CHECK(load(list).runs[0].get_string("eval.tasks") == "piqa,copa");
+  const auto comma = write_config("config_tasks_comma", "t.yaml", kMinimal + "eval:\n  tasks: piqa, copa\n");
+  CHECK(load(comma).runs[0].get_string("eval.tasks") == "piqa, copa");
+  const auto unknown = write_config("config_tasks_unknown", "t.yaml", kMinimal + "eval:\n  tasks: [piqa, mmlu]\n");
+  const std::string error = error_of([&] { load(unknown); });
+  CHECK(error.starts_with(unknown.string() + ": eval.tasks: unknown task 'mmlu'"));
+  CHECK(error.find("lambada_openai") != std::string::npos);
 }

@@ -103,11 +103,32 @@ TEST_CASE("data: WikiText-2 and PTB match the reference token and scored counts"
   CHECK(std::count(wiki.tokens.begin(), wiki.tokens.end(), kBos) == 1);
   CHECK(scored_tokens(eval_windows(wiki, 512, 0)) == 813474);
 
+  // The reference encodes PTB's file as it is; as a plain text path serq does the same.
+  const TokenStream ptb_file = load_dataset((assets_root() / "data/text/ptb/ptb.test.txt").string(), tok512(), kBos,
+                                            assets_root());
+  CHECK(ptb_file.bos_policy == "one BOS before the whole file");
+  CHECK(ptb_file.tokens.size() == 269894);
+  CHECK(scored_tokens(eval_windows(ptb_file, 512, 0)) == 269366);
+}
+
+TEST_CASE("data: ptb follows GPTQ: one BOS, then the stripped test sentences joined with one space", "[data]") {
   const TokenStream ptb = load_dataset("ptb", tok512(), kBos, assets_root());
   CHECK(ptb.name == "ptb");
-  CHECK(ptb.bos_policy == "one BOS before the whole file");
-  CHECK(ptb.tokens.size() == 269894);
-  CHECK(scored_tokens(eval_windows(ptb, 512, 0)) == 269366);
+  CHECK(ptb.bos_policy == "one BOS, then the test sentences stripped and joined with \" \" (GPTQ style)");
+  std::ifstream in(assets_root() / "data/text/ptb/ptb.test.txt");
+  std::string joined, line;
+  int lines = 0;
+  while (std::getline(in, line)) {  // every line is " words \n": one space each side
+    REQUIRE(line.size() > 2);
+    REQUIRE(line.front() == ' ');
+    REQUIRE(line.back() == ' ');
+    joined += (lines++ ? " " : "") + line.substr(1, line.size() - 2);
+  }
+  CHECK(lines == 3761);
+  CHECK(joined.starts_with("no it was n't black monday but while the new york stock exchange"));
+  std::vector<int> expected = {kBos};
+  for (const int id : tok512().encode(joined)) expected.push_back(id);
+  CHECK(ptb.tokens == expected);
 }
 
 TEST_CASE("data: a text file path loads as one BOS + its tokens", "[data]") {

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -21,11 +22,12 @@ struct Output {
   std::string out, err;
 };
 
-// Runs serq-run with the arguments (a shell fragment), capturing stdout and stderr.
-Output serq_run(const std::string& args, const std::filesystem::path& dir) {
+// Runs serq-run with the arguments (a shell fragment), capturing stdout and stderr;
+// `env` ("NAME=value ...") is set for serq-run alone.
+Output serq_run(const std::string& args, const std::filesystem::path& dir, const std::string& env = "") {
   const auto out_file = dir / "stdout.txt", err_file = dir / "stderr.txt";
-  const std::string command = std::string(SERQ_BINARY_DIR) + "/serq-run " + args + " >" + out_file.string() + " 2>" +
-                              err_file.string();
+  const std::string command = env + " " + std::string(SERQ_BINARY_DIR) + "/serq-run " + args + " >" +
+                              out_file.string() + " 2>" + err_file.string();
   const int status = std::system(command.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::read_bytes(out_file), test::read_bytes(err_file)};
 }
@@ -140,4 +142,81 @@ TEST_CASE("serq-run: a missing evaluation text file is a one-line error") {
 TEST_CASE("serq-run: a missing config file is a one-line error") {
   const auto dir = test::scratch_dir("serq_run_no_config");
   check_one_line_error(serq_run((dir / "absent.yaml").string(), dir), {"absent.yaml"});
+}
+
+TEST_CASE("serq-run with eval.kld and eval.tasks records KLD and zero-shot metrics in run.h5 and the JSON line") {
+  const auto dir = test::scratch_dir("serq_run_eval_breadth");
+  const auto config = write_config(dir, kSmallRun);
+  const Output out = serq_run(config.string() + " --json --quiet --out " + (dir / "results").string() +
+                                  " --set eval.kld=true --set eval.tasks=copa,lambada_openai --set eval.task_limit=12",
+                              dir);
+  INFO("stderr: " << out.err);
+  REQUIRE(out.status == 0);
+  const auto json = nlohmann::json::parse(out.out.substr(0, out.out.find('\n')));
+  CHECK(json["kld"]["mean"].get<double>() > 0.0);
+  CHECK(json["kld"]["top1_agreement"].get<double>() < 1.0);
+  CHECK(json["tasks"]["copa"].contains("acc_stderr"));
+  CHECK(!json["tasks"]["copa"].contains("acc_norm"));  // lm-eval reports acc only for COPA
+  CHECK(json["tasks"]["lambada_openai"]["ppl"].get<double>() > 1.0);
+  const RunRecord record = read_run_record(json["result_file"].get<std::string>());
+  CHECK(record.counts.at("kld.positions") == 4 * 511);
+  CHECK(record.counts.at("copa.items") == 12);
+  CHECK(record.counts.at("lambada_openai.items") == 12);
+  const double copa = record.metrics.at("copa.acc"), lambada = record.metrics.at("lambada_openai.acc");
+  CHECK(record.metrics.at("zero_shot.avg") == Approx((copa + lambada) / 2));
+  CHECK(record.metrics.at("copa.acc_stderr") == Approx(std::sqrt(copa * (1 - copa) * 12 / 11 / 12)));
+  CHECK(record.info.at("zero_shot.bos_policy").find("BOS before every request") != std::string::npos);
+  CHECK(record.info.at("copa.source").find("copa.jsonl") != std::string::npos);
+  CHECK(out.err.find("KLD") != std::string::npos);  // the closing table has the columns
+}
+
+TEST_CASE("serq-run: an unknown zero-shot task is a one-line error naming the file, the key and the tasks") {
+  const auto dir = test::scratch_dir("serq_run_unknown_task");
+  std::string yaml = kSmallRun;
+  yaml += "  tasks: piqa, mmlu\n";
+  check_one_line_error(serq_run(write_config(dir, yaml).string(), dir),
+                       {"config.yaml", "eval.tasks", "'mmlu'", "hellaswag"});
+}
+
+namespace {
+
+// An assets directory with the real models and texts but only the task files the test writes.
+std::filesystem::path assets_without_tasks(const std::filesystem::path& dir) {
+  const auto assets = dir / "assets";
+  std::filesystem::create_directories(assets / "data/tasks/llm-foundry");
+  std::filesystem::create_directory_symlink(assets_root() / "models", assets / "models");
+  std::filesystem::create_directory_symlink(assets_root() / "data/text", assets / "data/text");
+  return assets;
+}
+
+}  // namespace
+
+TEST_CASE("serq-run: a missing task file is a one-line error naming the file and eval.tasks") {
+  const auto dir = test::scratch_dir("serq_run_no_task_file");
+  const auto assets = assets_without_tasks(dir);
+  check_one_line_error(serq_run(write_config(dir, kSmallRun).string() + " --quiet --set eval.tasks=copa", dir,
+                                "SERQ_ASSETS=" + assets.string()),
+                       {"eval.tasks", "copa", (assets / "data/tasks/llm-foundry/copa.jsonl").string()});
+}
+
+TEST_CASE("serq-run: a malformed task line stops the run with file:line, or is skipped with eval.bad_lines: skip") {
+  const auto dir = test::scratch_dir("serq_run_bad_task_line");
+  const auto assets = assets_without_tasks(dir);
+  const auto copa = assets / "data/tasks/llm-foundry/copa.jsonl";
+  std::string lines = test::read_bytes(test::asset("data/tasks/llm-foundry/copa.jsonl"));
+  lines.insert(lines.find('\n') + 1, "{\"query\": \"cut off\n");  // line 2 is not JSON
+  test::write_bytes(copa, lines);
+  const std::string env = "SERQ_ASSETS=" + assets.string();
+  const std::string run = write_config(dir, kSmallRun).string() + " --quiet --out " + (dir / "results").string() +
+                          " --set eval.tasks=copa --set eval.task_limit=5";
+  check_one_line_error(serq_run(run, dir, env), {copa.string() + ":2", "eval.bad_lines"});
+
+  const Output skipped = serq_run(run + " --json --set eval.bad_lines=skip", dir, env);
+  INFO("stderr: " << skipped.err);
+  REQUIRE(skipped.status == 0);
+  const auto json = nlohmann::json::parse(skipped.out.substr(0, skipped.out.find('\n')));
+  const RunRecord record = read_run_record(json["result_file"].get<std::string>());
+  CHECK(record.counts.at("copa.items") == 5);
+  CHECK(record.info.at("copa.skipped_lines") == "1");
+  CHECK(skipped.err.find(copa.string() + ": skipped 1 malformed line") != std::string::npos);
 }

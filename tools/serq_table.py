@@ -15,7 +15,8 @@ from serq_results import (HEADLINE_KEYS, METHOD, PARAMETER_KEYS, WEIGHT_QUANTIZE
 
 EMPTY_CELL = {"md": "–", "latex": "--", "csv": ""}
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "α": r"$\alpha$"}
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "α": r"$\alpha$",
+                 "±": r"$\pm$"}
 
 
 @dataclass
@@ -97,15 +98,18 @@ def _present(value):
     return value or None
 
 
-def format_cells(table, precision):
-    """cells[row][group][metric] as text (None when empty): numbers with the metric's decimals."""
-    def text(value, metric):
+def format_cells(table, precision, errors=None):
+    """cells[row][group][metric] as text (None when empty): numbers with the metric's decimals, and "value ± error"
+    where `errors` (a Table of the same layout, e.g. the metrics' _stderr columns) has a number."""
+    def text(value, error, metric):
         if not isinstance(value, float):
             return value
         digits = precision.get(metric, 0 if metric.startswith("count.") else precision[None])
-        return f"{value:.{digits}f}"
-    return [[[text(value, metric) for value, metric in zip(group, table.metrics)] for group in row]
-            for row in table.cells]
+        return f"{value:.{digits}f}" + (f" ± {error:.{digits}f}" if isinstance(error, float) else "")
+    error_cells = errors.cells if errors else [[[None] * len(table.metrics) for _ in row] for row in table.cells]
+    return [[[text(value, error, metric) for value, error, metric in zip(group, error_group, table.metrics)]
+             for group, error_group in zip(row, error_row)]
+            for row, error_row in zip(table.cells, error_cells)]
 
 
 def best_cells(table, texts, direction):
@@ -119,7 +123,7 @@ def best_cells(table, texts, direction):
             shown = {}
             for r in range(table.fp_rows, len(table.labels)):
                 if isinstance(table.cells[r][g][m], float):
-                    shown[r] = float(texts[r][g][m])
+                    shown[r] = float(texts[r][g][m].split(" ± ")[0])
             if shown:
                 target = pick(shown.values())
                 best.update((r, g, m) for r, value in shown.items() if value == target)
@@ -206,7 +210,9 @@ def parse_arguments(argv):
                "  tools/serq_table.py results/all.csv --metrics ppl,bits_per_weight --precision ppl:3 --format latex "
                "--bold-best min --output table.tex\n"
                "  tools/serq_table.py results/all.h5 --experiment ablation_rank "
-               "--rows quant.rank,quant.weight_quantizer")
+               "--rows quant.rank,quant.weight_quantizer\n"
+               "  tools/serq_table.py results/all.h5 --metrics piqa.acc_norm,copa.acc,zero_shot.avg --stderr "
+               "--precision 3")
     parser.add_argument("merged", help="PREFIX.h5 or PREFIX.csv written by serq-merge")
     parser.add_argument("--rows", help="comma list of keys naming a row besides config.quant.method (default: the "
                                        "method parameters that vary among that method's runs)")
@@ -220,6 +226,9 @@ def parse_arguments(argv):
     parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                         help="keep the runs whose KEY equals VALUE; repeatable")
     parser.add_argument("--experiment", help="keep the runs of this experiment")
+    parser.add_argument("--stderr", action="store_true",
+                        help="show each metric as 'value ± stderr' where the runs have METRIC_stderr (zero-shot acc, "
+                             "acc_norm, kld.mean)")
     parser.add_argument("--bold-best", choices=("min", "max", "none"), default="none",
                         help="bold the best quantized value of each column (md and latex)")
     return parser.parse_args(argv)
@@ -229,8 +238,10 @@ def render(args):
     runs = select_runs(load_runs(args.merged), args.filter, args.experiment)
     row_keys = split_keys(args.rows, runs) if args.rows is not None else None
     precision = parse_precision(args.precision, runs)
-    table = build_table(runs, row_keys, split_keys(args.cols, runs), split_keys(args.metrics, runs))
-    texts = format_cells(table, precision)
+    col_keys, metrics = split_keys(args.cols, runs), split_keys(args.metrics, runs)
+    table = build_table(runs, row_keys, col_keys, metrics)
+    errors = build_table(runs, row_keys, col_keys, [metric + "_stderr" for metric in metrics]) if args.stderr else None
+    texts = format_cells(table, precision, errors)
     if args.format == "csv":
         return render_csv(table, texts)
     bold = best_cells(table, texts, args.bold_best)

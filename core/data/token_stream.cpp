@@ -3,11 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <array>
-#include <fstream>
-#include <iterator>
-
 #include "core/common/error.h"
+#include "core/common/text.h"
 
 namespace serq {
 namespace {
@@ -17,47 +14,6 @@ namespace fs = std::filesystem;
 constexpr std::string_view kStorySeparator = "<|endoftext|>";
 constexpr std::size_t kWholeStories = 2316;
 constexpr std::size_t kCalibrationStories = 1158;
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  SERQ_CHECK(in, "{}: cannot open the file; check that it exists and is readable", path.string());
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Python's str.strip(): removes the code points str.isspace() accepts, written here in UTF-8.
-std::string_view python_strip(std::string_view text) {
-  static constexpr std::array<std::string_view, 29> kSpaces = {
-      "\t", "\n", "\v", "\f", "\r", "\x1C", "\x1D", "\x1E", "\x1F", " ",
-      "\u0085", "\u00A0", "\u1680", "\u2000", "\u2001", "\u2002", "\u2003", "\u2004", "\u2005", "\u2006",
-      "\u2007", "\u2008", "\u2009", "\u200A", "\u2028", "\u2029", "\u202F", "\u205F", "\u3000"};
-  for (bool stripped = true; stripped;) {
-    stripped = false;
-    for (const std::string_view space : kSpaces) {
-      if (text.starts_with(space)) {
-        text.remove_prefix(space.size());
-        stripped = true;
-      }
-      if (text.ends_with(space)) {
-        text.remove_suffix(space.size());
-        stripped = true;
-      }
-    }
-  }
-  return text;
-}
-
-std::vector<std::string_view> split(std::string_view text, std::string_view separator) {
-  std::vector<std::string_view> parts;
-  for (std::size_t begin = 0;;) {
-    const std::size_t end = text.find(separator, begin);
-    if (end == std::string_view::npos) {
-      parts.push_back(text.substr(begin));
-      return parts;
-    }
-    parts.push_back(text.substr(begin, end - begin));
-    begin = end + separator.size();
-  }
-}
 
 // One BOS, then the whole text encoded at once.
 TokenStream bos_then_text(const Tokenizer& tokenizer, const std::string& text, int bos_id, const fs::path& source) {
@@ -72,7 +28,7 @@ TokenStream bos_then_text(const Tokenizer& tokenizer, const std::string& text, i
 }  // namespace
 
 TokenStream tinystories_half(const Tokenizer& tokenizer, const fs::path& path, int bos_id, TinyStoriesHalf half) {
-  const std::string text = read_file(path);
+  const std::string text = read_text_file(path);
   const std::vector<std::string_view> stories = split(text, kStorySeparator);
   SERQ_CHECK(stories.size() > kWholeStories, "{}: {} stories separated by {}, but the protocol needs {} whole stories "
              "and a cut-off one; use the first 2 MiB of TinyStories-train (V1)", path.string(),
@@ -95,7 +51,7 @@ TokenStream tinystories_half(const Tokenizer& tokenizer, const fs::path& path, i
 TokenStream wikitext2(const Tokenizer& tokenizer, const fs::path& hf_rows_json, int bos_id) {
   nlohmann::json rows;
   try {
-    rows = nlohmann::json::parse(read_file(hf_rows_json));
+    rows = nlohmann::json::parse(read_text_file(hf_rows_json));
   } catch (const nlohmann::json::parse_error& e) {
     fail("{}: not valid JSON ({}); re-fetch the file", hf_rows_json.string(), e.what());
   }
@@ -114,8 +70,22 @@ TokenStream wikitext2(const Tokenizer& tokenizer, const fs::path& hf_rows_json, 
   return stream;
 }
 
+TokenStream ptb(const Tokenizer& tokenizer, const fs::path& path, int bos_id) {
+  const std::string text = read_text_file(path);
+  const std::vector<std::string_view> lines = split_lines(text);
+  std::string joined;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (i > 0) joined += ' ';
+    joined += python_strip(lines[i]);
+  }
+  TokenStream stream = bos_then_text(tokenizer, joined, bos_id, path);
+  stream.name = "ptb";
+  stream.bos_policy = "one BOS, then the test sentences stripped and joined with \" \" (GPTQ style)";
+  return stream;
+}
+
 TokenStream plain_text(const Tokenizer& tokenizer, const fs::path& path, int bos_id) {
-  TokenStream stream = bos_then_text(tokenizer, read_file(path), bos_id, path);
+  TokenStream stream = bos_then_text(tokenizer, read_text_file(path), bos_id, path);
   stream.name = path.string();
   stream.bos_policy = "one BOS before the whole file";
   return stream;
@@ -139,9 +109,8 @@ TokenStream load_dataset(std::string_view name_or_path, const Tokenizer& tokeniz
   if (name_or_path == "tinystories-calib")
     return tinystories_half(tokenizer, path, bos_id, TinyStoriesHalf::calibration);
   if (name_or_path == "wikitext2") return wikitext2(tokenizer, path, bos_id);
-  TokenStream stream = plain_text(tokenizer, path, bos_id);
-  if (name_or_path == "ptb") stream.name = "ptb";
-  return stream;
+  if (name_or_path == "ptb") return ptb(tokenizer, path, bos_id);
+  return plain_text(tokenizer, path, bos_id);
 }
 
 }  // namespace serq

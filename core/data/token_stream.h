@@ -1,4 +1,5 @@
-// Text corpora as one token stream each: the TinyStories halves, WikiText-2 (GPTQ "\n\n" join), plain text files.
+// Text corpora as one token stream each: the TinyStories halves, WikiText-2 (GPTQ "\n\n" join), PTB (GPTQ " "
+// join), plain text files.
 #pragma once
 
 #include <filesystem>
@@ -26,6 +27,10 @@ TokenStream tinystories_half(const Tokenizer& tokenizer, const std::filesystem::
 
 // A JSON list of the rows of the HF wikitext-2-raw-v1 test split, joined with "\n\n": one BOS + encode(joined).
 TokenStream wikitext2(const Tokenizer& tokenizer, const std::filesystem::path& hf_rows_json, int bos_id);
+
+// The Penn Treebank test file (one sentence a line) as HF's ptb_text_only rows (each line stripped), joined with " "
+// as GPTQ does: one BOS + encode(joined).
+TokenStream ptb(const Tokenizer& tokenizer, const std::filesystem::path& path, int bos_id);
 
 // One BOS + encode(the whole file).
 TokenStream plain_text(const Tokenizer& tokenizer, const std::filesystem::path& path, int bos_id);

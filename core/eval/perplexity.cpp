@@ -31,7 +31,7 @@ double sum_nll(const Matrix& logits, std::span<const int> targets) {
 }
 
 PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::span<const int>>& windows,
-                                     int batch_size, const std::string& what) {
+                                     int batch_size, const std::string& what, const Model* reference) {
   const auto start = std::chrono::steady_clock::now();
   PerplexityResult result;
   std::int64_t total_tokens = 0;
@@ -39,6 +39,7 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::
   Progress progress(what, total_tokens, "tok");
 
   double nll = 0.0;
+  KldAccumulator kld;
   for (std::size_t first = 0; first < windows.size();) {
     // A batch is up to batch_size consecutive windows of the same length.
     const int seq = static_cast<int>(windows[first].size());
@@ -52,12 +53,16 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::
     for (std::size_t w = first; w < last; ++w) tokens.insert(tokens.end(), windows[w].begin(), windows[w].end());
 
     const Matrix hidden = forward_hidden(model, tokens, batch, seq);
+    const Matrix reference_hidden = reference ? forward_hidden(*reference, tokens, batch, seq) : Matrix();
     for (int b = 0; b < batch; ++b) {
       // Position t predicts token t + 1 of the same window.
       for (Eigen::Index t0 = 0; t0 < seq - 1; t0 += kLogitRowChunk) {
         const Eigen::Index rows = std::min<Eigen::Index>(kLogitRowChunk, seq - 1 - t0);
-        const Matrix logits = forward_logits(model, hidden.middleRows(static_cast<Eigen::Index>(b) * seq + t0, rows));
-        nll += sum_nll(logits, std::span<const int>(tokens).subspan(static_cast<std::size_t>(b) * seq + t0 + 1, rows));
+        const Eigen::Index first_row = static_cast<Eigen::Index>(b) * seq + t0;
+        const auto targets = std::span<const int>(tokens).subspan(static_cast<std::size_t>(first_row) + 1, rows);
+        const Matrix logits = forward_logits(model, hidden.middleRows(first_row, rows));
+        nll += sum_nll(logits, targets);
+        if (reference) kld.add(forward_logits(*reference, reference_hidden.middleRows(first_row, rows)), logits, targets);
       }
     }
     result.scored_tokens += static_cast<std::int64_t>(batch) * (seq - 1);
@@ -71,6 +76,7 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::
   result.windows = static_cast<std::int64_t>(windows.size());
   result.mean_nll = nll / static_cast<double>(result.scored_tokens);
   result.ppl = std::exp(result.mean_nll);
+  if (reference) result.kld = kld.result();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -2,9 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
+#include "core/eval/kld.h"
 #include "core/model/model.h"
 
 namespace serq {
@@ -15,12 +18,16 @@ struct PerplexityResult {
   std::int64_t scored_tokens = 0;
   std::int64_t windows = 0;
   double seconds = 0.0;
+  std::optional<KldResult> kld;  // with a reference model: the same positions against full precision
 };
 
 // Windows of equal length are batched `batch_size` at a time; batching does not change the result.
-// Shows progress with an ETA on stderr under the label `what`.
+// Shows progress with an ETA on stderr under the label `what`. With a `reference` (the full-precision model),
+// both models run side by side over each batch and the KL divergence statistics are collected in the same pass,
+// so memory stays bounded by one batch of logits whatever the number of windows.
 PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::span<const int>>& windows,
-                                     int batch_size, const std::string& what = "perplexity");
+                                     int batch_size, const std::string& what = "perplexity",
+                                     const Model* reference = nullptr);
 
 // Sum over positions of −log softmax(logits_row)[target], in double; rows × vocab logits.
 double sum_nll(const Matrix& logits, std::span<const int> targets);

@@ -10,8 +10,8 @@ namespace serq {
 struct TaskChoice {
   std::string context;       // the text the model conditions on, e.g. "Question: ...\nAnswer:"
   std::string continuation;  // the scored text, delimiter included, e.g. " a rubber band"
-  // The choice's own text (no delimiter): acc_norm divides the log-likelihood by its length in bytes, as lm-eval
-  // divides by len(choice) of the doc_to_choice string.
+  // The choice's own text (no delimiter): acc_norm divides the log-likelihood by its length in characters, as
+  // lm-eval divides by len(choice) of the doc_to_choice string.
   std::string text;
 };
 

@@ -11,6 +11,7 @@
 
 #include "core/common/error.h"
 #include "core/common/paths.h"
+#include "core/data/tasks.h"
 
 namespace serq {
 namespace {
@@ -177,7 +178,8 @@ std::vector<KeySpec> make_schema() {
 
       {.path = "eval.dataset",
        .type = ValueType::string,
-       .doc = "tinystories-eval, tinystories-calib, wikitext2, ptb, or a text file path; ${VAR} is expanded",
+       .doc = "tinystories-eval, tinystories-calib, wikitext2 and ptb (GPTQ protocol: one BOS, rows joined), or a "
+              "text file path (one BOS, then the file); ${VAR} is expanded",
        .default_value = std::string{"tinystories-eval"},
        .expand_env = true},
       {.path = "eval.seq_len",
@@ -200,6 +202,31 @@ std::vector<KeySpec> make_schema() {
        .doc = "calibration windows (calib.seq_len tokens) for per-layer errors in run.h5 /layers; 0 = off",
        .default_value = Int{4},
        .min = 0},
+      {.path = "eval.kld",
+       .type = ValueType::boolean,
+       .doc = "also compare each scored position with the full-precision model (KL divergence, top-1 agreement, "
+              "delta p); runs the FP model beside the quantized one",
+       .default_value = false},
+      {.path = "eval.tasks",
+       .type = ValueType::string,
+       .doc = "zero-shot tasks (lm-eval semantics): 'all', or a list (YAML or comma-separated) of piqa, arc_easy, "
+              "arc_challenge, hellaswag, winogrande, boolq, openbookqa, copa, lambada_openai; empty = none",
+       .default_value = std::string{},
+       .check = StringCheck::task_list},
+      {.path = "eval.task_limit",
+       .type = ValueType::integer,
+       .doc = "items per zero-shot task (the first ones, as lm-eval --limit); 0 = all",
+       .default_value = Int{0},
+       .min = 0},
+      {.path = "eval.task_bos",
+       .type = ValueType::boolean,
+       .doc = "put BOS before every zero-shot request (what lm-eval does with a LLaMA tokenizer's defaults)",
+       .default_value = true},
+      {.path = "eval.bad_lines",
+       .type = ValueType::choice,
+       .doc = "a malformed line in a task file: error (stop, naming file:line) or skip (leave it out, counted)",
+       .default_value = std::string{"error"},
+       .choices = {"error", "skip"}},
 
       {.path = "runtime.device",
        .type = ValueType::choice,
@@ -327,6 +354,14 @@ ConfigValue KeySpec::parse(const YAML::Node& node, std::string_view where,
   std::string problem;
   if (node.IsNull()) {
     problem = "no value given";
+  } else if (check == StringCheck::task_list && node.IsSequence()) {
+    // A YAML list of task names is the same as their comma list.
+    std::vector<std::string> names;
+    for (const YAML::Node& item : node) {
+      if (!item.IsScalar()) fail("{}: {}: a list item is not a task name; use {}", where, path, allowed({}));
+      names.push_back(item.Scalar());
+    }
+    return fmt::format("{}", fmt::join(names, ","));
   } else if (!node.IsScalar()) {
     problem = fmt::format("expected a single value, got a {}", node.IsMap() ? "map" : "list");
   } else {
@@ -360,6 +395,13 @@ ConfigValue KeySpec::finalize(const ConfigValue& value, std::string_view where) 
       SERQ_CHECK(std::filesystem::exists(result), "{}: {}: {} does not exist (set SERQ_ASSETS or fix the path)", where,
                  path, result);
       break;
+    case StringCheck::task_list:
+      try {
+        parse_task_list(result);
+      } catch (const Error& e) {
+        fail("{}: {}", where, e.what());
+      }
+      break;
   }
   return result;
 }
@@ -379,6 +421,7 @@ std::string KeySpec::allowed(const std::vector<std::string>& method_names) const
   switch (type) {
     case ValueType::string:
       if (check == StringCheck::name) return "a name of letters, digits, '.', '_' and '-'";
+      if (check == StringCheck::task_list) return "'all' or a list of task names";
       return check == StringCheck::existing_path ? "an existing path" : "a string";
     case ValueType::choice:
       if (choice_source == ChoiceSource::methods && method_names.empty()) return "a method name";

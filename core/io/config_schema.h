@@ -38,6 +38,7 @@ enum class StringCheck {
   none,
   name,           // letters, digits, '.', '_', '-' (it names a results directory)
   existing_path,  // a file or directory that exists
+  task_list,      // "all", or a comma list of zero-shot task names (core/data/tasks.h); empty = none
 };
 
 struct KeySpec {

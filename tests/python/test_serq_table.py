@@ -140,6 +140,22 @@ class SerqTableTest(unittest.TestCase):
                                                  "| SERQ (r=16), samples=128 | 5.383 |",
                                                  "| SERQ (r=16) + GPTQ, samples=128 | 5.100 |"])
 
+    def test_stderr_shows_value_plus_minus_error_where_the_stderr_column_exists(self):
+        columns = COLUMNS + ["metric.copa.acc", "metric.copa.acc_stderr", "metric.zero_shot.avg"]
+        runs = [dict(row) for row in RUNS[:3]]
+        for row, acc, error in zip(runs, (0.55, 0.5, 0.6), (0.05, 0.0503, 0.0492)):
+            row.update({"metric.copa.acc": acc, "metric.copa.acc_stderr": error, "metric.zero_shot.avg": acc})
+        write_merged(os.path.join(self.directory.name, "tasks"), columns, runs)
+        path = os.path.join(self.directory.name, "tasks.h5")
+        status, text, _ = self.table(path, "--metrics", "copa.acc,zero_shot.avg", "--stderr", "--precision", "3",
+                                     "--bold-best", "max")
+        self.assertEqual(status, 0)
+        self.assertEqual(text.splitlines()[2:], ["| FP | 0.550 ± 0.050 | 0.550 |",
+                                                 "| RTN | 0.500 ± 0.050 | 0.500 |",
+                                                 "| SERQ (r=16) | **0.600 ± 0.049** | **0.600** |"])
+        status, text, _ = self.table(path, "--metrics", "copa.acc", "--stderr", "--format", "latex")
+        self.assertIn(r"SERQ (r=16) & 0.60 $\pm$ 0.05 \\", text)
+
     def test_unknown_column_and_empty_selection_are_one_line_errors(self):
         status, _, error = self.table(self.h5, "--metrics", "metric.pppl")
         self.assertEqual(status, 1)

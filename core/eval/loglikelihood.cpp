@@ -1,0 +1,150 @@
+// Log-likelihood scoring: lm-eval's request tokenization, left truncation, length-sorted right-padded batches, and
+// lm_head only on the rows that predict continuation tokens.
+#include "core/eval/loglikelihood.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "core/common/error.h"
+#include "core/common/progress.h"
+#include "core/eval/perplexity.h"
+#include "core/model/forward.h"
+
+namespace serq {
+namespace {
+
+// What Python's str.rstrip() removes at the end of an ASCII string (non-ASCII spaces are left in the context).
+constexpr std::string_view kWhitespace = " \t\n\v\f\r\x1c\x1d\x1e\x1f";
+
+// Rows of hidden states turned into logits at once; keeps rows × vocab floats small for 32k+ vocabularies.
+constexpr std::size_t kLogitRowChunk = 1024;
+
+// Fills the padded tail of shorter inputs in a batch; any id of the vocabulary would do.
+constexpr int kPadToken = 0;
+
+// Whether `target` is the argmax of the row, the first index winning ties (as torch.argmax and numpy.argmax).
+bool is_first_argmax(const float* row, int n, int target) {
+  for (int j = 0; j < n; ++j) {
+    if (row[j] > row[target] || (j < target && row[j] == row[target])) return false;
+  }
+  return true;
+}
+
+// The tokens the model sees for a request: (context + continuation)[-(max_length + 1):][:-1].
+std::vector<int> model_input(const TokenizedRequest& request, int max_length) {
+  std::vector<int> all = request.context;
+  all.insert(all.end(), request.continuation.begin(), request.continuation.end());
+  const std::size_t keep = std::min(all.size(), static_cast<std::size_t>(max_length) + 1);
+  return std::vector<int>(all.end() - static_cast<std::ptrdiff_t>(keep), all.end() - 1);
+}
+
+}  // namespace
+
+TokenizedRequest tokenize_request(const Tokenizer& tokenizer, std::string_view context, std::string_view continuation,
+                                  bool bos, int bos_id) {
+  const std::size_t last_kept = context.find_last_not_of(kWhitespace);
+  const std::size_t cut = last_kept == std::string_view::npos ? 0 : last_kept + 1;
+  const std::string moved_continuation = std::string(context.substr(cut)) + std::string(continuation);
+  context = context.substr(0, cut);
+
+  TokenizedRequest request;
+  request.context = tokenizer.encode(context);
+  const std::vector<int> whole = tokenizer.encode(std::string(context) + moved_continuation);
+  if (whole.size() > request.context.size())
+    request.continuation.assign(whole.begin() + static_cast<std::ptrdiff_t>(request.context.size()), whole.end());
+  SERQ_CHECK(!request.continuation.empty(), "zero-shot request: the continuation {:?} adds no tokens after its "
+             "context; every scored continuation needs at least one token", std::string(continuation));
+  if (bos || request.context.empty()) request.context.insert(request.context.begin(), bos_id);
+  return request;
+}
+
+std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<TokenizedRequest>& requests,
+                                          int batch_size, int max_length, Progress* progress) {
+  SERQ_CHECK(batch_size >= 1, "eval.batch_size: {} is not positive; use 1 or more", batch_size);
+  SERQ_CHECK(max_length >= 1 && max_length <= model.config.max_seq_len, "zero-shot max_length {} is outside 1..{} "
+             "(the model's max_position_embeddings); use a length the model supports", max_length,
+             model.config.max_seq_len);
+  std::vector<Loglikelihood> results(requests.size());
+  std::vector<int> input_length(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const TokenizedRequest& r = requests[i];
+    SERQ_CHECK(!r.context.empty() && !r.continuation.empty(), "zero-shot request {}: the context ({} tokens) and the "
+               "continuation ({} tokens) must both be non-empty; build requests with tokenize_request", i,
+               r.context.size(), r.continuation.size());
+    SERQ_CHECK(r.continuation.size() <= static_cast<std::size_t>(max_length), "zero-shot request {}: its continuation "
+               "of {} tokens is longer than max_length = {}; it cannot be scored by this model", i,
+               r.continuation.size(), max_length);
+    for (int token : r.continuation) {  // the last one is never a model input, so forward_hidden does not check it
+      SERQ_CHECK(token >= 0 && token < model.config.vocab_size, "zero-shot request {}: token id {} is outside the "
+                 "vocabulary (size {}); the tokenizer does not match the model", i, token, model.config.vocab_size);
+    }
+    const std::size_t total = r.context.size() + r.continuation.size();
+    results[i].truncated = total > static_cast<std::size_t>(max_length) + 1;
+    input_length[i] = static_cast<int>(std::min(total, static_cast<std::size_t>(max_length) + 1) - 1);
+  }
+
+  // Longest first, so each batch pads little and the first batch shows at once whether memory suffices.
+  std::vector<std::size_t> order(requests.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return input_length[a] > input_length[b]; });
+
+  for (std::size_t first = 0; first < order.size(); first += static_cast<std::size_t>(batch_size)) {
+    const std::size_t last = std::min(order.size(), first + static_cast<std::size_t>(batch_size));
+    const int batch = static_cast<int>(last - first);
+    const int seq = input_length[order[first]];
+
+    // Right padding: a real token keeps its position, causal attention never lets it see the padding after it, and
+    // activation quantization is per token (or per group within a token), so padding cannot change a real row.
+    std::vector<int> tokens(static_cast<std::size_t>(batch) * seq, kPadToken);
+    // For every row that predicts a continuation token: its row in `hidden`, the token, and the request.
+    std::vector<Eigen::Index> rows;
+    std::vector<int> targets;
+    std::vector<std::size_t> owners;
+    for (int b = 0; b < batch; ++b) {
+      const std::size_t i = order[first + static_cast<std::size_t>(b)];
+      const std::vector<int> input = model_input(requests[i], max_length);
+      std::copy(input.begin(), input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(b) * seq);
+      // Input position t predicts token t + 1; the continuation's c tokens are predicted by the last c positions.
+      const std::vector<int>& continuation = requests[i].continuation;
+      const int c = static_cast<int>(continuation.size());
+      for (int k = 0; k < c; ++k) {
+        rows.push_back(static_cast<Eigen::Index>(b) * seq + static_cast<int>(input.size()) - c + k);
+        targets.push_back(continuation[static_cast<std::size_t>(k)]);
+        owners.push_back(i);
+      }
+      results[i].greedy = true;
+    }
+
+    const Matrix hidden = forward_hidden(model, tokens, batch, seq);
+    for (std::size_t c0 = 0; c0 < rows.size(); c0 += kLogitRowChunk) {
+      const std::size_t c1 = std::min(rows.size(), c0 + kLogitRowChunk);
+      Matrix selected(static_cast<Eigen::Index>(c1 - c0), hidden.cols());
+      for (std::size_t r = c0; r < c1; ++r) selected.row(static_cast<Eigen::Index>(r - c0)) = hidden.row(rows[r]);
+      const Matrix logits = forward_logits(model, selected);
+      const int vocab = static_cast<int>(logits.cols());
+      // Consecutive rows of one request form a segment; a request cut by the chunk boundary adds up over chunks.
+      for (std::size_t s0 = c0; s0 < c1;) {
+        std::size_t s1 = s0 + 1;
+        while (s1 < c1 && owners[s1] == owners[s0]) ++s1;
+        Loglikelihood& result = results[owners[s0]];
+        const auto offset = static_cast<Eigen::Index>(s0 - c0), count = static_cast<Eigen::Index>(s1 - s0);
+        result.logprob -= sum_nll(logits.middleRows(offset, count), std::span<const int>(targets).subspan(s0, s1 - s0));
+        for (std::size_t r = s0; r < s1; ++r)
+          result.greedy = result.greedy && is_first_argmax(logits.row(static_cast<Eigen::Index>(r - c0)).data(),
+                                                           vocab, targets[r]);
+        s0 = s1;
+      }
+    }
+    for (std::size_t k = first; k < last; ++k) {
+      SERQ_CHECK(std::isfinite(results[order[k]].logprob), "the model produced non-finite logits (NaN/Inf) on "
+                 "zero-shot request {}; check the weights and the quantization settings", order[k]);
+    }
+    if (progress) progress->advance(batch);
+  }
+  return results;
+}
+
+}  // namespace serq

@@ -1,0 +1,41 @@
+// lm-eval-harness's loglikelihood requests on our model: log P(continuation | context) and whether the
+// continuation is the greedy prediction, for the requests of zero-shot tasks (core/eval/zero_shot.h).
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "core/model/model.h"
+#include "core/tokenizer/tokenizer.h"
+
+namespace serq {
+
+class Progress;
+
+struct TokenizedRequest {
+  std::vector<int> context, continuation;
+};
+
+// As lm-eval's _encode_pair: the trailing whitespace of the context (what Python's rstrip() removes) moves to the
+// front of the continuation; whole = encode(context + continuation), context_ids = encode(context), and the
+// continuation ids are whole[len(context_ids):]. With bos, bos_id is put before the context ids. A context with no
+// ids (the empty string, or only whitespace) becomes [bos_id] whether or not bos is set, as lm-eval scores it after
+// its prefix token. Throws serq::Error when the continuation has no ids of its own.
+TokenizedRequest tokenize_request(const Tokenizer& tokenizer, std::string_view context, std::string_view continuation,
+                                  bool bos, int bos_id);
+
+struct Loglikelihood {
+  double logprob = 0;      // Σ over continuation tokens of log softmax(logits)[token], in double
+  bool greedy = false;     // every continuation token is the (first) argmax of its logits (lm-eval is_greedy)
+  bool truncated = false;  // context + continuation was longer than max_length + 1 and lost its left end
+};
+
+// Scores every request. The model sees (context + continuation)[-(max_length + 1):][:-1], so a long context is cut
+// from the left as lm-eval cuts it; a continuation longer than max_length is an error naming the request. Requests
+// run longest first in batches of batch_size, right-padded to the batch's longest, and only the rows that predict
+// continuation tokens go through lm_head (in chunks, so memory stays bounded for 32k vocabularies). Results come
+// back in request order; `progress` (may be null) is advanced by one per request.
+std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<TokenizedRequest>& requests,
+                                          int batch_size, int max_length, Progress* progress);
+
+}  // namespace serq
