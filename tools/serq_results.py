@@ -30,7 +30,11 @@ METHOD_NAMES = {"fp": "FP", "rtn": "RTN", "smoothquant": "SmoothQuant", "gptq": 
 METRIC_NAMES = {"metric.ppl": ("PPL", "Perplexity"),
                 "metric.bits_per_weight": ("Bits/W", "Bits per weight"),
                 "metric.mean_nll": ("NLL", "Mean NLL (nats/token)"),
-                "count.extra_parameters": ("Extra params", "Extra parameters")}
+                "count.extra_parameters": ("Extra params", "Extra parameters"),
+                "metric.kld.mean": ("KLD", "Mean KL divergence vs FP (nats)"),
+                "metric.kld.p99": ("KLD p99", "99th percentile KL divergence vs FP (nats)"),
+                "metric.kld.top1_agreement": ("Top-1", "Top-1 agreement with FP"),
+                "metric.zero_shot.avg": ("Avg", "Zero-shot average")}
 
 
 class ResultsError(Exception):

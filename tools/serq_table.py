@@ -202,6 +202,24 @@ def split_keys(text, runs):
     return [resolve_key(runs, key) for key in text.split(",") if key]
 
 
+def split_metrics(text, runs):
+    """--metrics: column keys, where "zero_shot" stands for each task's headline (acc_norm where the run has it,
+    else acc) in the order the runs list their tasks (info.zero_shot.tasks), then the average."""
+    metrics = []
+    for key in filter(None, text.split(",")):
+        if key != "zero_shot":
+            metrics.append(resolve_key(runs, key))
+            continue
+        tasks = next((row.get("info.zero_shot.tasks") for row in runs.rows if row.get("info.zero_shot.tasks")), None)
+        if not tasks:
+            raise ResultsError(f"--metrics zero_shot: no run in {runs.path} has zero-shot results; run with eval.tasks")
+        for task in tasks.split(","):
+            norm = f"metric.{task}.acc_norm"
+            metrics.append(norm if norm in runs.columns else resolve_key(runs, f"metric.{task}.acc"))
+        metrics.append(resolve_key(runs, "metric.zero_shot.avg"))
+    return metrics
+
+
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(
         prog="serq_table", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -211,14 +229,15 @@ def parse_arguments(argv):
                "--bold-best min --output table.tex\n"
                "  tools/serq_table.py results/all.h5 --experiment ablation_rank "
                "--rows quant.rank,quant.weight_quantizer\n"
-               "  tools/serq_table.py results/all.h5 --metrics piqa.acc_norm,copa.acc,zero_shot.avg --stderr "
-               "--precision 3")
+               "  tools/serq_table.py results/all.h5 --metrics zero_shot --stderr --precision 3")
     parser.add_argument("merged", help="PREFIX.h5 or PREFIX.csv written by serq-merge")
     parser.add_argument("--rows", help="comma list of keys naming a row besides config.quant.method (default: the "
                                        "method parameters that vary among that method's runs)")
     parser.add_argument("--cols", default="model,setting",
                         help="comma list of keys naming a column group (default: model,setting)")
-    parser.add_argument("--metrics", default="metric.ppl", help="comma list of metric columns (default: metric.ppl)")
+    parser.add_argument("--metrics", default="metric.ppl",
+                        help="comma list of metric columns (default: metric.ppl); 'zero_shot' = every task's "
+                             "acc_norm (else acc) and the average")
     parser.add_argument("--precision", action="append", default=[],
                         help="decimals: N for every metric (default 2), or METRIC:N for one; repeatable")
     parser.add_argument("--format", choices=("md", "latex", "csv"), default="md")
@@ -238,7 +257,7 @@ def render(args):
     runs = select_runs(load_runs(args.merged), args.filter, args.experiment)
     row_keys = split_keys(args.rows, runs) if args.rows is not None else None
     precision = parse_precision(args.precision, runs)
-    col_keys, metrics = split_keys(args.cols, runs), split_keys(args.metrics, runs)
+    col_keys, metrics = split_keys(args.cols, runs), split_metrics(args.metrics, runs)
     table = build_table(runs, row_keys, col_keys, metrics)
     errors = build_table(runs, row_keys, col_keys, [metric + "_stderr" for metric in metrics]) if args.stderr else None
     texts = format_cells(table, precision, errors)

@@ -156,6 +156,23 @@ class SerqTableTest(unittest.TestCase):
         status, text, _ = self.table(path, "--metrics", "copa.acc", "--stderr", "--format", "latex")
         self.assertIn(r"SERQ (r=16) & 0.60 $\pm$ 0.05 \\", text)
 
+    def test_zero_shot_metrics_expand_to_each_tasks_headline_and_the_average(self):
+        columns = COLUMNS + ["metric.piqa.acc", "metric.piqa.acc_norm", "metric.copa.acc", "metric.zero_shot.avg",
+                             "info.zero_shot.tasks"]
+        runs = [dict(row) for row in RUNS[:2]]
+        for row, value in zip(runs, (0.6, 0.5)):
+            row.update({"metric.piqa.acc": value - 0.1, "metric.piqa.acc_norm": value, "metric.copa.acc": value,
+                        "metric.zero_shot.avg": value, "info.zero_shot.tasks": "piqa,copa"})
+        write_merged(os.path.join(self.directory.name, "zs"), columns, runs)
+        status, text, _ = self.table(os.path.join(self.directory.name, "zs.csv"), "--metrics", "zero_shot")
+        self.assertEqual(status, 0)
+        self.assertEqual(text.splitlines()[0], "| Method | tiny_llama#1 W4A4 · piqa.acc_norm | tiny_llama#1 W4A4 · "
+                                               "copa.acc | tiny_llama#1 W4A4 · Avg |")
+        self.assertEqual(text.splitlines()[3], "| RTN | 0.50 | 0.50 | 0.50 |")
+        status, _, error = self.table(self.csv, "--metrics", "zero_shot")
+        self.assertEqual(status, 1)
+        self.assertIn("no run in", error)
+
     def test_unknown_column_and_empty_selection_are_one_line_errors(self):
         status, _, error = self.table(self.h5, "--metrics", "metric.pppl")
         self.assertEqual(status, 1)
