@@ -177,7 +177,7 @@ TEST_CASE("score_requests equals a dense log-softmax over the whole sequence, gr
   CHECK(scores[1].logprob < scores[0].logprob);
 }
 
-TEST_CASE("score_requests cuts long inputs from the left as lm-eval does") {
+TEST_CASE("score_requests cuts long inputs from the left as lm-eval does, and scores a too long continuation in pieces") {
   const std::vector<int>& stream = test::tinystories("tinystories-eval").tokens;
   const std::vector<int> context(stream.begin(), stream.begin() + 60);
   const std::vector<int> continuation(stream.begin() + 60, stream.begin() + 63);
@@ -205,8 +205,22 @@ TEST_CASE("score_requests cuts long inputs from the left as lm-eval does") {
   CHECK(scores[2].logprob == Approx(edge.logprob).margin(1e-4));
   CHECK(scores[2].truncated);
 
-  const std::vector<int> too_long(stream.begin() + 46, stream.begin() + 63);
-  CHECK_THROWS_AS(score_requests(model(), {{context, too_long}}, 1, max_length, nullptr), Error);
+  // 17 continuation tokens do not fit in 16: pieces of 8, 8 and 1 tokens, each after all the tokens before it, cut
+  // to the last 17 as any request.
+  const std::vector<int> too_long(stream.begin() + 60, stream.begin() + 77);
+  const Loglikelihood pieces = score_requests(model(), {{context, too_long}}, 2, max_length, nullptr)[0];
+  double by_hand = 0.0;
+  bool greedy = true;
+  for (const auto& [start, count] : {std::pair{0, 8}, std::pair{8, 8}, std::pair{16, 1}}) {
+    const auto end = stream.begin() + 60 + start + count;
+    const std::vector<int> seen(end - (max_length + 1), end);
+    const Reference piece = reference_loglikelihood(seen, count);
+    by_hand += piece.logprob;
+    greedy = greedy && piece.greedy;
+  }
+  CHECK(pieces.logprob == Approx(by_hand).margin(1e-4));
+  CHECK(pieces.greedy == greedy);
+  CHECK(pieces.truncated);
   CHECK_THROWS_AS(score_requests(model(), {{context, {model().config.vocab_size}}}, 1, max_length, nullptr), Error);
 }
 

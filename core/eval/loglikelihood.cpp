@@ -40,32 +40,10 @@ std::vector<int> model_input(const TokenizedRequest& request, int max_length) {
   return std::vector<int>(all.end() - static_cast<std::ptrdiff_t>(keep), all.end() - 1);
 }
 
-}  // namespace
-
-TokenizedRequest tokenize_request(const Tokenizer& tokenizer, std::string_view context, std::string_view continuation,
-                                  bool bos, int bos_id) {
-  const std::size_t last_kept = context.find_last_not_of(kWhitespace);
-  const std::size_t cut = last_kept == std::string_view::npos ? 0 : last_kept + 1;
-  const std::string moved_continuation = std::string(context.substr(cut)) + std::string(continuation);
-  context = context.substr(0, cut);
-
-  TokenizedRequest request;
-  request.context = tokenizer.encode(context);
-  const std::vector<int> whole = tokenizer.encode(std::string(context) + moved_continuation);
-  if (whole.size() > request.context.size())
-    request.continuation.assign(whole.begin() + static_cast<std::ptrdiff_t>(request.context.size()), whole.end());
-  SERQ_CHECK(!request.continuation.empty(), "zero-shot request: the continuation {:?} adds no tokens after its "
-             "context; every scored continuation needs at least one token", std::string(continuation));
-  if (bos || request.context.empty()) request.context.insert(request.context.begin(), bos_id);
-  return request;
-}
-
-std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<TokenizedRequest>& requests,
-                                          int batch_size, int max_length, Progress* progress) {
-  SERQ_CHECK(batch_size >= 1, "eval.batch_size: {} is not positive; use 1 or more", batch_size);
-  SERQ_CHECK(max_length >= 1 && max_length <= model.config.max_seq_len, "zero-shot max_length {} is outside 1..{} "
-             "(the model's max_position_embeddings); use a length the model supports", max_length,
-             model.config.max_seq_len);
+// Scores requests whose continuation fits in max_length; progress advances by advance[i] when request i is done.
+std::vector<Loglikelihood> score_fitting(const Model& model, const std::vector<TokenizedRequest>& requests,
+                                         int batch_size, int max_length, const std::vector<int>& advance,
+                                         Progress* progress) {
   std::vector<Loglikelihood> results(requests.size());
   std::vector<int> input_length(requests.size());
   for (std::size_t i = 0; i < requests.size(); ++i) {
@@ -73,9 +51,6 @@ std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<
     SERQ_CHECK(!r.context.empty() && !r.continuation.empty(), "zero-shot request {}: the context ({} tokens) and the "
                "continuation ({} tokens) must both be non-empty; build requests with tokenize_request", i,
                r.context.size(), r.continuation.size());
-    SERQ_CHECK(r.continuation.size() <= static_cast<std::size_t>(max_length), "zero-shot request {}: its continuation "
-               "of {} tokens is longer than max_length = {}; it cannot be scored by this model", i,
-               r.continuation.size(), max_length);
     for (int token : r.continuation) {  // the last one is never a model input, so forward_hidden does not check it
       SERQ_CHECK(token >= 0 && token < model.config.vocab_size, "zero-shot request {}: token id {} is outside the "
                  "vocabulary (size {}); the tokenizer does not match the model", i, token, model.config.vocab_size);
@@ -142,7 +117,79 @@ std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<
       SERQ_CHECK(std::isfinite(results[order[k]].logprob), "the model produced non-finite logits (NaN/Inf) on "
                  "zero-shot request {}; check the weights and the quantization settings", order[k]);
     }
-    if (progress) progress->advance(batch);
+    if (progress) {
+      int done = 0;
+      for (std::size_t k = first; k < last; ++k) done += advance[order[k]];
+      progress->advance(done);
+    }
+  }
+  return results;
+}
+
+}  // namespace
+
+TokenizedRequest tokenize_request(const Tokenizer& tokenizer, std::string_view context, std::string_view continuation,
+                                  bool bos, int bos_id) {
+  const std::size_t last_kept = context.find_last_not_of(kWhitespace);
+  const std::size_t cut = last_kept == std::string_view::npos ? 0 : last_kept + 1;
+  const std::string moved_continuation = std::string(context.substr(cut)) + std::string(continuation);
+  context = context.substr(0, cut);
+
+  TokenizedRequest request;
+  request.context = tokenizer.encode(context);
+  const std::vector<int> whole = tokenizer.encode(std::string(context) + moved_continuation);
+  if (whole.size() > request.context.size())
+    request.continuation.assign(whole.begin() + static_cast<std::ptrdiff_t>(request.context.size()), whole.end());
+  SERQ_CHECK(!request.continuation.empty(), "zero-shot request: the continuation {:?} adds no tokens after its "
+             "context; every scored continuation needs at least one token", std::string(continuation));
+  if (bos || request.context.empty()) request.context.insert(request.context.begin(), bos_id);
+  return request;
+}
+
+
+std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<TokenizedRequest>& requests,
+                                          int batch_size, int max_length, Progress* progress) {
+  SERQ_CHECK(batch_size >= 1, "eval.batch_size: {} is not positive; use 1 or more", batch_size);
+  SERQ_CHECK(max_length >= 2 && max_length <= model.config.max_seq_len, "zero-shot max_length {} is outside 2..{} "
+             "(the model's max_position_embeddings); use a length the model supports", max_length,
+             model.config.max_seq_len);
+  // A continuation longer than max_length becomes pieces of max_length / 2 tokens, each scored given every token
+  // before it (then cut from the left like any request), so each of its tokens is predicted from at least
+  // max_length / 2 tokens. lm-eval has no answer for such a continuation (its logits slice comes out too short); it
+  // only happens with short-context models such as stories260K (512 positions).
+  const std::size_t piece_length = static_cast<std::size_t>(max_length) / 2;
+  std::vector<TokenizedRequest> pieces;
+  std::vector<std::size_t> owner;
+  std::vector<int> advance;  // 1 on the last piece of each request
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const TokenizedRequest& r = requests[i];
+    if (r.continuation.size() <= static_cast<std::size_t>(max_length)) {
+      pieces.push_back(r);
+    } else {
+      for (std::size_t start = 0; start < r.continuation.size(); start += piece_length) {
+        TokenizedRequest piece{r.context, {}};
+        piece.context.insert(piece.context.end(), r.continuation.begin(),
+                             r.continuation.begin() + static_cast<std::ptrdiff_t>(start));
+        const std::size_t end = std::min(r.continuation.size(), start + piece_length);
+        piece.continuation.assign(r.continuation.begin() + static_cast<std::ptrdiff_t>(start),
+                                  r.continuation.begin() + static_cast<std::ptrdiff_t>(end));
+        pieces.push_back(std::move(piece));
+        owner.push_back(i);
+        advance.push_back(0);
+      }
+      owner.pop_back();
+      advance.pop_back();
+    }
+    owner.push_back(i);
+    advance.push_back(1);
+  }
+  const std::vector<Loglikelihood> scored = score_fitting(model, pieces, batch_size, max_length, advance, progress);
+  std::vector<Loglikelihood> results(requests.size(), Loglikelihood{0.0, true, false});
+  for (std::size_t p = 0; p < pieces.size(); ++p) {
+    Loglikelihood& result = results[owner[p]];
+    result.logprob += scored[p].logprob;
+    result.greedy = result.greedy && scored[p].greedy;
+    result.truncated = result.truncated || scored[p].truncated;
   }
   return results;
 }

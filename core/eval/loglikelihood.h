@@ -27,11 +27,12 @@ TokenizedRequest tokenize_request(const Tokenizer& tokenizer, std::string_view c
 struct Loglikelihood {
   double logprob = 0;      // Σ over continuation tokens of log softmax(logits)[token], in double
   bool greedy = false;     // every continuation token is the (first) argmax of its logits (lm-eval is_greedy)
-  bool truncated = false;  // context + continuation was longer than max_length + 1 and lost its left end
+  bool truncated = false;  // the model did not see all of context + continuation at once (cut from the left)
 };
 
 // Scores every request. The model sees (context + continuation)[-(max_length + 1):][:-1], so a long context is cut
-// from the left as lm-eval cuts it; a continuation longer than max_length is an error naming the request. Requests
+// from the left as lm-eval cuts it. A continuation longer than max_length (lm-eval cannot score one) is scored in
+// pieces of max_length / 2 tokens, each given all the tokens before it, cut the same way. Requests
 // run longest first in batches of batch_size, right-padded to the batch's longest, and only the rows that predict
 // continuation tokens go through lm_head (in chunks, so memory stays bounded for 32k vocabularies). Results come
 // back in request order; `progress` (may be null) is advanced by one per request.

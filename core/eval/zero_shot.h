@@ -38,7 +38,7 @@ struct TaskResult {
 //                    acc_norm the same on loglik_i / (characters of the choice's text, as Python's len);
 //   last_word:       acc = [the continuation is the greedy prediction].
 // Throws serq::Error naming the task and item for a gold out of range, a last-word item without exactly one choice,
-// an empty choice text under acc_norm, or a continuation longer than the context length.
+// or an empty choice text under acc_norm.
 TaskResult evaluate_task(const Model& model, const Tokenizer& tokenizer, const Task& task,
                          const ZeroShotSettings& settings);
 
