@@ -457,3 +457,16 @@ TEST_CASE("The first item of every task scores as a log-likelihood summed by han
     }
   }
 }
+
+TEST_CASE("Batch size 1 and 8 give the same accuracy on real tasks") {
+  Progress::set_enabled(false);
+  for (const auto& [name, limit] : {std::pair{"copa", 100}, std::pair{"arc_easy", 60}, std::pair{"lambada_openai", 60}}) {
+    const Task task = load_task(name, assets_root(), BadLinePolicy::error, limit);
+    const TaskResult one = evaluate_task(model(), tok(), task, {.batch_size = 1});
+    const TaskResult eight = evaluate_task(model(), tok(), task, {.batch_size = 8});
+    INFO(name << ": acc " << one.acc << " / " << eight.acc);
+    CHECK(one.acc == eight.acc);
+    CHECK(one.acc_norm == eight.acc_norm);
+    if (one.ppl) CHECK(*one.ppl == Approx(*eight.ppl).epsilon(1e-5));
+  }
+}
