@@ -18,9 +18,12 @@ bool g_enabled = true;
 }  // namespace
 
 std::string format_seconds(double s) {
-  if (s < 60) return fmt::format("{:.0f}s", s);
-  if (s < 3600) return fmt::format("{:.0f}m{:02.0f}s", std::floor(s / 60), std::fmod(s, 60));
-  return fmt::format("{:.0f}h{:02.0f}m", std::floor(s / 3600), std::fmod(s / 60, 60));
+  // Rounded once to the unit shown last, so 539.6 s is 9m00s, never 8m60s.
+  const long long seconds = std::llround(s);
+  if (seconds < 60) return fmt::format("{}s", seconds);
+  if (seconds < 3600) return fmt::format("{}m{:02}s", seconds / 60, seconds % 60);
+  const long long minutes = std::llround(s / 60);
+  return fmt::format("{}h{:02}m", minutes / 60, minutes % 60);
 }
 
 Progress::Progress(std::string what, std::int64_t total, std::string unit)
