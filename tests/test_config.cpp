@@ -516,6 +516,9 @@ TEST_CASE("eval.tasks takes 'all', a comma list or a YAML list, and an unknown t
   CHECK(load(list).runs[0].get_string("eval.tasks") == "piqa,copa");
   const auto comma = write_config("config_tasks_comma", "t.yaml", kMinimal + "eval:\n  tasks: piqa, copa\n");
   CHECK(load(comma).runs[0].get_string("eval.tasks") == "piqa, copa");
+  const auto none = write_config("config_tasks_none", "t.yaml", kMinimal + "eval:\n  tasks:\n");
+  CHECK(load(none).runs[0].get_string("eval.tasks").empty());
+  CHECK(load(list, {"eval.tasks="}).runs[0].get_string("eval.tasks").empty());
   const auto unknown = write_config("config_tasks_unknown", "t.yaml", kMinimal + "eval:\n  tasks: [piqa, mmlu]\n");
   const std::string error = error_of([&] { load(unknown); });
   CHECK(error.starts_with(unknown.string() + ": eval.tasks: unknown task 'mmlu'"));

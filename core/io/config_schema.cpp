@@ -352,7 +352,9 @@ Parsed parse_scalar(const KeySpec& key, const std::string& text, bool quoted,
 ConfigValue KeySpec::parse(const YAML::Node& node, std::string_view where,
                            const std::vector<std::string>& method_names) const {
   std::string problem;
-  if (node.IsNull()) {
+  if (node.IsNull() && check == StringCheck::task_list) {
+    return std::string{};  // `tasks:` or --set eval.tasks= : no tasks
+  } else if (node.IsNull()) {
     problem = "no value given";
   } else if (check == StringCheck::task_list && node.IsSequence()) {
     // A YAML list of task names is the same as their comma list.
@@ -421,7 +423,7 @@ std::string KeySpec::allowed(const std::vector<std::string>& method_names) const
   switch (type) {
     case ValueType::string:
       if (check == StringCheck::name) return "a name of letters, digits, '.', '_' and '-'";
-      if (check == StringCheck::task_list) return "'all' or a list of task names";
+      if (check == StringCheck::task_list) return "'all', a list of task names, or nothing";
       return check == StringCheck::existing_path ? "an existing path" : "a string";
     case ValueType::choice:
       if (choice_source == ChoiceSource::methods && method_names.empty()) return "a method name";
