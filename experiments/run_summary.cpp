@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/common/text.h"
+
 namespace serq {
 namespace {
 
@@ -41,17 +43,6 @@ const LayerDiagnostics* worst_layer(const RunRecord& record) {
     if (!std::isnan(layer.output_qsnr_db) && (!worst || layer.output_qsnr_db < worst->output_qsnr_db)) worst = &layer;
   }
   return worst;
-}
-
-// "a,b,c" → {"a", "b", "c"}.
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> parts;
-  for (std::size_t begin = 0; begin <= text.size();) {
-    const std::size_t end = std::min(text.find(',', begin), text.size());
-    parts.push_back(text.substr(begin, end - begin));
-    begin = end + 1;
-  }
-  return parts;
 }
 
 // A metric as table text, or "" for a run that does not have it.
@@ -96,7 +87,8 @@ nlohmann::json run_summary_json(const FinishedRun& run) {
     }
   }
   if (const auto tasks = run.record.info.find("zero_shot.tasks"); tasks != run.record.info.end()) {
-    for (const std::string& task : split_list(tasks->second)) {
+    for (const std::string_view task_name : split(tasks->second, ",")) {
+      const std::string task(task_name);
       for (const char* name : {"acc", "acc_stderr", "acc_norm", "acc_norm_stderr", "ppl", "ppl_stderr"}) {
         if (const auto value = metrics.find(task + "." + name); value != metrics.end()) {
           json["tasks"][task][name] = value->second;
