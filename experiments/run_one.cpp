@@ -225,6 +225,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const TokenStream& stream = assets.dataset(dataset_name, tokenizer_file, model.config.bos_id);
   const auto windows = eval_windows(stream, seq_len, static_cast<int>(config.get_int("eval.max_windows")));
   const std::vector<const Task*> tasks = load_tasks(config, assets);
+  const Model* kld_against = kld_reference(config, model_path, model, assets);  // before any work, so it fails fast
 
   const CachedCalibration cached = run_calibration(config, model, *method, params, tokenizer_file, assets);
   const Calibration& calibration = cached.calibration;
@@ -239,8 +240,8 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   params.progress = nullptr;
   const MethodReport& report = quantized.report;
   const std::vector<std::string> folds = fold_input_transforms(model);
-  const PerplexityResult ppl = evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()),
-                                                   kld_reference(config, model_path, model, assets));
+  const PerplexityResult ppl =
+      evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()), kld_against);
   std::map<std::string, std::string> task_info;
   const std::vector<TaskResult> task_results =
       evaluate_tasks(config, tasks, model, assets.tokenizer(tokenizer_file), task_info);
