@@ -8,6 +8,7 @@
 
 #include "core/common/error.h"
 #include "core/common/paths.h"
+#include "core/io/gguf.h"
 #include "core/model/loader.h"
 #include "core/model/memory.h"
 
@@ -55,7 +56,9 @@ const TokenStream& AssetCache::dataset(const std::string& name_or_path, const st
   const auto key = std::make_pair(name_or_path, tokenizer_file);
   auto it = datasets_.find(key);
   if (it == datasets_.end()) {
-    it = datasets_.emplace(key, load_dataset(name_or_path, tokenizer(tokenizer_file), bos_id, assets_root())).first;
+    const Tokenizer& tok = tokenizer(tokenizer_file);
+    const OptionalBos bos = tok.adds_bos() ? OptionalBos(bos_id) : std::nullopt;
+    it = datasets_.emplace(key, load_dataset(name_or_path, tok, bos, assets_root())).first;
   }
   return it->second;
 }
@@ -100,8 +103,10 @@ std::filesystem::path resolve_tokenizer(const std::filesystem::path& model_path,
     SERQ_CHECK(fs::exists(configured), "model.tokenizer: {} does not exist; fix the path", configured);
     return configured;
   }
+  if (fs::is_regular_file(model_path) && is_gguf_file(model_path)) return model_path;  // its tokenizer.ggml.* keys
   const fs::path dir = fs::is_directory(model_path) ? model_path : model_path.parent_path();
   if (fs::exists(dir / "tokenizer.model")) return dir / "tokenizer.model";
+  if (fs::is_directory(model_path) && fs::exists(dir / "tokenizer.json")) return dir / "tokenizer.json";
   fs::path found;
   int count = 0;
   for (const auto& entry : fs::directory_iterator(dir)) {

@@ -37,6 +37,7 @@ class AssetCache {
   // The pristine full-precision model of the last fresh_model(path), or nullptr when two copies did not fit.
   const Model* full_precision(const std::filesystem::path& path) const;
   const Tokenizer& tokenizer(const std::filesystem::path& file);
+  // The dataset tokenized by the tokenizer; BOS (the model's bos_id) goes in where the tokenizer adds BOS.
   const TokenStream& dataset(const std::string& name_or_path, const std::filesystem::path& tokenizer_file, int bos_id);
   // A zero-shot task's items (core/data/tasks.h), read once per serq-run for each policy and limit.
   const Task& task(const std::string& name, BadLinePolicy policy, int limit);
@@ -56,7 +57,8 @@ class AssetCache {
   std::map<std::string, Calibration> calibrations_;
 };
 
-// model.tokenizer if set; else tokenizer.model in the model directory, or the single *.model file beside a .bin.
+// model.tokenizer if set; else the GGUF file itself, or tokenizer.model (else tokenizer.json) in the model
+// directory, or the single *.model file beside a .bin.
 std::filesystem::path resolve_tokenizer(const std::filesystem::path& model_path, const std::string& configured);
 
 }  // namespace serq

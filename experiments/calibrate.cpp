@@ -19,7 +19,7 @@ Calibration calibrate(const Model& model, const Method& method, const QuantParam
     if (layer->name != model.lm_head.name || params.quantize_lm_head) request.layers.insert(layer->name);
   }
   const auto samples =
-      sample_calibration(stream, settings.samples, settings.seq_len, CalibrationSampling::random, settings.seed);
+      sample_calibration(stream, settings.samples, settings.seq_len, settings.sampling, settings.seed);
   calibration.stats = collect_calibration_stats(model, samples, request);
   calibration.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return calibration;

@@ -2,6 +2,7 @@
 // layers the method will quantize, and only the statistics it needs (Hessians only for the GPTQ weight quantizer).
 #pragma once
 
+#include "core/data/calibration_sampler.h"
 #include <cstdint>
 
 #include "core/data/token_stream.h"
@@ -13,6 +14,7 @@ struct CalibrationSettings {
   int samples = 128;     // calib.samples
   int seq_len = 512;     // calib.seq_len
   std::uint64_t seed = 0;  // calib.seed: random window offsets (GPTQ-style)
+  CalibrationSampling sampling = CalibrationSampling::random;  // calib.sampling
 };
 
 // Empty (and instant) when the method needs no statistics and weights are not quantized by GPTQ.

@@ -64,6 +64,7 @@ CalibrationKey calibration_key(const std::filesystem::path& model, const std::fi
              {"samples", std::to_string(settings.samples)},
              {"seq_len", std::to_string(settings.seq_len)},
              {"seed", std::to_string(settings.seed)},
+             {"sampling", settings.sampling == CalibrationSampling::random ? "random" : "consecutive"},
              {"hessian", flag(hessian)},
              {"lm_head", flag(lm_head)},
              {"code_version", build_info().git_commit}}};

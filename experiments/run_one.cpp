@@ -64,7 +64,10 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
 CalibrationSettings calibration_settings(const ResolvedConfig& config, const Model& model) {
   const CalibrationSettings settings{static_cast<int>(config.get_int("calib.samples")),
                                      static_cast<int>(config.get_int("calib.seq_len")),
-                                     static_cast<std::uint64_t>(config.get_int("calib.seed"))};
+                                     static_cast<std::uint64_t>(config.get_int("calib.seed")),
+                                     config.get_string("calib.sampling") == "consecutive"
+                                         ? CalibrationSampling::consecutive
+                                         : CalibrationSampling::random};
   SERQ_CHECK(settings.seq_len <= model.config.max_seq_len, "calib.seq_len: {} exceeds the model's "
              "max_position_embeddings {}; use calib.seq_len ≤ {}", settings.seq_len, model.config.max_seq_len,
              model.config.max_seq_len);
@@ -133,7 +136,7 @@ QuantizedModel quantize_model(const ResolvedConfig& config, Model& model, const 
   const std::string& dataset = config.get_string("calib.dataset");
   const TokenStream& stream = assets.dataset(dataset, tokenizer_file, model.config.bos_id);
   const auto windows =
-      sample_calibration(stream, samples, settings.seq_len, CalibrationSampling::random, settings.seed);
+      sample_calibration(stream, samples, settings.seq_len, settings.sampling, settings.seed);
   std::vector<std::string> names;
   for (const QuantLinear* layer : layers_to_quantize(model, params)) names.push_back(layer->name);
   quantized.layers = layer_diagnostics(reference, model, names, windows);
@@ -168,8 +171,9 @@ const Model* kld_reference(const ResolvedConfig& config, const std::filesystem::
 std::vector<TaskResult> evaluate_tasks(const ResolvedConfig& config, const std::vector<const Task*>& tasks,
                                        const Model& model, const Tokenizer& tokenizer,
                                        std::map<std::string, std::string>& info) {
+  const std::string& task_bos = config.get_string("eval.task_bos");
   const ZeroShotSettings settings{static_cast<int>(config.get_int("eval.batch_size")),
-                                  config.get_bool("eval.task_bos")};
+                                  task_bos == "always" || (task_bos == "tokenizer" && tokenizer.adds_bos())};
   std::vector<TaskResult> results;
   for (const Task* task : tasks) {
     info[task->name + ".source"] = task->source;
@@ -177,8 +181,10 @@ std::vector<TaskResult> evaluate_tasks(const ResolvedConfig& config, const std::
     results.push_back(evaluate_task(model, tokenizer, *task, settings));
   }
   if (!results.empty()) {
-    info["zero_shot.bos_policy"] = settings.bos ? "BOS before every request (lm-eval with a LLaMA tokenizer)"
-                                                : "no BOS (an empty context gets BOS, as lm-eval's prefix token)";
+    info["zero_shot.bos_policy"] = fmt::format("{} (eval.task_bos: {})", settings.bos
+                                                   ? "BOS before every request"
+                                                   : "no BOS (an empty context gets BOS, as lm-eval's prefix token)",
+                                               task_bos);
   }
   return results;
 }
@@ -277,10 +283,13 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"calibration_source", cached.source},
                  {"layer_diagnostics", quantized.diagnostics},
                  {"bos_policy", stream.bos_policy},
+                 {"window_convention", stream.partial_window == PartialWindow::drop
+                                           ? "full windows only (GPTQ: numel // seq_len)"
+                                           : "a short last window is scored too"},
                  {"model_source", model.source},
                  {"layer_transforms", layer_transforms(model)},
                  {"folds", fmt::format("{}", fmt::join(folds, "\n"))},
-                 {"tokenizer", tokenizer_file.string()},
+                 {"tokenizer", assets.tokenizer(tokenizer_file).describe()},
                  {"backend", "cpu"},
                  {"kernels", "OpenBLAS cblas_sgemm for linear layers and attention; float32 fake quantization"},
                  {"git_commit", build.git_commit},

@@ -430,7 +430,7 @@ TEST_CASE("model.path is required and must exist", "[config][errors]") {
   const auto none = write_config("config_no_model", "n.yaml", "quant: {method: rtn}\n");
   CHECK(error_of([&] { load(none); }) ==
         none.string() +
-            ": model.path is required (Hugging Face model directory or llama2.c .bin checkpoint; ${VAR} is "
+            ": model.path is required (Hugging Face model directory, GGUF file or llama2.c .bin checkpoint; ${VAR} is "
             "expanded); set it in the config or pass --set model.path=...");
   const auto missing =
       write_config("config_bad_model", "b.yaml", "model: {path: /nonexistent/model}\nquant: {method: rtn}\n");

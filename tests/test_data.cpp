@@ -101,7 +101,12 @@ TEST_CASE("data: WikiText-2 and PTB match the reference token and scored counts"
   CHECK(wiki.name == "wikitext2");
   CHECK(wiki.tokens.size() == 815066);
   CHECK(std::count(wiki.tokens.begin(), wiki.tokens.end(), kBos) == 1);
-  CHECK(scored_tokens(eval_windows(wiki, 512, 0)) == 813474);
+  // GPTQ's protocol scores full windows only (1591 of 512); the reference also scored the short last one.
+  CHECK(wiki.partial_window == PartialWindow::drop);
+  CHECK(scored_tokens(eval_windows(wiki, 512, 0)) == 1591 * 511);
+  TokenStream with_partial = wiki;
+  with_partial.partial_window = PartialWindow::score;
+  CHECK(scored_tokens(eval_windows(with_partial, 512, 0)) == 813474);
 
   // The reference encodes PTB's file as it is; as a plain text path serq does the same.
   const TokenStream ptb_file = load_dataset((assets_root() / "data/text/ptb/ptb.test.txt").string(), tok512(), kBos,
@@ -211,7 +216,7 @@ TEST_CASE("data: missing, empty and malformed dataset files raise errors naming 
   const auto missing = dir / "missing.txt";
   CHECK_THROWS_WITH(load_dataset(missing.string(), tok512(), kBos, assets_root()),
                     Catch::Contains("eval.dataset: " + missing.string() + " does not exist") &&
-                        Catch::Contains("tinystories-eval, tinystories-calib, wikitext2, ptb"));
+                        Catch::Contains("tinystories-eval, tinystories-calib, wikitext2, wikitext2-valid, ptb"));
   CHECK_THROWS_WITH(load_dataset("wikitext2", tok512(), kBos, dir),
                     Catch::Contains((dir / "data/text/wikitext2/wiki.test.hf_rows.json").string()));
 

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config git libeigen3-dev libopenblas-dev libyaml-cpp-dev libhdf5-dev libfmt-dev
-          nlohmann-json3-dev catch2 libsentencepiece-dev libbz2-dev python3-h5py python3-matplotlib python3-numpy "$@")
+          nlohmann-json3-dev catch2 libsentencepiece-dev libpcre2-dev libbz2-dev python3-h5py python3-matplotlib python3-numpy "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

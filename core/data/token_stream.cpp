@@ -15,11 +15,16 @@ constexpr std::string_view kStorySeparator = "<|endoftext|>";
 constexpr std::size_t kWholeStories = 2316;
 constexpr std::size_t kCalibrationStories = 1158;
 
-// One BOS, then the whole text encoded at once.
-TokenStream bos_then_text(const Tokenizer& tokenizer, const std::string& text, int bos_id, const fs::path& source) {
+// "one BOS, then <what>" or "no BOS (the tokenizer adds none), then <what>".
+std::string bos_then(const OptionalBos& bos, const std::string& what) {
+  return (bos ? "one BOS, then " : "no BOS (the tokenizer adds none), then ") + what;
+}
+
+// [BOS], then the whole text encoded at once.
+TokenStream bos_then_text(const Tokenizer& tokenizer, const std::string& text, OptionalBos bos, const fs::path& source) {
   SERQ_CHECK(!text.empty(), "{}: the text is empty; evaluate on a file that has text in it", source.string());
   TokenStream stream;
-  stream.tokens.push_back(bos_id);
+  if (bos) stream.tokens.push_back(*bos);
   const std::vector<int> ids = tokenizer.encode(text);
   stream.tokens.insert(stream.tokens.end(), ids.begin(), ids.end());
   return stream;
@@ -27,7 +32,8 @@ TokenStream bos_then_text(const Tokenizer& tokenizer, const std::string& text, i
 
 }  // namespace
 
-TokenStream tinystories_half(const Tokenizer& tokenizer, const fs::path& path, int bos_id, TinyStoriesHalf half) {
+TokenStream tinystories_half(const Tokenizer& tokenizer, const fs::path& path, OptionalBos bos,
+                             TinyStoriesHalf half) {
   const std::string text = read_text_file(path);
   const std::vector<std::string_view> stories = split(text, kStorySeparator);
   SERQ_CHECK(stories.size() > kWholeStories, "{}: {} stories separated by {}, but the protocol needs {} whole stories "
@@ -39,16 +45,16 @@ TokenStream tinystories_half(const Tokenizer& tokenizer, const fs::path& path, i
 
   TokenStream stream;
   stream.name = calibration ? "tinystories-calib" : "tinystories-eval";
-  stream.bos_policy = "BOS before each story";
+  stream.bos_policy = bos ? "BOS before each story" : "no BOS (the tokenizer adds none)";
   for (std::size_t s = first; s < last; ++s) {
-    stream.tokens.push_back(bos_id);
+    if (bos) stream.tokens.push_back(*bos);
     const std::vector<int> ids = tokenizer.encode(python_strip(stories[s]));
     stream.tokens.insert(stream.tokens.end(), ids.begin(), ids.end());
   }
   return stream;
 }
 
-TokenStream wikitext2(const Tokenizer& tokenizer, const fs::path& hf_rows_json, int bos_id) {
+TokenStream wikitext2(const Tokenizer& tokenizer, const fs::path& hf_rows_json, OptionalBos bos) {
   nlohmann::json rows;
   try {
     rows = nlohmann::json::parse(read_text_file(hf_rows_json));
@@ -64,13 +70,14 @@ TokenStream wikitext2(const Tokenizer& tokenizer, const fs::path& hf_rows_json, 
     if (r > 0) joined += "\n\n";
     joined += rows[r].get_ref<const std::string&>();
   }
-  TokenStream stream = bos_then_text(tokenizer, joined, bos_id, hf_rows_json);
+  TokenStream stream = bos_then_text(tokenizer, joined, bos, hf_rows_json);
   stream.name = "wikitext2";
-  stream.bos_policy = "one BOS, then the test rows joined with \"\\n\\n\" (GPTQ style)";
+  stream.bos_policy = bos_then(bos, "the test rows joined with \"\\n\\n\" (GPTQ style)");
+  stream.partial_window = PartialWindow::drop;
   return stream;
 }
 
-TokenStream ptb(const Tokenizer& tokenizer, const fs::path& path, int bos_id) {
+TokenStream ptb(const Tokenizer& tokenizer, const fs::path& path, OptionalBos bos) {
   const std::string text = read_text_file(path);
   const std::vector<std::string_view> lines = split_lines(text);
   std::string joined;
@@ -78,16 +85,17 @@ TokenStream ptb(const Tokenizer& tokenizer, const fs::path& path, int bos_id) {
     if (i > 0) joined += ' ';
     joined += python_strip(lines[i]);
   }
-  TokenStream stream = bos_then_text(tokenizer, joined, bos_id, path);
+  TokenStream stream = bos_then_text(tokenizer, joined, bos, path);
   stream.name = "ptb";
-  stream.bos_policy = "one BOS, then the test sentences stripped and joined with \" \" (GPTQ style)";
+  stream.bos_policy = bos_then(bos, "the test sentences stripped and joined with \" \" (GPTQ style)");
+  stream.partial_window = PartialWindow::drop;
   return stream;
 }
 
-TokenStream plain_text(const Tokenizer& tokenizer, const fs::path& path, int bos_id) {
-  TokenStream stream = bos_then_text(tokenizer, read_text_file(path), bos_id, path);
+TokenStream plain_text(const Tokenizer& tokenizer, const fs::path& path, OptionalBos bos) {
+  TokenStream stream = bos_then_text(tokenizer, read_text_file(path), bos, path);
   stream.name = path.string();
-  stream.bos_policy = "one BOS before the whole file";
+  stream.bos_policy = bos ? "one BOS before the whole file" : "no BOS (the tokenizer adds none) before the file";
   return stream;
 }
 
@@ -95,22 +103,24 @@ fs::path dataset_file(std::string_view name_or_path, const fs::path& assets_root
   const fs::path tinystories = assets_root / "data/text/tinystories/TinyStories-train.head2MiB.txt";
   const fs::path path = name_or_path == "tinystories-eval" || name_or_path == "tinystories-calib" ? tinystories
                         : name_or_path == "wikitext2" ? assets_root / "data/text/wikitext2/wiki.test.hf_rows.json"
+                        : name_or_path == "wikitext2-valid" ? assets_root / "data/text/wikitext2/wiki.valid.tokens"
                         : name_or_path == "ptb"       ? assets_root / "data/text/ptb/ptb.test.txt"
                                                       : fs::path(name_or_path);
   SERQ_CHECK(fs::is_regular_file(path), "eval.dataset: {} does not exist; use one of tinystories-eval, "
-             "tinystories-calib, wikitext2, ptb or a text file path", path.string());
+             "tinystories-calib, wikitext2, wikitext2-valid, ptb or a text file path", path.string());
   return path;
 }
 
-TokenStream load_dataset(std::string_view name_or_path, const Tokenizer& tokenizer, int bos_id,
+TokenStream load_dataset(std::string_view name_or_path, const Tokenizer& tokenizer, OptionalBos bos,
                          const fs::path& assets_root) {
   const fs::path path = dataset_file(name_or_path, assets_root);
-  if (name_or_path == "tinystories-eval") return tinystories_half(tokenizer, path, bos_id, TinyStoriesHalf::evaluation);
-  if (name_or_path == "tinystories-calib")
-    return tinystories_half(tokenizer, path, bos_id, TinyStoriesHalf::calibration);
-  if (name_or_path == "wikitext2") return wikitext2(tokenizer, path, bos_id);
-  if (name_or_path == "ptb") return ptb(tokenizer, path, bos_id);
-  return plain_text(tokenizer, path, bos_id);
+  if (name_or_path == "tinystories-eval") return tinystories_half(tokenizer, path, bos, TinyStoriesHalf::evaluation);
+  if (name_or_path == "tinystories-calib") return tinystories_half(tokenizer, path, bos, TinyStoriesHalf::calibration);
+  if (name_or_path == "wikitext2") return wikitext2(tokenizer, path, bos);
+  if (name_or_path == "ptb") return ptb(tokenizer, path, bos);
+  TokenStream stream = plain_text(tokenizer, path, bos);
+  if (name_or_path == "wikitext2-valid") stream.name = "wikitext2-valid";
+  return stream;
 }
 
 }  // namespace serq

@@ -12,7 +12,8 @@ std::vector<std::span<const int>> eval_windows(const TokenStream& stream, int se
   const std::span<const int> tokens(stream.tokens);
   const std::size_t window = static_cast<std::size_t>(seq_len);
   std::vector<std::span<const int>> windows;
-  for (std::size_t begin = 0; begin + 2 <= tokens.size(); begin += window) {
+  const std::size_t least = stream.partial_window == PartialWindow::drop ? window : 2;
+  for (std::size_t begin = 0; begin + least <= tokens.size(); begin += window) {
     if (max_windows > 0 && windows.size() == static_cast<std::size_t>(max_windows)) break;
     windows.push_back(tokens.subspan(begin, std::min(window, tokens.size() - begin)));
   }

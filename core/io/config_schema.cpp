@@ -35,13 +35,14 @@ std::vector<KeySpec> make_schema() {
 
       {.path = "model.path",
        .type = ValueType::string,
-       .doc = "Hugging Face model directory or llama2.c .bin checkpoint; ${VAR} is expanded",
+       .doc = "Hugging Face model directory, GGUF file or llama2.c .bin checkpoint; ${VAR} is expanded",
        .default_kind = DefaultKind::required,
        .expand_env = true,
        .check = StringCheck::existing_path},
       {.path = "model.tokenizer",
        .type = ValueType::string,
-       .doc = "sentencepiece .model file; \"\" finds the one beside the model; ${VAR} is expanded",
+       .doc = "sentencepiece .model, tokenizer.json or .gguf file; \"\" = the GGUF itself, or tokenizer.model "
+              "(else tokenizer.json) in the model directory, or the one .model beside a .bin; ${VAR} is expanded",
        .default_value = std::string{},
        .expand_env = true},
 
@@ -175,11 +176,17 @@ std::vector<KeySpec> make_schema() {
        .doc = "seed of the calibration offsets",
        .default_value = Int{0},
        .min = 0},
+      {.path = "calib.sampling",
+       .type = ValueType::choice,
+       .doc = "random: GPTQ-style seeded offsets; consecutive: the first calib.samples windows of the text",
+       .default_value = std::string{"random"},
+       .choices = {"random", "consecutive"}},
 
       {.path = "eval.dataset",
        .type = ValueType::string,
-       .doc = "tinystories-eval, tinystories-calib, wikitext2 and ptb (GPTQ protocol: one BOS, rows joined), or a "
-              "text file path (one BOS, then the file); ${VAR} is expanded",
+       .doc = "tinystories-eval, tinystories-calib, wikitext2 and ptb (GPTQ protocol: rows joined, full windows "
+              "only), wikitext2-valid (wiki.valid.tokens), or a text file path; BOS as the tokenizer says; ${VAR} "
+              "is expanded",
        .default_value = std::string{"tinystories-eval"},
        .expand_env = true},
       {.path = "eval.seq_len",
@@ -219,9 +226,11 @@ std::vector<KeySpec> make_schema() {
        .default_value = Int{0},
        .min = 0},
       {.path = "eval.task_bos",
-       .type = ValueType::boolean,
-       .doc = "put BOS before every zero-shot request (what lm-eval does with a LLaMA tokenizer's defaults)",
-       .default_value = true},
+       .type = ValueType::choice,
+       .doc = "BOS before every zero-shot request: tokenizer (where the tokenizer adds BOS: sentencepiece LLaMA "
+              "yes, SmolLM2 no), always, never",
+       .default_value = std::string{"tokenizer"},
+       .choices = {"tokenizer", "always", "never"}},
       {.path = "eval.bad_lines",
        .type = ValueType::choice,
        .doc = "a malformed line in a task file: error (stop, naming file:line) or skip (leave it out, counted)",

@@ -14,16 +14,14 @@
 #include <string_view>
 #include <vector>
 
+#include "core/common/half.h"  // bf16_to_f32, f16_to_f32
+
 namespace serq {
 
 enum class DType { F32, F16, BF16 };
 
 const char* dtype_name(DType dtype);  // "F32", "F16", "BF16", as the header spells them
 std::size_t dtype_size(DType dtype);  // bytes per element
-
-// Exact conversions of the 16-bit formats (subnormals, infinities and NaNs included).
-float bf16_to_f32(std::uint16_t bits);
-float f16_to_f32(std::uint16_t bits);
 
 struct TensorInfo {
   std::string name;

@@ -2,19 +2,23 @@
 #include "core/model/loader.h"
 
 #include "core/common/error.h"
+#include "core/io/gguf.h"
+#include "core/model/load_gguf.h"
 #include "core/model/load_hf.h"
 #include "core/model/load_llama2c.h"
 
 namespace serq {
-
 Model load_model(const std::filesystem::path& path) {
   std::error_code ec;
   const std::filesystem::file_status status = std::filesystem::status(path, ec);
   SERQ_CHECK(std::filesystem::exists(status), "model.path: {} does not exist", path.string());
   if (std::filesystem::is_directory(status)) return load_hf(path);
-  if (std::filesystem::is_regular_file(status) && path.extension() == ".bin") return load_llama2c(path);
-  fail("model.path: {} is neither a Hugging Face model directory (config.json + model.safetensors) nor a llama2.c "
-       ".bin checkpoint; point it at one of these", path.string());
+  if (std::filesystem::is_regular_file(status)) {
+    if (path.extension() == ".gguf" || is_gguf_file(path)) return load_gguf(path);
+    if (path.extension() == ".bin") return load_llama2c(path);
+  }
+  fail("model.path: {} is neither a Hugging Face model directory (config.json + model.safetensors), a GGUF file nor "
+       "a llama2.c .bin checkpoint; point it at one of these", path.string());
 }
 
 }  // namespace serq

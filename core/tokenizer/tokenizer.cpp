@@ -1,83 +1,50 @@
-// Tokenizer over libsentencepiece; every failing sentencepiece status becomes a serq::Error naming the model file.
+// The explicit list of tokenizer formats, and the choice among them from the file.
 #include "core/tokenizer/tokenizer.h"
 
-#include <sentencepiece_processor.h>
-
-#include <string_view>
+#include <array>
 
 #include "core/common/error.h"
+#include "core/io/gguf.h"
+#include "core/tokenizer/bpe_sources.h"
+#include "core/tokenizer/byte_level_bpe.h"
+#include "core/tokenizer/sentencepiece_tokenizer.h"
 
 namespace serq {
 namespace {
 
-constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // U+2581 '▁', sentencepiece's word-boundary mark
+namespace fs = std::filesystem;
 
-std::string replace_space_markers(std::string_view piece) {
-  std::string text;
-  for (std::size_t at = 0; at < piece.size();) {
-    if (piece.substr(at).starts_with(kSpaceMarker)) {
-      text += ' ';
-      at += kSpaceMarker.size();
-    } else {
-      text += piece[at++];
-    }
-  }
-  return text;
-}
+struct TokenizerFormat {
+  const char* name;
+  bool (*recognizes)(const fs::path&);
+  std::unique_ptr<TokenizerModel> (*load)(const fs::path&);
+};
 
-// The byte a byte-fallback piece "<0xXX>" stands for.
-char byte_of_piece(const std::string& piece, const std::filesystem::path& file) {
-  SERQ_CHECK(piece.size() == 6 && piece.starts_with("<0x") && piece.ends_with(">"),
-             "{}: byte piece '{}' is not of the form <0xXX>; the tokenizer model is malformed, re-fetch it",
-             file.string(), piece);
-  return static_cast<char>(std::stoi(piece.substr(3, 2), nullptr, 16));
-}
+// Tried in order; the last recognizes every file, so that a wrong file gets sentencepiece's own error.
+const std::array<TokenizerFormat, 3> kFormats = {{
+    {"gguf (byte-level BPE from tokenizer.ggml.*)", is_gguf_file,
+     [](const fs::path& f) -> std::unique_ptr<TokenizerModel> {
+       return std::make_unique<ByteLevelBpe>(bpe_from_gguf(GgufFile::open(f)));
+     }},
+    {"tokenizer.json (Hugging Face byte-level BPE)", [](const fs::path& f) { return f.extension() == ".json"; },
+     [](const fs::path& f) -> std::unique_ptr<TokenizerModel> {
+       return std::make_unique<ByteLevelBpe>(bpe_from_tokenizer_json(f));
+     }},
+    {"sentencepiece .model", [](const fs::path&) { return true; },
+     [](const fs::path& f) -> std::unique_ptr<TokenizerModel> { return std::make_unique<SentencePieceTokenizer>(f); }},
+}};
 
 }  // namespace
 
-Tokenizer::Tokenizer(std::unique_ptr<sentencepiece::SentencePieceProcessor> processor, std::filesystem::path file)
-    : processor_(std::move(processor)), file_(std::move(file)) {}
-Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
-Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
-Tokenizer::~Tokenizer() = default;
+Tokenizer::Tokenizer(std::unique_ptr<TokenizerModel> model) : model_(std::move(model)) {}
 
-Tokenizer Tokenizer::load(const std::filesystem::path& model_file) {
-  SERQ_CHECK(std::filesystem::is_regular_file(model_file),
-             "{}: tokenizer file does not exist; point model.tokenizer at a sentencepiece .model file",
-             model_file.string());
-  auto processor = std::make_unique<sentencepiece::SentencePieceProcessor>();
-  const auto status = processor->Load(model_file.string());
-  SERQ_CHECK(status.ok(), "{}: not a sentencepiece model ({}); use the tokenizer.model that came with the checkpoint",
-             model_file.string(), status.ToString());
-  return Tokenizer(std::move(processor), model_file);
-}
-
-std::vector<int> Tokenizer::encode(std::string_view text) const {
-  std::vector<int> ids;
-  const auto status = processor_->Encode(text, &ids);
-  SERQ_CHECK(status.ok(), "{}: sentencepiece could not encode {} bytes of text ({})", file_.string(), text.size(),
-             status.ToString());
-  return ids;
-}
-
-std::string Tokenizer::decode(const std::vector<int>& tokens) const {
-  std::string text;
-  const auto status = processor_->Decode(tokens, &text);
-  SERQ_CHECK(status.ok(), "{}: sentencepiece could not decode {} tokens ({}); are the ids from this tokenizer?",
-             file_.string(), tokens.size(), status.ToString());
-  return text;
-}
-
-int Tokenizer::vocab_size() const { return processor_->GetPieceSize(); }
-
-std::string Tokenizer::piece_text(int prev_token, int token, int bos_id) const {
-  SERQ_CHECK(token >= 0 && token < vocab_size(), "{}: token id {} is outside the vocabulary 0..{}; the tokenizer "
-             "does not match the model", file_.string(), token, vocab_size() - 1);
-  const std::string& piece = processor_->IdToPiece(token);
-  if (processor_->IsByte(token)) return std::string(1, byte_of_piece(piece, file_));
-  std::string text = replace_space_markers(piece);
-  if (prev_token == bos_id && text.starts_with(' ')) text.erase(0, 1);
-  return text;
+Tokenizer Tokenizer::load(const fs::path& file) {
+  SERQ_CHECK(fs::is_regular_file(file), "{}: tokenizer file does not exist; point model.tokenizer at a sentencepiece "
+             ".model, a tokenizer.json or a .gguf file", file.string());
+  for (const TokenizerFormat& format : kFormats) {
+    if (format.recognizes(file)) return Tokenizer(format.load(file));
+  }
+  fail("{}: not a tokenizer file serq reads", file.string());
 }
 
 }  // namespace serq
