@@ -89,6 +89,42 @@ TEST_CASE("serq-run writes an HDF5 record with the resolved config and provenanc
   CHECK(out.err.find("ppl") != std::string::npos);  // the table went to stderr with --json
 }
 
+TEST_CASE("serq-run on SmolLM2's GGUF: its own tokenizer, no BOS, full windows only, recorded in the result file") {
+  const auto dir = test::scratch_dir("serq_run_smollm2");
+  const auto config = write_config(dir, R"(experiment:
+  name: smollm2
+model:
+  path: ${SERQ_ASSETS}/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf
+quant:
+  method: serq
+  group_size: 64
+  rank: 8
+calib:
+  dataset: wikitext2-valid
+  samples: 2
+  seq_len: 128
+  sampling: consecutive
+eval:
+  dataset: wikitext2
+  seq_len: 128
+  max_windows: 2
+  layer_error_samples: 0
+)");
+  const Output out = serq_run(config.string() + " --json --quiet --out " + (dir / "results").string(), dir);
+  INFO("stderr: " << out.err);
+  REQUIRE(out.status == 0);
+  const auto json = nlohmann::json::parse(out.out.substr(0, out.out.find('\n')));
+  CHECK(json["tokens"] == 2 * 127);
+  CHECK(json["ppl"].get<double>() > 1.0);
+  const RunRecord record = read_run_record(json["result_file"].get<std::string>());
+  CHECK(record.info.at("model_source").starts_with("gguf-v3 F32+Q4_1+Q8_0 "));
+  CHECK(record.info.at("tokenizer").starts_with("byte-level BPE (49152 tokens, 48900 merges, 17 special, "
+                                                "pre-tokenizer smollm, no BOS added) gguf "));
+  CHECK(record.info.at("bos_policy").starts_with("no BOS (the tokenizer adds none)"));
+  CHECK(record.info.at("window_convention") == "full windows only (GPTQ: numel // seq_len)");
+  CHECK(record.config_yaml.find("sampling: \"consecutive\"") != std::string::npos);
+}
+
 TEST_CASE("serq-run --dry-run lists every sweep point with a distinct run id") {
   const auto dir = test::scratch_dir("serq_run_dry");
   const Output out = serq_run(std::string(SERQ_SOURCE_DIR) + "/configs/w4a4_llama.yaml --dry-run", dir);
@@ -96,7 +132,7 @@ TEST_CASE("serq-run --dry-run lists every sweep point with a distinct run id") {
   std::istringstream lines(out.out);
   std::vector<std::string> ids;
   for (std::string line; std::getline(lines, line);) ids.push_back(line.substr(0, line.find(' ')));
-  REQUIRE(ids.size() == 6);  // fp, rtn, smoothquant, l2qer, quarot, serq
+  REQUIRE(ids.size() == 8);  // fp, rtn, smoothquant, l2qer, quarot, gptq, serq, serq (GPTQ)
   CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == ids.size());
 }
 

@@ -172,11 +172,11 @@ void check_kill_and_resume(const std::string& name, const std::filesystem::path&
 }  // namespace
 
 TEST_CASE("the rank-ablation sweep killed (SIGKILL) in the middle resumes with nothing lost or duplicated", "[sweep]") {
-  // configs/ablation_rank.yaml as shipped (20 points: rank × format × weight quantizer), on fewer windows.
+  // configs/ablation_rank_stories.yaml as shipped (20 points: rank × format × weight quantizer), on fewer windows.
   const std::vector<std::string> small = {"--set", "eval.max_windows=4", "--set", "eval.seq_len=128",
                                           "--set", "calib.samples=8", "--set", "calib.seq_len=128",
                                           "--set", "eval.layer_error_samples=1"};
-  check_kill_and_resume("sweep_sigkill", std::string(SERQ_SOURCE_DIR) + "/configs/ablation_rank.yaml", small, 20,
+  check_kill_and_resume("sweep_sigkill", std::string(SERQ_SOURCE_DIR) + "/configs/ablation_rank_stories.yaml", small, 20,
                         SIGKILL);
 }
 

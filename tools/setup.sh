@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs serq's Debian 12 dependencies (idempotent: apt-get runs only when a package is missing) and builds
-# serq in ./build (Release). Usage: tools/setup.sh [EXTRA_PACKAGE...]   — run as root or with sudo available; extra
+# serq in ./build (Release), after fetching the main job's model where the assets lack it (tools/fetch_assets.sh). Usage: tools/setup.sh [EXTRA_PACKAGE...]   — run as root or with sudo available; extra
 # Debian packages (e.g. the test suite's slurm-wlm munge) are installed the same way. The Python packages are for
 # the table and plot tools (tools/serq_table.py, tools/serq_plot.py).
 set -euo pipefail
@@ -19,6 +19,8 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+tools/fetch_assets.sh  # the main job's model, when ${SERQ_ASSETS:-../shared} lacks it
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh slurm-wlm munge  # a real SLURM for the cluster test (tests/slurm), which skips without it
 
-# File parsers (safetensors, checkpoints, configs, result files, task files: JSONL and bzip2) under the sanitizers.
-sanitized=(test_safetensors test_loaders test_config test_result_file test_tasks)
+# File parsers (safetensors, GGUF, checkpoints, tokenizers, configs, result files, task files: JSONL and bzip2) under
+# the sanitizers.
+sanitized=(test_safetensors test_gguf test_loaders test_bpe_tokenizer test_config test_result_file test_tasks)
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSERQ_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)" --target "${sanitized[@]}"
 for t in "${sanitized[@]}"; do

@@ -13,7 +13,17 @@ namespace serq {
 
 std::filesystem::path assets_root() {
   if (const char* env = std::getenv("SERQ_ASSETS"); env && *env) return env;
-  return std::filesystem::path(SERQ_DEFAULT_SOURCE_DIR) / ".." / "shared";
+  const std::filesystem::path shared = std::filesystem::path(SERQ_DEFAULT_SOURCE_DIR) / ".." / "shared";
+  std::error_code error;
+  if (std::filesystem::is_directory(shared, error)) return shared;
+  return asset_cache_dir();
+}
+
+std::filesystem::path asset_cache_dir() {
+  if (const char* env = std::getenv("SERQ_CACHE"); env && *env) return env;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / "serq/assets";
+  const char* home = std::getenv("HOME");
+  return std::filesystem::path(home && *home ? home : ".") / ".cache/serq/assets";
 }
 
 std::string expand_env(const std::string& text) {

@@ -2,19 +2,12 @@
 // tensors through ggml_types.
 #include "core/io/gguf.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <utility>
 
 #include "core/common/error.h"
 
@@ -175,20 +168,9 @@ GgufFile GgufFile::open(const std::filesystem::path& path) {
   file.path_ = path;
   const std::string where = path.string();
 
-  const int fd = ::open(where.c_str(), O_RDONLY | O_CLOEXEC);
-  SERQ_CHECK(fd >= 0, "{}: cannot open ({}); check model.path", where, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size == 0) {
-    ::close(fd);
-    fail("{}: the file is empty or cannot be read ({})", where, kTruncatedHint);
-  }
-  void* map = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  SERQ_CHECK(map != MAP_FAILED, "{}: cannot map the file ({})", where, std::strerror(errno));
-  file.map_ = static_cast<const std::byte*>(map);
-  file.map_size_ = static_cast<std::size_t>(st.st_size);
-
-  Cursor in(file.map_, file.map_size_, where);
+  file.map_ = MappedFile::open(path);
+  const std::size_t size = file.map_.size();
+  Cursor in(file.map_.data(), size, where);
   const auto magic = in.read<std::uint32_t>("the header");
   SERQ_CHECK(magic == kMagic, "{}: not a GGUF file (its first bytes are not 'GGUF'); point model.path at a .gguf "
              "checkpoint", where);
@@ -197,9 +179,9 @@ GgufFile GgufFile::open(const std::filesystem::path& path) {
              "(re-convert it with a current llama.cpp)", where, file.version_);
   const auto n_tensors = in.read<std::uint64_t>("the header");
   const auto n_metadata = in.read<std::uint64_t>("the header");
-  SERQ_CHECK(n_tensors <= file.map_size_ && n_metadata <= file.map_size_, "{}: the header claims {} tensors and {} "
+  SERQ_CHECK(n_tensors <= size && n_metadata <= size, "{}: the header claims {} tensors and {} "
              "metadata entries, more than the file's {} bytes can hold (corrupted file? re-fetch it)", where,
-             n_tensors, n_metadata, file.map_size_);
+             n_tensors, n_metadata, size);
 
   for (std::uint64_t i = 0; i < n_metadata; ++i) {
     std::string key = in.read_string("a metadata key");
@@ -255,39 +237,13 @@ GgufFile GgufFile::open(const std::filesystem::path& path) {
 
   const std::uint64_t header_end = in.position();
   file.data_start_ = (header_end + file.alignment_ - 1) / file.alignment_ * file.alignment_;
-  const std::uint64_t data_bytes = file.map_size_ >= file.data_start_ ? file.map_size_ - file.data_start_ : 0;
+  const std::uint64_t data_bytes = size >= file.data_start_ ? size - file.data_start_ : 0;
   for (const GgufTensorInfo& info : file.tensors_) {
     SERQ_CHECK(info.offset <= data_bytes && info.bytes <= data_bytes - info.offset, "{}: tensor '{}' ({} bytes at "
                "data offset {}) runs past the end of the file's {}-byte data region ({})", where, info.name,
                info.bytes, info.offset, data_bytes, kTruncatedHint);
   }
   return file;
-}
-
-GgufFile::GgufFile(GgufFile&& other) noexcept { *this = std::move(other); }
-
-GgufFile& GgufFile::operator=(GgufFile&& other) noexcept {
-  if (this != &other) {
-    unmap();
-    path_ = std::move(other.path_);
-    map_ = std::exchange(other.map_, nullptr);
-    map_size_ = std::exchange(other.map_size_, 0);
-    version_ = other.version_;
-    alignment_ = other.alignment_;
-    data_start_ = other.data_start_;
-    metadata_ = std::move(other.metadata_);
-    tensors_ = std::move(other.tensors_);
-    tensor_index_ = std::move(other.tensor_index_);
-  }
-  return *this;
-}
-
-GgufFile::~GgufFile() { unmap(); }
-
-void GgufFile::unmap() noexcept {
-  if (map_) ::munmap(const_cast<std::byte*>(map_), map_size_);
-  map_ = nullptr;
-  map_size_ = 0;
 }
 
 const GgufTensorInfo* GgufFile::find(std::string_view name) const {
@@ -358,7 +314,7 @@ void GgufFile::read_f32(std::string_view name, std::span<float> out) const {
   SERQ_CHECK(info, "{}: no tensor named '{}' (wrong checkpoint, or an incomplete conversion?)", path_.string(), name);
   SERQ_CHECK(static_cast<std::int64_t>(out.size()) == info->numel(), "{}: tensor '{}' has {} values but {} were "
              "expected", path_.string(), name, info->numel(), out.size());
-  dequantize(info->type, {map_ + data_start_ + info->offset, info->bytes}, out);
+  dequantize(info->type, map_.bytes().subspan(data_start_ + info->offset, info->bytes), out);
   const auto bad = std::ranges::find_if(out, [](float v) { return !std::isfinite(v); });
   SERQ_CHECK(bad == out.end(), "{}: tensor '{}' ({}) holds {} at index {} (a corrupted checkpoint; re-fetch it)",
              path_.string(), name, ggml_type_traits(info->type).name, *bad, bad - out.begin());

@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/common/mapped_file.h"
 #include "core/io/ggml_types.h"
 
 namespace serq {
@@ -57,12 +58,6 @@ class GgufFile {
   // Maps and validates the file; throws serq::Error naming the file and what is wrong with it.
   static GgufFile open(const std::filesystem::path& path);
 
-  GgufFile(GgufFile&& other) noexcept;
-  GgufFile& operator=(GgufFile&& other) noexcept;
-  GgufFile(const GgufFile&) = delete;
-  GgufFile& operator=(const GgufFile&) = delete;
-  ~GgufFile();
-
   const std::filesystem::path& path() const { return path_; }
   std::uint32_t version() const { return version_; }
   std::uint64_t alignment() const { return alignment_; }
@@ -86,12 +81,10 @@ class GgufFile {
 
  private:
   GgufFile() = default;
-  void unmap() noexcept;
   const GgufValue& value_of(std::string_view key, const char* wanted) const;
 
   std::filesystem::path path_;
-  const std::byte* map_ = nullptr;
-  std::size_t map_size_ = 0;
+  MappedFile map_;
   std::uint32_t version_ = 0;
   std::uint64_t alignment_ = 32;
   std::uint64_t data_start_ = 0;

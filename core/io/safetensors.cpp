@@ -1,18 +1,11 @@
 // Safetensors reader: mmap, up-front header validation, and float32 conversion of F32/F16/BF16 tensors.
 #include "core/io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <utility>
 
 #include "core/common/error.h"
 
@@ -111,31 +104,13 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   file.path_ = path;
   const std::string where = path.string();
 
-  const int fd = ::open(where.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    SERQ_CHECK(err != ENOENT, "{}: file not found (check the path, or re-fetch the checkpoint)", where);
-    fail("{}: cannot open ({})", where, std::strerror(err));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("{}: not a regular file (point at the .safetensors file itself)", where);
-  }
-  const auto size = static_cast<std::uint64_t>(st.st_size);
-  if (size < 8) {
-    ::close(fd);
-    fail("{}: the file has {} bytes, fewer than the 8-byte header length ({})", where, size, kTruncatedHint);
-  }
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_errno = errno;
-  ::close(fd);
-  SERQ_CHECK(map != MAP_FAILED, "{}: cannot memory-map ({})", where, std::strerror(map_errno));
-  file.map_ = static_cast<const std::byte*>(map);
-  file.map_size_ = size;
+  file.map_ = MappedFile::open(path);
+  const std::uint64_t size = file.map_.size();
+  SERQ_CHECK(size >= 8, "{}: the file has {} bytes, fewer than the 8-byte header length ({})", where, size,
+             kTruncatedHint);
 
   std::uint64_t header_bytes = 0;
-  std::memcpy(&header_bytes, file.map_, 8);
+  std::memcpy(&header_bytes, file.map_.data(), 8);
   SERQ_CHECK(header_bytes <= kMaxHeaderBytes,
              "{}: header length {} is absurd (the format allows at most {} bytes): not a safetensors file, or "
              "corrupted; re-fetch it", where, header_bytes, kMaxHeaderBytes);
@@ -143,7 +118,7 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
              where, header_bytes, size, kTruncatedHint);
   file.data_start_ = 8 + header_bytes;
 
-  const char* text = reinterpret_cast<const char*>(file.map_ + 8);
+  const char* text = reinterpret_cast<const char*>(file.map_.data() + 8);
   const nlohmann::json header = nlohmann::json::parse(text, text + header_bytes, nullptr, /*allow_exceptions=*/false);
   SERQ_CHECK(!header.is_discarded(), "{}: the {}-byte header is not valid JSON (not a safetensors file, or "
              "corrupted; re-fetch it)", where, header_bytes);
@@ -158,33 +133,6 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   return file;
 }
 
-SafetensorsFile::SafetensorsFile(SafetensorsFile&& other) noexcept
-    : path_(std::move(other.path_)),
-      map_(std::exchange(other.map_, nullptr)),
-      map_size_(std::exchange(other.map_size_, 0)),
-      data_start_(other.data_start_),
-      tensors_(std::move(other.tensors_)) {}
-
-SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& other) noexcept {
-  if (this != &other) {
-    unmap();
-    path_ = std::move(other.path_);
-    map_ = std::exchange(other.map_, nullptr);
-    map_size_ = std::exchange(other.map_size_, 0);
-    data_start_ = other.data_start_;
-    tensors_ = std::move(other.tensors_);
-  }
-  return *this;
-}
-
-SafetensorsFile::~SafetensorsFile() { unmap(); }
-
-void SafetensorsFile::unmap() noexcept {
-  if (map_) ::munmap(const_cast<std::byte*>(map_), map_size_);
-  map_ = nullptr;
-  map_size_ = 0;
-}
-
 const TensorInfo* SafetensorsFile::find(std::string_view name) const {
   const auto it = std::ranges::lower_bound(tensors_, name, {}, &TensorInfo::name);
   return it != tensors_.end() && it->name == name ? &*it : nullptr;
@@ -196,7 +144,7 @@ void SafetensorsFile::read_f32(std::string_view name, std::span<float> out) cons
   SERQ_CHECK(static_cast<std::int64_t>(out.size()) == info->numel(),
              "{}: tensor '{}' has {} values but {} were expected", path_.string(), name, info->numel(), out.size());
 
-  const std::byte* src = map_ + data_start_ + info->begin;
+  const std::byte* src = map_.data() + data_start_ + info->begin;
   if (info->dtype == DType::F32) {
     std::memcpy(out.data(), src, out.size() * sizeof(float));
   } else {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/common/half.h"  // bf16_to_f32, f16_to_f32
+#include "core/common/mapped_file.h"
 
 namespace serq {
 
@@ -37,12 +38,6 @@ class SafetensorsFile {
   // Maps the file and validates the header; throws serq::Error naming the file (and tensor) at fault.
   static SafetensorsFile open(const std::filesystem::path& path);
 
-  SafetensorsFile(SafetensorsFile&& other) noexcept;
-  SafetensorsFile& operator=(SafetensorsFile&& other) noexcept;
-  SafetensorsFile(const SafetensorsFile&) = delete;
-  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
-  ~SafetensorsFile();
-
   const std::filesystem::path& path() const { return path_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }  // sorted by name
   const TensorInfo* find(std::string_view name) const;                // nullptr when absent
@@ -53,11 +48,9 @@ class SafetensorsFile {
 
  private:
   SafetensorsFile() = default;
-  void unmap() noexcept;
 
   std::filesystem::path path_;
-  const std::byte* map_ = nullptr;
-  std::size_t map_size_ = 0;
+  MappedFile map_;
   std::size_t data_start_ = 0;  // 8 + N
   std::vector<TensorInfo> tensors_;  // sorted by name
 };
