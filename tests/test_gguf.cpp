@@ -3,6 +3,7 @@
 // metadata mapping, and a one-line error for each kind of broken or unsupported file.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <functional>
@@ -231,6 +232,38 @@ TEST_CASE("gguf: Q6_K by hand: 4 low bits from ql, 2 high bits from qh, signed 8
     const int q = std::array{1, 17, 34, 50}[quarter] - 32;
     const int sc = 8 * half + l / 16 + 2 * quarter - 8;
     return 0.5f * sc * q;
+  }, 256);
+}
+
+TEST_CASE("gguf: by hand, an all-zero block of every quantized type is all zeros, and Q5 blocks take negative scales",
+          "[gguf]") {
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K,
+                        GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    const auto& traits = serq::ggml_type_traits(type);
+    INFO(traits.name);
+    const auto y = dequantize_blocks(type, std::vector<std::uint8_t>(2 * traits.block_bytes));
+    CHECK(std::all_of(y.begin(), y.end(), [](float v) { return v == 0.0f; }));  // d = 0 (and dmin = 0)
+  }
+  // Q5_0 with d = −0.5, every q = 31 (nibbles 15, all fifth bits set): x = (31 − 16)·(−0.5) = −7.5.
+  std::vector<std::uint8_t> a(22, 0xFF);
+  put_half(a, 0, kHalfMinusHalf);
+  check_values(dequantize_blocks(GgmlType::Q5_0, a), 0, [](int) { return -7.5f; }, 32);
+  // Q5_1 with d = −1 and m = 2, every q = 16 (nibbles 0, fifth bits set): x = 16·(−1) + 2 = −14.
+  std::vector<std::uint8_t> b(24, 0x00);
+  put_half(b, 0, kHalfMinusOne);
+  put_half(b, 2, kHalfTwo);
+  b[4] = b[5] = b[6] = b[7] = 0xFF;
+  check_values(dequantize_blocks(GgmlType::Q5_1, b), 0, [](int) { return -14.0f; }, 32);
+  // Q5_K with d = −1, dmin = 0.5, the k4_scales() scales and mins, qs 0x21 and no fifth bits: q = 1 (even
+  // sub-blocks), 2 (odd): x = −sc·q − 0.5·m.
+  std::vector<std::uint8_t> c(176);
+  put_half(c, 0, kHalfMinusOne);
+  put_half(c, 2, kHalfHalf);
+  const auto scales = k4_scales();
+  std::copy(scales.begin(), scales.end(), c.begin() + 4);
+  for (int k = 0; k < 128; ++k) c[48 + k] = 0x21;
+  check_values(dequantize_blocks(GgmlType::Q5_K, c), 0, [](int i) {
+    return -1.0f * k4_scale(i / 32) * ((i / 32) % 2 == 0 ? 1 : 2) - 0.5f * k4_min(i / 32);
   }, 256);
 }
 
