@@ -189,7 +189,10 @@ int run(const Options& options) {
     resolve_tokenizer(config->get_string("model.path"), config->get_string("model.tokenizer"));
   }
   AssetCache assets(std::filesystem::path(options.out) / "calibration-cache");
-  for (const ResolvedConfig* config : runs) load_tasks(*config, assets);  // read once here, reused by the runs
+  for (const ResolvedConfig* config : runs) {  // read once here, reused by the runs
+    assets.tokenizer(resolve_tokenizer(config->get_string("model.path"), config->get_string("model.tokenizer")));
+    load_tasks(*config, assets);
+  }
   std::FILE* table_stream = options.json ? stderr : stdout;
   const std::filesystem::path results = std::filesystem::path(options.out) / plan.experiment;
   std::vector<FinishedRun> finished;

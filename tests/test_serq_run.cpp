@@ -125,6 +125,18 @@ eval:
   CHECK(record.config_yaml.find("sampling: \"consecutive\"") != std::string::npos);
 }
 
+TEST_CASE("serq-run: a tokenizer it cannot read fails in one line before any run starts") {
+  const auto dir = test::scratch_dir("serq_run_bad_tokenizer");
+  std::ofstream(dir / "tokenizer.json") << R"({"model": {"type": "Unigram", "vocab": []}})";
+  std::string yaml = kSmallRun;
+  const std::string path_line = "  path: ${SERQ_ASSETS}/models/stories260K-hf\n";
+  yaml.insert(yaml.find(path_line) + path_line.size(), "  tokenizer: " + (dir / "tokenizer.json").string() + "\n");
+  const auto config = write_config(dir, yaml);
+  const Output out = serq_run(config.string() + " --out " + (dir / "results").string(), dir);
+  check_one_line_error(out, {(dir / "tokenizer.json").string(), "model.type is 'Unigram'"});
+  CHECK(out.err.find("[1/1]") == std::string::npos);
+}
+
 TEST_CASE("serq-run --dry-run lists every sweep point with a distinct run id") {
   const auto dir = test::scratch_dir("serq_run_dry");
   const Output out = serq_run(std::string(SERQ_SOURCE_DIR) + "/configs/w4a4_llama.yaml --dry-run", dir);
