@@ -42,9 +42,7 @@ class TensorReader {
     SERQ_CHECK(info->ne == ne, "{}: tensor '{}' has ne [{}] but the metadata implies [{}] (the metadata and the "
                "weights disagree; re-convert the model)", file_.path().string(), name, fmt::join(info->ne, ", "),
                fmt::join(ne, ", "));
-    std::int64_t n = 1;
-    for (std::int64_t d : ne) n *= d;
-    file_.read_f32(name, {out, static_cast<std::size_t>(n)});
+    file_.read_f32(name, {out, static_cast<std::size_t>(info->numel())});
     types_.insert(ggml_type_traits(info->type).name);
     used_.insert(name);
   }

@@ -129,14 +129,15 @@ ByteLevelBpe::ByteLevelBpe(BpeDefinition definition) : definition_(std::move(def
 }
 
 void ByteLevelBpe::encode_piece(std::string_view piece, std::vector<int>& out) const {
+  std::string key(piece);
   {
     std::lock_guard lock(cache_mutex_);
-    if (const auto hit = cache_.find(std::string(piece)); hit != cache_.end()) {
+    if (const auto hit = cache_.find(key); hit != cache_.end()) {
       out.insert(out.end(), hit->second.begin(), hit->second.end());
       return;
     }
   }
-  if (const auto whole = whole_pieces_.find(std::string(piece)); whole != whole_pieces_.end()) {
+  if (const auto whole = whole_pieces_.find(key); whole != whole_pieces_.end()) {
     out.push_back(whole->second);
     return;
   }
@@ -163,7 +164,7 @@ void ByteLevelBpe::encode_piece(std::string_view piece, std::vector<int>& out) c
   }
   out.insert(out.end(), symbols.begin(), symbols.end());
   std::lock_guard lock(cache_mutex_);
-  cache_.emplace(std::string(piece), std::move(symbols));
+  cache_.emplace(std::move(key), std::move(symbols));
 }
 
 std::vector<int> ByteLevelBpe::encode(std::string_view text) const {
