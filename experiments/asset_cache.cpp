@@ -23,6 +23,7 @@ Model AssetCache::fresh_model(const std::filesystem::path& path, double* load_se
   if (pristine_ && model_path_ == path) {
     model = *pristine_;
   } else {
+    kld_reference_.reset();
     pristine_.reset();
     model = load_model(path);
     if (2 * model_bytes(model.config) < available_memory_bytes()) {
@@ -36,6 +37,13 @@ Model AssetCache::fresh_model(const std::filesystem::path& path, double* load_se
 
 const Model* AssetCache::full_precision(const std::filesystem::path& path) const {
   return pristine_ && model_path_ == path ? pristine_.get() : nullptr;
+}
+
+KldReference* AssetCache::kld_reference(const std::filesystem::path& path) {
+  const Model* model = full_precision(path);
+  if (!model) return nullptr;
+  if (!kld_reference_) kld_reference_ = std::make_unique<KldReference>(*model, available_memory_bytes() / 4);
+  return kld_reference_.get();
 }
 
 const Task& AssetCache::task(const std::string& name, BadLinePolicy policy, int limit) {

@@ -12,6 +12,7 @@
 
 #include "core/data/tasks.h"
 #include "core/data/token_stream.h"
+#include "core/eval/kld_reference.h"
 #include "core/model/model.h"
 #include "core/tokenizer/tokenizer.h"
 #include "experiments/calibration_cache.h"
@@ -36,6 +37,10 @@ class AssetCache {
   Model fresh_model(const std::filesystem::path& path, double* load_seconds);
   // The pristine full-precision model of the last fresh_model(path), or nullptr when two copies did not fit.
   const Model* full_precision(const std::filesystem::path& path) const;
+  // The KL divergence reference over that pristine model, shared by the runs of this serq-run so that the
+  // full-precision decoder runs once per evaluation window; nullptr where full_precision(path) is. Its kept hidden
+  // states are bounded by a quarter of the memory available when it is made.
+  KldReference* kld_reference(const std::filesystem::path& path);
   const Tokenizer& tokenizer(const std::filesystem::path& file);
   // The dataset tokenized by the tokenizer; BOS (the model's bos_id) goes in where the tokenizer adds BOS.
   const TokenStream& dataset(const std::string& name_or_path, const std::filesystem::path& tokenizer_file, int bos_id);
@@ -51,6 +56,7 @@ class AssetCache {
   std::filesystem::path calibration_cache_dir_;
   std::filesystem::path model_path_;
   std::unique_ptr<Model> pristine_;
+  std::unique_ptr<KldReference> kld_reference_;  // over *pristine_; reset with it
   std::map<std::filesystem::path, Tokenizer> tokenizers_;
   std::map<std::pair<std::string, std::filesystem::path>, TokenStream> datasets_;
   std::map<std::tuple<std::string, BadLinePolicy, int>, Task> tasks_;

@@ -156,10 +156,10 @@ std::string layer_transforms(const Model& model) {
 }
 
 // The full-precision model that eval.kld compares against, or nullptr when eval.kld is off.
-const Model* kld_reference(const ResolvedConfig& config, const std::filesystem::path& model_path,
-                           const Model& model, const AssetCache& assets) {
+KldReference* kld_reference(const ResolvedConfig& config, const std::filesystem::path& model_path,
+                            const Model& model, AssetCache& assets) {
   if (!config.get_bool("eval.kld")) return nullptr;
-  const Model* reference = assets.full_precision(model_path);
+  KldReference* reference = assets.kld_reference(model_path);
   SERQ_CHECK(reference, "eval.kld: the full-precision model has to stay in memory beside the quantized one "
              "({:.1f} GiB each, {:.1f} GiB available); set eval.kld: false, or run where more memory is free",
              static_cast<double>(model_bytes(model.config)) / (1 << 30),
@@ -231,7 +231,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const TokenStream& stream = assets.dataset(dataset_name, tokenizer_file, model.config.bos_id);
   const auto windows = eval_windows(stream, seq_len, static_cast<int>(config.get_int("eval.max_windows")));
   const std::vector<const Task*> tasks = load_tasks(config, assets);
-  const Model* kld_against = kld_reference(config, model_path, model, assets);  // before any work, so it fails fast
+  KldReference* kld_against = kld_reference(config, model_path, model, assets);  // before any work, so it fails fast
 
   const CachedCalibration cached = run_calibration(config, model, *method, params, tokenizer_file, assets);
   const Calibration& calibration = cached.calibration;

@@ -32,7 +32,9 @@ PerplexityResult rtn_against_fp(int bits) {
   params.weight = {bits, true, 32};
   params.activation = {bits, false, 32};
   RoundToNearest().quantize(model, params, Calibration{});
-  return evaluate_perplexity(model, eval_windows(test::tinystories("tinystories-eval"), 512, 16), 8, "rtn", &fp);
+  KldReference reference(fp, 0);
+  return evaluate_perplexity(model, eval_windows(test::tinystories("tinystories-eval"), 512, 16), 8, "rtn",
+                             &reference);
 }
 
 }  // namespace
@@ -94,7 +96,8 @@ TEST_CASE("KL divergence of the full-precision model against itself is 0 with to
   const Model& fp = test::stories_model("stories260K-hf");
   const Model copy = fp;
   const auto windows = eval_windows(test::tinystories("tinystories-eval"), 512, 8);
-  const PerplexityResult result = evaluate_perplexity(copy, windows, 8, "fp", &fp);
+  KldReference reference(fp, 0);
+  const PerplexityResult result = evaluate_perplexity(copy, windows, 8, "fp", &reference);
   REQUIRE(result.kld);
   CHECK(result.kld->positions == result.scored_tokens);
   CHECK(result.kld->mean == 0.0);
@@ -119,4 +122,33 @@ TEST_CASE("KL divergence grows from RTN W8A8 to W4A4 on stories260K and top-1 ag
   CHECK(w8a8.kld->top1_agreement > 0.95);
   CHECK(w4a4.kld->dp_mean < 0.0);  // the 4-bit model is less sure of the right token
   CHECK(w4a4.kld->reference_ppl == Approx(w8a8.kld->reference_ppl).epsilon(1e-12));
+}
+
+TEST_CASE("the KLD reference's kept hidden states give the same statistics as recomputing them") {
+  const Model& fp = test::stories_model("stories260K-hf");
+  Model model = fp;
+  QuantParams params;
+  params.weight = {4, true, 32};
+  params.activation = {4, false, 32};
+  RoundToNearest().quantize(model, params, Calibration{});
+  const auto windows = eval_windows(test::tinystories("tinystories-eval"), 512, 12);
+  // A batch costs its 4 × 512 states of width 64 and its key (shape and token ids); `partly` holds two of three.
+  const std::int64_t batch_bytes = 4 * 512 * 64 * sizeof(float) + 2 * sizeof(int) + 4 * 512 * sizeof(int);
+  KldReference recomputing(fp, 0), keeping(fp, std::int64_t{1} << 30), partly(fp, 2 * batch_bytes + 100);
+  const KldResult once = *evaluate_perplexity(model, windows, 4, "rtn", &recomputing).kld;
+  CHECK(recomputing.kept_batches() == 0);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (KldReference* reference : {&keeping, &partly}) {
+      const KldResult result = *evaluate_perplexity(model, windows, 4, "rtn", reference).kld;
+      CHECK(result.mean == once.mean);
+      CHECK(result.p99 == once.p99);
+      CHECK(result.top1_agreement == once.top1_agreement);
+      CHECK(result.dp_mean == once.dp_mean);
+      CHECK(result.reference_ppl == once.reference_ppl);
+    }
+  }
+  CHECK(keeping.kept_batches() == 3);  // 12 windows in batches of 4
+  CHECK(keeping.reused_batches() == 3);
+  CHECK(partly.kept_batches() == 2);
+  CHECK(partly.reused_batches() == 2);
 }

@@ -10,14 +10,11 @@
 namespace serq {
 namespace {
 
-// log softmax of one row of logits, in double.
-void log_softmax(const float* row, Eigen::Index n, std::vector<double>& out) {
-  out.resize(static_cast<std::size_t>(n));
-  const double max = *std::max_element(row, row + n);
-  double sum = 0.0;
-  for (Eigen::Index j = 0; j < n; ++j) sum += std::exp(row[j] - max);
-  const double log_sum = std::log(sum) + max;
-  for (Eigen::Index j = 0; j < n; ++j) out[static_cast<std::size_t>(j)] = row[j] - log_sum;
+// log softmax of one row of logits, in double (Eigen's exp is vectorized for doubles).
+void log_softmax(const float* row, Eigen::Index n, Eigen::ArrayXd& out) {
+  out = Eigen::Map<const Eigen::ArrayXf>(row, n).cast<double>();
+  const double max = out.maxCoeff();
+  out -= max + std::log((out - max).exp().sum());
 }
 
 }  // namespace
@@ -34,18 +31,19 @@ void KldAccumulator::add(const Matrix& reference_logits, const Matrix& logits, s
   SERQ_CHECK(reference_logits.rows() == logits.rows() && reference_logits.cols() == logits.cols() &&
              static_cast<std::size_t>(logits.rows()) == targets.size(),
              "KL divergence needs logits of the same shape from both models and one target per row");
-  std::vector<double> log_p, log_q;
+  Eigen::ArrayXd log_p, log_q;
   const Eigen::Index vocab = logits.cols();
   for (Eigen::Index r = 0; r < logits.rows(); ++r) {
     log_softmax(reference_logits.row(r).data(), vocab, log_p);
     log_softmax(logits.row(r).data(), vocab, log_q);
-    double kld = 0.0;
-    for (std::size_t v = 0; v < log_p.size(); ++v) kld += std::exp(log_p[v]) * (log_p[v] - log_q[v]);
+    const double kld = (log_p.exp() * (log_p - log_q)).sum();
     // Rounding can leave a tiny negative sum where the distributions are equal; KL is never below 0.
     kld_.push_back(std::max(kld, 0.0));
-    const auto argmax = [](const std::vector<double>& x) { return std::max_element(x.begin(), x.end()) - x.begin(); };
-    top1_agree_ += argmax(log_p) == argmax(log_q);
-    const auto target = static_cast<std::size_t>(targets[static_cast<std::size_t>(r)]);
+    Eigen::Index argmax_p = 0, argmax_q = 0;
+    log_p.maxCoeff(&argmax_p);
+    log_q.maxCoeff(&argmax_q);
+    top1_agree_ += argmax_p == argmax_q;
+    const auto target = static_cast<Eigen::Index>(targets[static_cast<std::size_t>(r)]);
     delta_p_.push_back(std::exp(log_q[target]) - std::exp(log_p[target]));
     reference_nll_ -= log_p[target];
   }

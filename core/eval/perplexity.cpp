@@ -19,19 +19,15 @@ constexpr Eigen::Index kLogitRowChunk = 1024;
 double sum_nll(const Matrix& logits, std::span<const int> targets) {
   double total = 0.0;
   for (Eigen::Index r = 0; r < logits.rows(); ++r) {
-    const float* row = logits.row(r).data();
-    const Eigen::Index n = logits.cols();
-    float max = row[0];
-    for (Eigen::Index j = 1; j < n; ++j) max = std::max(max, row[j]);
-    double sum = 0.0;
-    for (Eigen::Index j = 0; j < n; ++j) sum += std::exp(static_cast<double>(row[j] - max));
-    total += std::log(sum) + max - row[targets[r]];
+    const Eigen::ArrayXd row = logits.row(r).transpose().array().cast<double>();
+    const double max = row.maxCoeff();
+    total += std::log((row - max).exp().sum()) + max - row[targets[static_cast<std::size_t>(r)]];
   }
   return total;
 }
 
 PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::span<const int>>& windows,
-                                     int batch_size, const std::string& what, const Model* reference) {
+                                     int batch_size, const std::string& what, KldReference* reference) {
   const auto start = std::chrono::steady_clock::now();
   PerplexityResult result;
   std::int64_t total_tokens = 0;
@@ -53,7 +49,7 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::
     for (std::size_t w = first; w < last; ++w) tokens.insert(tokens.end(), windows[w].begin(), windows[w].end());
 
     const Matrix hidden = forward_hidden(model, tokens, batch, seq);
-    const Matrix reference_hidden = reference ? forward_hidden(*reference, tokens, batch, seq) : Matrix();
+    const Matrix* reference_hidden = reference ? &reference->hidden(tokens, batch, seq) : nullptr;
     for (int b = 0; b < batch; ++b) {
       // Position t predicts token t + 1 of the same window.
       for (Eigen::Index t0 = 0; t0 < seq - 1; t0 += kLogitRowChunk) {
@@ -62,7 +58,9 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::
         const auto targets = std::span<const int>(tokens).subspan(static_cast<std::size_t>(first_row) + 1, rows);
         const Matrix logits = forward_logits(model, hidden.middleRows(first_row, rows));
         nll += sum_nll(logits, targets);
-        if (reference) kld.add(forward_logits(*reference, reference_hidden.middleRows(first_row, rows)), logits, targets);
+        if (reference) {
+          kld.add(forward_logits(reference->model(), reference_hidden->middleRows(first_row, rows)), logits, targets);
+        }
       }
     }
     result.scored_tokens += static_cast<std::int64_t>(batch) * (seq - 1);

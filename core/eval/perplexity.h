@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/eval/kld.h"
+#include "core/eval/kld_reference.h"
 #include "core/model/model.h"
 
 namespace serq {
@@ -22,12 +23,12 @@ struct PerplexityResult {
 };
 
 // Windows of equal length are batched `batch_size` at a time; batching does not change the result.
-// Shows progress with an ETA on stderr under the label `what`. With a `reference` (the full-precision model),
-// both models run side by side over each batch and the KL divergence statistics are collected in the same pass,
-// so memory stays bounded by one batch of logits whatever the number of windows.
+// Shows progress with an ETA on stderr under the label `what`. With a `reference` (the full-precision model), the
+// KL divergence statistics are collected in the same pass from both models' logits of each batch, so logits stay
+// bounded by one chunk whatever the number of windows (the reference's hidden states may be kept across calls).
 PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::span<const int>>& windows,
                                      int batch_size, const std::string& what = "perplexity",
-                                     const Model* reference = nullptr);
+                                     KldReference* reference = nullptr);
 
 // Sum over positions of −log softmax(logits_row)[target], in double; rows × vocab logits.
 double sum_nll(const Matrix& logits, std::span<const int> targets);
