@@ -57,6 +57,7 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
   params.requant_intermediate = config.get_bool("quant.requant_intermediate");
   params.paper_residual_order = config.get_string("quant.residual_order") == "paper";
   params.seed = static_cast<std::uint64_t>(config.get_int("quant.seed"));
+  params.svd = parse_svd_algorithm(config.get_string("quant.svd"));
   return params;
 }
 

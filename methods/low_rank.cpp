@@ -4,12 +4,13 @@
 
 #include <fmt/format.h>
 
-#include <Eigen/SVD>
 #include <algorithm>
 #include <cassert>
 #include <cmath>
 
 #include "core/common/error.h"
+#include "core/common/hash.h"
+#include "core/common/splitmix64.h"
 #include "methods/weight_quantizer.h"
 
 namespace serq {
@@ -35,22 +36,22 @@ void check_recipe(const QuantLinear& layer, const LowRankRecipe& recipe) {
 }  // namespace
 
 LowRankCorrection low_rank_factors(const Matrix& error, int rank, const Eigen::VectorXd& scale,
-                                   SingularValueSplit split) {
+                                   SingularValueSplit split, const SvdOptions& svd_options) {
   assert(rank >= 0 && rank <= std::min(error.rows(), error.cols()));
   assert(scale.size() == 0 || scale.size() == error.cols());
   LowRankCorrection factors;
   if (rank == 0) return factors;
   Eigen::MatrixXd weighted = error.cast<double>();
   if (scale.size() > 0) weighted = weighted * scale.asDiagonal();
-  const Eigen::BDCSVD<Eigen::MatrixXd> svd(weighted, Eigen::ComputeThinU | Eigen::ComputeThinV);
-  const Eigen::VectorXd sigma = svd.singularValues().head(rank);
+  const TruncatedSvd svd = truncated_svd(weighted, rank, svd_options);
+  const Eigen::VectorXd& sigma = svd.sigma;
   const bool balanced = split == SingularValueSplit::balanced;
   const Eigen::VectorXd left = balanced ? Eigen::VectorXd(sigma.cwiseSqrt()) : sigma;
   const Eigen::VectorXd right = balanced ? Eigen::VectorXd(sigma.cwiseSqrt()) : Eigen::VectorXd::Ones(rank);
-  Eigen::MatrixXd a = right.asDiagonal() * svd.matrixV().leftCols(rank).transpose();
+  Eigen::MatrixXd a = right.asDiagonal() * svd.v.transpose();
   if (scale.size() > 0) a = a * scale.cwiseInverse().asDiagonal();
   factors.a = a.cast<float>();
-  factors.b = (svd.matrixU().leftCols(rank) * left.asDiagonal()).cast<float>();
+  factors.b = (svd.u * left.asDiagonal()).cast<float>();
   return factors;
 }
 
@@ -84,7 +85,8 @@ void quantize_low_rank_layer(QuantLinear& layer, const LowRankRecipe& recipe, co
   SERQ_CHECK(scale.size() == 0 || scale.size() == layer.d_in(),
              "{}: the calibration has {} channels but the layer takes d_in = {}; recalibrate this model", layer.name,
              scale.size(), layer.d_in());
-  layer.low_rank = low_rank_factors(original - layer.weight, recipe.rank, scale, recipe.split);
+  const SvdOptions svd{.algorithm = params.svd, .seed = stream_seed(params.seed, fnv1a64(layer.name))};
+  layer.low_rank = low_rank_factors(original - layer.weight, recipe.rank, scale, recipe.split, svd);
   layer.low_rank.factor_quant = recipe.factor_quant;
   layer.low_rank.intermediate_quant = recipe.intermediate_quant;
   try {
@@ -93,8 +95,9 @@ void quantize_low_rank_layer(QuantLinear& layer, const LowRankRecipe& recipe, co
   } catch (const Error& e) {
     fail("{}: correction factors: {}", layer.name, e.what());
   }
-  layer.transform = fmt::format("{} k={} factors={} intermediate={}", recipe.method, recipe.rank,
-                                recipe.factor_quant.describe(), recipe.intermediate_quant.describe());
+  layer.transform = fmt::format("{} k={} factors={} intermediate={} svd={}", recipe.method, recipe.rank,
+                                recipe.factor_quant.describe(), recipe.intermediate_quant.describe(),
+                                to_string(params.svd));
 }
 
 MethodReport LowRankMethod::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {

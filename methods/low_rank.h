@@ -31,12 +31,13 @@ struct LowRankRecipe {
   QuantSpec intermediate_quant;  // per-token re-quantization of Q(X)·Aᵀ; bits 16 = none
 };
 
-// The rank-k factors of E: with s the per-channel weights (empty = all 1), the SVD E·diag(s) = UΣVᵀ (BDCSVD, in
-// double) is truncated to k and split as `split` says, then A ← A·diag(s)⁻¹. B·A minimizes
-// ||(E − BA)·diag(s)||_F over rank-k matrices. The factors are returned in full precision (factor_quant and intermediate_quant off).
+// The rank-k factors of E: with s the per-channel weights (empty = all 1), the rank-k truncated SVD of E·diag(s)
+// (core/linear/truncated_svd.h, in double) is split as `split` says, then A ← A·diag(s)⁻¹. B·A minimizes
+// ||(E − BA)·diag(s)||_F over rank-k matrices (exactly with the exact SVD; the randomized one comes within a small
+// fraction of it). The factors are returned in full precision (factor_quant and intermediate_quant off).
 // 0 ≤ rank ≤ min(d_in, d_out) (an assert; quantize_low_rank_layer checks it for the user).
 LowRankCorrection low_rank_factors(const Matrix& error, int rank, const Eigen::VectorXd& scale,
-                                   SingularValueSplit split);
+                                   SingularValueSplit split, const SvdOptions& svd = {});
 
 // LQER's factor format for a run: factor_bits (16 = full precision), symmetric, the weights' group size. MXFP4
 // when the weights are MXFP4 and factor_bits is 4; INT otherwise (MXFP4 has no other width, and INT-b factors
@@ -47,7 +48,8 @@ QuantSpec lqer_factor_quant(const QuantParams& params);
 QuantSpec lqer_intermediate_quant(const QuantParams& params);
 
 // Quantizes layer.weight with the run's weight quantizer (methods/weight_quantizer.h), attaches the recipe's
-// correction of its error and the run's activation quantizer, and describes it in layer.transform. A rank outside
+// correction of its error (quant.svd's SVD, its sketch seeded by quant.seed and the layer's name) and the run's
+// activation quantizer, and describes it in layer.transform. A rank outside
 // 0..min(d_in, d_out) is a serq::Error naming the layer, raised before the layer is changed.
 void quantize_low_rank_layer(QuantLinear& layer, const LowRankRecipe& recipe, const QuantParams& params,
                              const Calibration& calibration);

@@ -11,6 +11,7 @@
 
 #include "core/calib/observers.h"
 #include "core/common/progress.h"
+#include "core/linear/truncated_svd.h"
 #include "core/model/model.h"
 #include "core/quant/gptq.h"
 #include "core/quant/int_quant.h"
@@ -33,7 +34,8 @@ struct QuantParams {
   int factor_bits = 8;                // quant.factor_bits: A and B of lqer/l2qer (16 = full precision)
   bool requant_intermediate = true;   // quant.requant_intermediate: lqer/l2qer re-quantize Xq·Aᵀ per token
   bool paper_residual_order = false;  // quant.residual_order: serq "paper" (main = Q(W), R = Q(error)) vs "code"
-  std::uint64_t seed = 0;             // quant.seed: random rotations (quarot)
+  SvdAlgorithm svd = SvdAlgorithm::randomized;  // quant.svd: the truncated SVD of lorc, lqer and l2qer
+  std::uint64_t seed = 0;             // quant.seed: random rotations (quarot), SVD sketches (lorc, lqer, l2qer)
 
   Progress* progress = nullptr;  // not a config key: advanced once per main weight quantized (GPTQ on a 7B model
                                  // takes minutes), with layers_to_quantize(...).size() as its total; may be null

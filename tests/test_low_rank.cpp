@@ -1,6 +1,6 @@
 // Tests for the two-factor corrections lorc, lqer and l2qer (methods/low_rank.h) on the real stories260K, against
 // dense references written here: the error W − main from the original weights, singular values from Eigen's
-// JacobiSVD (not the BDCSVD the methods use), the activation-weighted norm, and the storage formula of INT groups.
+// JacobiSVD (not the BDCSVD the library uses), the activation-weighted norm, and the storage formula of INT groups.
 #include <catch2/catch.hpp>
 
 #include <Eigen/SVD>
@@ -94,19 +94,27 @@ TEST_CASE("lorc lqer and l2qer reconstruct the weight error exactly at full rank
   }
 }
 
-TEST_CASE("lorc at rank k leaves exactly the tail of the singular values of the weight error") {
+TEST_CASE("lorc at rank k leaves exactly the tail of the singular values of the weight error (quant.svd exact), "
+          "and the randomized SVD within 1% of it") {
   const int rank = 8;
-  Model model = original_model();
-  LowRankCompensation().quantize(model, w4a4(rank, 16), Calibration{});
+  QuantParams exact = w4a4(rank, 16), randomized = w4a4(rank, 16);
+  exact.svd = SvdAlgorithm::exact;
+  randomized.svd = SvdAlgorithm::randomized;
+  Model model = original_model(), sketched = original_model();
+  LowRankCompensation().quantize(model, exact, Calibration{});
+  LowRankCompensation().quantize(sketched, randomized, Calibration{});
   const std::vector<const QuantLinear*> originals = original_model().linears();
-  const std::vector<QuantLinear*> layers = model.linears();
+  const std::vector<QuantLinear*> layers = model.linears(), sketched_layers = sketched.linears();
   for (std::size_t i = 0; i + 1 < layers.size(); ++i) {  // lm_head is not quantized
     const Eigen::MatrixXd error = weight_error(*originals[i], *layers[i]);
     const Eigen::VectorXd sigma = Eigen::JacobiSVD<Eigen::MatrixXd>(error).singularValues();
     const double tail = sigma.tail(sigma.size() - rank).norm();
-    INFO(layers[i]->name << ": ||E|| " << error.norm() << ", tail " << tail);
+    const double sketched_error = (error - correction(*sketched_layers[i])).norm();
+    INFO(layers[i]->name << ": ||E|| " << error.norm() << ", tail " << tail << ", randomized " << sketched_error);
     REQUIRE(layers[i]->low_rank.rank() == rank);
     CHECK((error - correction(*layers[i])).norm() == Approx(tail).epsilon(1e-5));
+    CHECK(sketched_error >= tail * (1 - 1e-5));
+    CHECK(sketched_error <= tail * 1.01);
     CHECK(tail < error.norm());
   }
   CHECK(model.lm_head.low_rank.rank() == 0);
@@ -193,7 +201,8 @@ TEST_CASE("lorc lqer and l2qer run end to end on stories260K W4A4 at rank 8 and 
     CHECK(report.bits_per_weight == Approx(expected_bits / static_cast<double>(weights)).epsilon(1e-12));
     CHECK(report.extra_parameters == factor_parameters);
     CHECK(report.quantized_weights == weights);
-    const std::string formats = fp16_factors ? "fp intermediate=fp" : "int8-sym-g32 intermediate=int8-asym-row";
+    const std::string formats = std::string(fp16_factors ? "fp intermediate=fp" : "int8-sym-g32 intermediate=int8-asym-row") +
+                                " svd=randomized";
     CHECK(model.layers[0].q_proj.transform == method->name() + " k=8 factors=" + formats);
   }
   std::cout << "\n";

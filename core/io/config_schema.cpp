@@ -134,9 +134,17 @@ std::vector<KeySpec> make_schema() {
        .default_value = std::string{"code"},
        .choices = {"code", "paper"},
        .method_parameter = true},
+      {.path = "quant.svd",
+       .type = ValueType::choice,
+       .doc = "lorc/lqer/l2qer: truncated SVD of the weight error; randomized (Halko et al.: 16 oversamples, 4 power "
+              "iterations) or exact (full BDCSVD, minutes per 7B layer)",
+       .default_value = std::string{"randomized"},
+       .choices = {"randomized", "exact"},
+       .method_parameter = true},
       {.path = "quant.seed",
        .type = ValueType::integer,
-       .doc = "quarot: seed of the random Hadamard signs and orthogonal factors",
+       .doc = "quarot: seed of the random Hadamard signs and orthogonal factors; lorc/lqer/l2qer: seed of the "
+              "randomized SVD's sketch",
        .default_value = Int{0},
        .min = 0,
        .method_parameter = true},

@@ -2,25 +2,16 @@
 #include "core/linear/orthogonal.h"
 
 #include <bit>
-#include <cmath>
-#include <numbers>
 
 #include <Eigen/Householder>
 #include <Eigen/QR>
 #include <fmt/format.h>
 
 #include "core/common/error.h"
+#include "core/common/gaussian.h"
 #include "core/common/splitmix64.h"
 
 namespace serq {
-namespace {
-
-// Uniform in (0, 1] from the top 53 bits, so its logarithm is finite.
-double uniform_open_zero(SplitMix64& generator) {
-  return static_cast<double>((generator.next() >> 11) + 1) * 0x1.0p-53;
-}
-
-}  // namespace
 
 Matrix sylvester_hadamard(int n) {
   SERQ_CHECK(n >= 1 && std::has_single_bit(static_cast<unsigned>(n)),
@@ -37,17 +28,7 @@ Matrix sylvester_hadamard(int n) {
 
 Matrix random_orthogonal(int n, std::uint64_t seed) {
   SERQ_CHECK(n >= 1, "random orthogonal matrix of size {}: use a size of 1 or more", n);
-  SplitMix64 generator(seed);
-  Eigen::MatrixXd gaussian(n, n);
-  double* values = gaussian.data();
-  const Eigen::Index count = gaussian.size();
-  for (Eigen::Index i = 0; i < count; i += 2) {  // Box–Muller: two normals from two uniforms
-    const double radius = std::sqrt(-2.0 * std::log(uniform_open_zero(generator)));
-    const double angle = 2.0 * std::numbers::pi * uniform_open_zero(generator);
-    values[i] = radius * std::cos(angle);
-    if (i + 1 < count) values[i + 1] = radius * std::sin(angle);
-  }
-  const Eigen::HouseholderQR<Eigen::MatrixXd> qr(gaussian);
+  const Eigen::HouseholderQR<Eigen::MatrixXd> qr(gaussian_matrix(n, n, seed));
   Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(n, n);
   for (Eigen::Index j = 0; j < n; ++j) {
     if (qr.matrixQR()(j, j) < 0.0) q.col(j) = -q.col(j);
