@@ -57,7 +57,6 @@ TEST_CASE("a full config parses to the values it sets", "[config]") {
                    fmt::format(R"(# every key, set to a non-default value
 experiment:
   name: w4a4-check
-  seed: 7
 model:
   path: {}
   tokenizer: {}
@@ -86,7 +85,6 @@ runtime:
   CHECK(plan.config_path == path);
   const ResolvedConfig& c = plan.runs[0];
   CHECK(c.get_string("experiment.name") == "w4a4-check");
-  CHECK(c.get_int("experiment.seed") == 7);
   CHECK(c.get_string("model.path") == model.string());
   CHECK(c.get_string("model.tokenizer") == serq::test::asset("models/stories260K/tok512.model").string());
   CHECK(c.get_string("quant.method") == "rtn");
@@ -110,7 +108,6 @@ TEST_CASE("unset keys take their schema defaults", "[config]") {
   const auto plan = load(write_config("config_defaults", "w4_default.yaml", kMinimal));
   const ResolvedConfig& c = plan.runs.at(0);
   CHECK(plan.experiment == "w4_default");  // the config file's stem
-  CHECK(c.get_int("experiment.seed") == 0);
   CHECK(c.get_string("model.tokenizer").empty());
   CHECK(c.get_int("quant.w_bits") == 4);
   CHECK(c.get_int("quant.a_bits") == 16);
@@ -289,12 +286,12 @@ TEST_CASE("a swept key given with --set replaces that sweep axis", "[config][swe
 }
 
 TEST_CASE("the resolved YAML loads back to the same config", "[config]") {
-  const auto original = load(write_config("config_roundtrip", "rt.yaml", kMinimal + R"(experiment: {name: "rt", seed: 3}
+  const auto original = load(write_config("config_roundtrip", "rt.yaml", kMinimal + R"(experiment: {name: "rt"}
 quant: {group_size: 32, a_bits: 4, a_group_size: channel, w_sym: false}
 eval: {dataset: "odd: name \"quoted\""}
 )"));
   const std::string yaml = original.runs[0].to_yaml();
-  CHECK_THAT(yaml, Catch::StartsWith("experiment:\n  name: \"rt\"\n  seed: 3\nmodel:\n  path: \""));
+  CHECK_THAT(yaml, Catch::StartsWith("experiment:\n  name: \"rt\"\nmodel:\n  path: \""));
   CHECK_THAT(yaml, Catch::Contains("\n  group_size: 32\n  a_group_size: channel\n"));
   const auto reloaded = load(write_config("config_roundtrip_2", "rt.yaml", yaml));
   CHECK(reloaded.runs[0].to_yaml() == yaml);

@@ -17,6 +17,7 @@
 #include "core/data/windows.h"
 #include "core/eval/perplexity.h"
 #include "core/quant/gptq.h"
+#include "core/quant/int_quant_reference.h"
 #include "experiments/calibrate.h"
 #include "methods/gptq.h"
 #include "methods/rtn.h"
@@ -52,38 +53,6 @@ Eigen::MatrixXd random_hessian(int cols, int tokens, unsigned seed) {
   return x.transpose() * x;
 }
 
-// A group's INT quantizer with its parameters fitted on the values it was given (the formulas of int_quant.h),
-// applied one value at a time.
-struct ReferenceGroup {
-  float scale = 0.0f, zero = 0.0f, qmin = 0.0f, qmax = 0.0f;
-
-  static ReferenceGroup fit(const std::vector<float>& values, int bits, bool symmetric) {
-    ReferenceGroup g;
-    if (symmetric) {
-      float amax = 0.0f;
-      for (float v : values) amax = std::max(amax, std::abs(v));
-      g.qmax = static_cast<float>((1 << (bits - 1)) - 1);
-      g.qmin = -g.qmax - 1.0f;
-      g.scale = amax / g.qmax;
-    } else {
-      float lo = 0.0f, hi = 0.0f;
-      for (float v : values) {
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-      }
-      g.qmax = static_cast<float>((1 << bits) - 1);
-      g.scale = (hi - lo) / g.qmax;
-      if (g.scale > 0.0f) g.zero = std::nearbyint(-lo / g.scale);
-    }
-    return g;
-  }
-
-  float quantize(float x) const {
-    if (scale == 0.0f) return 0.0f;
-    return (std::clamp(std::nearbyint(x / scale) + zero, qmin, qmax) - zero) * scale;
-  }
-};
-
 // Channels by decreasing diag(H), ties in channel order.
 std::vector<int> decreasing_diagonal(const Eigen::MatrixXd& h) {
   std::vector<int> order(static_cast<std::size_t>(h.rows()));
@@ -108,13 +77,13 @@ Matrix reference_gptq(const Matrix& w, const Eigen::MatrixXd& h, int bits, bool 
 
   const int group = group_size > 0 ? group_size : cols;
   const int groups = (cols + group - 1) / group;
-  std::vector<ReferenceGroup> quantizers(static_cast<std::size_t>(rows * groups));
+  std::vector<ReferenceIntGrid> quantizers(static_cast<std::size_t>(rows * groups));
   auto fit = [&](int g, const Eigen::MatrixXd& source) {
     const int n = std::min(group, cols - g * group);
     for (int r = 0; r < rows; ++r) {
       std::vector<float> values;
       for (int c = g * group; c < g * group + n; ++c) values.push_back(static_cast<float>(source(r, c)));
-      quantizers[static_cast<std::size_t>(r * groups + g)] = ReferenceGroup::fit(values, bits, symmetric);
+      quantizers[static_cast<std::size_t>(r * groups + g)] = ReferenceIntGrid::fit(values, bits, symmetric);
     }
   };
   Eigen::MatrixXd current = w.cast<double>();
@@ -126,8 +95,8 @@ Matrix reference_gptq(const Matrix& w, const Eigen::MatrixXd& h, int bits, bool 
   for (int j : order) {
     if (!act_order && j % group == 0) fit(j / group, current);
     for (int r = 0; r < rows; ++r) {
-      const ReferenceGroup& quantizer = quantizers[static_cast<std::size_t>(r * groups + j / group)];
-      q(r, j) = quantizer.quantize(static_cast<float>(current(r, j)));
+      const ReferenceIntGrid& quantizer = quantizers[static_cast<std::size_t>(r * groups + j / group)];
+      q(r, j) = quantizer.fake_quant(static_cast<float>(current(r, j)));
     }
     const Eigen::VectorXd error = (current.col(j) - q.col(j).cast<double>()) / inverse(j, j);
     done[static_cast<std::size_t>(j)] = true;

@@ -12,6 +12,7 @@
 
 #include "core/common/error.h"
 #include "core/quant/int_quant.h"
+#include "core/quant/int_quant_reference.h"
 #include "tests/model_fixtures.h"
 
 namespace serq {
@@ -33,26 +34,6 @@ std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "(no error)";
-}
-
-// The spec of int_quant.h, transcribed one scalar at a time (std::nearbyint: ties to even).
-void spec_fake_quant(float* x, int n, int bits, bool symmetric) {
-  float lo = 0.0f, hi = 0.0f, amax = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    lo = std::min(lo, x[i]);
-    hi = std::max(hi, x[i]);
-    amax = std::max(amax, std::fabs(x[i]));
-  }
-  if (symmetric) {
-    const float qmax = static_cast<float>((1 << (bits - 1)) - 1), scale = amax / qmax;
-    for (int i = 0; i < n; ++i)
-      x[i] = scale == 0.0f ? 0.0f : std::clamp(std::nearbyint(x[i] / scale), -qmax - 1.0f, qmax) * scale;
-  } else {
-    const float qmax = static_cast<float>((1 << bits) - 1), scale = (hi - lo) / qmax;
-    const float zero = scale == 0.0f ? 0.0f : std::nearbyint(-lo / scale);
-    for (int i = 0; i < n; ++i)
-      x[i] = scale == 0.0f ? 0.0f : (std::clamp(std::nearbyint(x[i] / scale) + zero, 0.0f, qmax) - zero) * scale;
-  }
 }
 
 }  // namespace
@@ -253,11 +234,9 @@ TEST_CASE("fake_quant_rows matches a scalar transcription of the spec, bit for b
   for (const int bits : {2, 3, 4, 8})
     for (const bool symmetric : {true, false})
       for (const int group : {0, 7, 32}) {
-        Matrix fast = m, spec = m;
+        Matrix fast = m;
         fake_quant_rows(fast, QuantSpec{bits, symmetric, group});
-        const int g = group == 0 ? 172 : group;
-        for (Eigen::Index r = 0; r < spec.rows(); ++r)
-          for (int c = 0; c < 172; c += g) spec_fake_quant(&spec(r, c), std::min(g, 172 - c), bits, symmetric);
+        const Matrix spec = reference_int_fake_quant(m, bits, symmetric, group);
         INFO("bits " << bits << (symmetric ? " sym" : " asym") << " group " << group);
         CHECK(fast == spec);
       }

@@ -8,6 +8,7 @@
 
 #include "core/data/calibration_sampler.h"
 #include "core/model/forward.h"
+#include "core/quant/int_quant_reference.h"
 #include "experiments/calibrate.h"
 #include "experiments/layer_diagnostics.h"
 #include "experiments/run_one.h"
@@ -69,24 +70,6 @@ class InputCapture final : public LinearInputObserver {
   std::string layer_;
 };
 
-// Symmetric round-to-nearest of each row in groups of `group` columns, written out from the formula:
-// scale = max|w| / (2^(b−1) − 1), ŵ = clamp(round(w / scale), −2^(b−1), 2^(b−1) − 1) · scale.
-Matrix dense_rtn(Matrix w, int bits, int group) {
-  const float top = static_cast<float>((1 << (bits - 1)) - 1);
-  for (Eigen::Index r = 0; r < w.rows(); ++r) {
-    for (Eigen::Index c0 = 0; c0 < w.cols(); c0 += group) {
-      const Eigen::Index n = std::min<Eigen::Index>(group, w.cols() - c0);
-      float amax = 0.0f;
-      for (Eigen::Index c = c0; c < c0 + n; ++c) amax = std::max(amax, std::abs(w(r, c)));
-      const float scale = amax / top;
-      for (Eigen::Index c = c0; c < c0 + n; ++c) {
-        w(r, c) = scale == 0.0f ? 0.0f : std::clamp(std::nearbyint(w(r, c) / scale), -top - 1, top) * scale;
-      }
-    }
-  }
-  return w;
-}
-
 }  // namespace
 
 TEST_CASE("rtn W4A4: every decoder linear gets an output error in (0, 1), its QSNR, and its storage") {
@@ -121,7 +104,7 @@ TEST_CASE("rtn W4A16: a layer's errors equal a dense computation on inputs captu
   REQUIRE(capture.inputs.size() == windows().size());
   const Matrix& weight = fp_model().layers[2].down_proj.weight;
   const Eigen::MatrixXd w = weight.cast<double>();
-  const Eigen::MatrixXd w_hat = dense_rtn(weight, 4, 32).cast<double>();
+  const Eigen::MatrixXd w_hat = reference_int_fake_quant(weight, 4, true, 32).cast<double>();
   double error = 0.0, reference = 0.0;
   for (const Matrix& input : capture.inputs) {
     const Eigen::MatrixXd x = input.cast<double>();

@@ -14,6 +14,7 @@
 #include "core/backend/cpu/gemm.h"
 #include "core/common/error.h"
 #include "core/linear/quant_linear.h"
+#include "core/quant/int_quant_reference.h"
 #include "tests/model_fixtures.h"
 
 namespace serq {
@@ -48,28 +49,6 @@ QuantLinear make_layer(std::string name, Matrix weight, QuantSpec act_quant) {
   layer.weight = std::move(weight);
   layer.act_quant = act_quant;
   return layer;
-}
-
-// Asymmetric fake quantization from its formula (core/quant/int_quant.h), groups of `group_size` columns (0: the
-// whole row): lo = min(min x, 0), hi = max(max x, 0), scale = (hi - lo) / (2^b - 1), zero = round(-lo / scale),
-// x̂ = (clamp(round(x / scale) + zero, 0, 2^b - 1) - zero) · scale.
-Matrix reference_asym_quant(const Matrix& x, int bits, int group_size) {
-  const Eigen::Index cols = x.cols(), group = group_size > 0 ? group_size : cols;
-  const float levels = static_cast<float>((1 << bits) - 1);
-  Matrix y(x.rows(), cols);
-  for (Eigen::Index r = 0; r < x.rows(); ++r)
-    for (Eigen::Index c0 = 0; c0 < cols; c0 += group) {
-      const Eigen::Index n = std::min(group, cols - c0);
-      float lo = 0.0f, hi = 0.0f;
-      for (Eigen::Index c = c0; c < c0 + n; ++c) lo = std::min(lo, x(r, c)), hi = std::max(hi, x(r, c));
-      const float scale = (hi - lo) / levels;
-      const float zero = std::nearbyint(-lo / scale);
-      for (Eigen::Index c = c0; c < c0 + n; ++c) {
-        const float q = std::clamp(std::nearbyint(x(r, c) / scale) + zero, 0.0f, levels);
-        y(r, c) = (q - zero) * scale;
-      }
-    }
-  return y;
 }
 
 // Sylvester's Hadamard matrix H_n (n a power of two): H_1 = [1], H_2k = [[H_k, H_k], [H_k, -H_k]].
@@ -116,7 +95,7 @@ Matrix reference_forward(const QuantLinear& layer, const Matrix& x) {
   Matrix xq = (x.cast<double>() * dense_transform(layer.input, layer.d_in())).cast<float>();
   if (layer.act_quant.enabled()) {
     REQUIRE_FALSE(layer.act_quant.symmetric);
-    xq = reference_asym_quant(xq, layer.act_quant.bits, layer.act_quant.group_size);
+    xq = reference_int_fake_quant(xq, layer.act_quant.bits, false, layer.act_quant.group_size);
   }
   const Eigen::MatrixXd xd = xq.cast<double>();
   Eigen::MatrixXd y = xd * layer.weight.cast<double>().transpose();
@@ -125,7 +104,7 @@ Matrix reference_forward(const QuantLinear& layer, const Matrix& x) {
     const QuantSpec& inter = layer.low_rank.intermediate_quant;
     if (inter.enabled()) {
       REQUIRE_FALSE(inter.symmetric);
-      t = reference_asym_quant(t, inter.bits, inter.group_size);
+      t = reference_int_fake_quant(t, inter.bits, false, inter.group_size);
     }
     y += t.cast<double>() * layer.low_rank.b.cast<double>().transpose();
   }

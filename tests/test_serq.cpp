@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "core/quant/int_quant.h"
+#include "core/quant/int_quant_reference.h"
 #include "experiments/calibrate.h"
 #include "methods/serq.h"
 #include "tests/model_fixtures.h"
@@ -52,24 +53,6 @@ Matrix flattened_input(const Matrix& x, const Eigen::VectorXf& s, const std::vec
   Matrix out(x.rows(), x.cols());
   for (Eigen::Index j = 0; j < x.cols(); ++j) out.col(j) = x.col(order[j]) / s[order[j]];
   return out;
-}
-
-// Symmetric INT-b round to nearest, half to even, per group of `group` columns of each row (0: the whole row).
-Matrix sym_quant(const Matrix& m, int bits, int group) {
-  const Eigen::Index g = group == 0 ? m.cols() : group;
-  const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
-  Matrix q(m.rows(), m.cols());
-  for (Eigen::Index i = 0; i < m.rows(); ++i) {
-    for (Eigen::Index c0 = 0; c0 < m.cols(); c0 += g) {
-      const Eigen::Index n = std::min(g, m.cols() - c0);
-      float amax = 0.0f;
-      for (Eigen::Index c = c0; c < c0 + n; ++c) amax = std::max(amax, std::abs(m(i, c)));
-      const float scale = amax / qmax;
-      for (Eigen::Index c = c0; c < c0 + n; ++c)
-        q(i, c) = scale == 0.0f ? 0.0f : std::clamp(std::nearbyint(m(i, c) / scale), -qmax - 1.0f, qmax) * scale;
-    }
-  }
-  return q;
 }
 
 // The main weight with R added on its first r columns: what the layer applies to Q(X̂).
@@ -132,8 +115,8 @@ TEST_CASE("SERQ at r = d_in is two-stage residual quantization Q(W - Q_R(W)) + Q
     const Eigen::VectorXf& s = run.calibration.stats.at(name).abs_max;
     const std::vector<int> order = expected_order(s);
     const Matrix w = flattened_weight(before.weight, s, order);
-    const Matrix r = sym_quant(w, 4, 0);
-    const Matrix main = sym_quant(w - r, 4, 16);
+    const Matrix r = reference_int_fake_quant(w, 4, true, 0);
+    const Matrix main = reference_int_fake_quant(w - r, 4, true, 16);
     REQUIRE(after.salient.rank() == 64);
     CHECK((after.salient.r - r).cwiseAbs().maxCoeff() <= 1e-6f * r.cwiseAbs().maxCoeff());
     CHECK((after.weight - main).cwiseAbs().maxCoeff() <= 1e-6f * main.cwiseAbs().maxCoeff());
@@ -161,8 +144,8 @@ TEST_CASE("SERQ with r = 0 is round-to-nearest of the flattened, permuted layer"
     const Matrix x = Matrix::Random(5, before.d_in());
     Matrix y;
     after.forward(x, y);
-    const Matrix want = sym_quant(flattened_input(x, s, order), 4, 0) *
-                        sym_quant(flattened_weight(before.weight, s, order), 4, 32).transpose();
+    const Matrix want = reference_int_fake_quant(flattened_input(x, s, order), 4, true, 0) *
+                        reference_int_fake_quant(flattened_weight(before.weight, s, order), 4, true, 32).transpose();
     CHECK(relative_error(y, want) < 1e-5);
   }
 }
@@ -183,13 +166,14 @@ TEST_CASE("SERQ in the paper and the code order both reconstruct the flattened w
     };
     const Matrix w = flattened(code);
     const Matrix w_paper = flattened(paper);
-    const double plain = (w - sym_quant(w, 4, 32)).norm();
+    const double plain = (w - reference_int_fake_quant(w, 4, true, 32)).norm();
     const double by_code = (w - effective_weight(find(code.model, name))).norm();
     const double by_paper = (w_paper - effective_weight(find(paper.model, name))).norm();
     // paper: main = Q(W̃), R = Q_R(W̃ − main); written out here to show it is not the code order.
-    const Matrix main = sym_quant(w_paper, 4, 32);
+    const Matrix main = reference_int_fake_quant(w_paper, 4, true, 32);
     CHECK((find(paper.model, name).weight - main).cwiseAbs().maxCoeff() < 1e-6f);
-    CHECK((find(paper.model, name).salient.r - sym_quant(w_paper - main, 4, 0)).cwiseAbs().maxCoeff() < 1e-6f);
+    const Matrix r = reference_int_fake_quant(w_paper - main, 4, true, 0);
+    CHECK((find(paper.model, name).salient.r - r).cwiseAbs().maxCoeff() < 1e-6f);
     INFO("plain " << plain << ", code " << by_code << ", paper " << by_paper);
     CHECK(by_code < 0.5 * plain);
     CHECK(by_paper < 0.5 * plain);

@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <initializer_list>
-#include <iostream>
 
 #include "core/data/windows.h"
 #include "core/eval/perplexity.h"
@@ -96,7 +95,7 @@ TEST_CASE("SmoothQuant refuses a migration strength outside 0..1") {
   CHECK(model.layers[0].q_proj.input.empty());  // refused before touching the model
 }
 
-TEST_CASE("SmoothQuant W4A4 runs on stories260K with finite perplexity") {
+TEST_CASE("SmoothQuant W4A4 on stories260K lands between full precision and RTN") {
   const Model& fp = test::stories_model("stories260K-hf");
   QuantParams params;
   params.weight = {4, true, 32};
@@ -109,9 +108,10 @@ TEST_CASE("SmoothQuant W4A4 runs on stories260K with finite perplexity") {
   RoundToNearest().quantize(rtn, params, Calibration{});
   const double ppl_smooth = evaluate_perplexity(smooth, windows, 8).ppl;
   const double ppl_rtn = evaluate_perplexity(rtn, windows, 8).ppl;
-  std::cout << "smoothquant W4A4 (8 windows): ppl " << ppl_smooth << ", rtn " << ppl_rtn << ", fp "
-            << evaluate_perplexity(fp, windows, 8).ppl << "\n";
-  CHECK(std::isfinite(ppl_smooth));
+  const double ppl_fp = evaluate_perplexity(fp, windows, 8).ppl;
+  INFO("smoothquant W4A4 (8 windows): ppl " << ppl_smooth << ", rtn " << ppl_rtn << ", fp " << ppl_fp);
+  CHECK(ppl_smooth > ppl_fp);
+  CHECK(ppl_smooth < ppl_rtn);  // 5.72 against 6.04: migrating the activation range to the weights helps at W4A4
   CHECK(report.bits_per_weight > 4.5);
   CHECK(report.bits_per_weight < 4.6);
   CHECK(smooth.layers[2].down_proj.act_quant.bits == 4);

@@ -27,11 +27,6 @@ std::vector<KeySpec> make_schema() {
        .default_kind = DefaultKind::config_stem,
        .check = StringCheck::name,
        .sweepable = false},
-      {.path = "experiment.seed",
-       .type = ValueType::integer,
-       .doc = "seed for every random choice of a run",
-       .default_value = Int{0},
-       .min = 0},
 
       {.path = "model.path",
        .type = ValueType::string,
