@@ -171,17 +171,58 @@ TEST_CASE("read_hf_config applies the Hugging Face defaults to optional fields",
   CHECK(c.rope_layout == serq::RopeLayout::half);
 }
 
+TEST_CASE("a LLaMA-3.1 config.json gets llama3 RoPE scaling, and its frequencies match values worked by hand",
+          "[loaders]") {
+  const fs::path dir = serq::test::scratch_dir("ld_llama31");
+  // LLaMA-3.1-8B's config.json fields that serq reads.
+  write_bytes(dir / "config.json", R"({"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
+      "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+      "rms_norm_eps": 1e-5, "max_position_embeddings": 131072, "rope_theta": 500000.0, "hidden_act": "silu",
+      "tie_word_embeddings": false, "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009],
+      "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                       "original_max_position_embeddings": 8192, "rope_type": "llama3"}})");
+  const serq::ModelConfig c = serq::read_hf_config(dir / "config.json");
+  REQUIRE(c.rope_scaling.type == serq::RopeScaling::Type::llama3);
+  CHECK(c.rope_scaling.factor == 8.0f);
+  CHECK(c.rope_scaling.original_max_position_embeddings == 8192);
+  CHECK(c.n_kv_heads == 8);
+  CHECK(c.eos_id == 128001);
+  const std::vector<float> f = c.rope_frequencies();
+  REQUIRE(f.size() == 64);
+  // Pair i has base frequency 500000^(−2i/128) and wavelength 2π/f; worked in double:
+  // i = 0: f = 1, wavelength 6.28 < 8192/4 = 2048: high frequency, kept.
+  CHECK(f[0] == 1.0f);
+  // i = 30: f = 0.0021311195, wavelength 2948.3 in [2048, 8192]: smooth = (8192/2948.3 − 1)/(4 − 1) = 0.592849,
+  // f ← (1 − smooth)·f/8 + smooth·f = 0.0013718936.
+  CHECK(f[30] == Approx(0.0013718935677611381).epsilon(2e-6));
+  // i = 40: f = 2.742481757e-4, wavelength 22910.6 > 8192: low frequency, f/8 = 3.428102196e-5.
+  CHECK(f[40] == Approx(3.428102195952591e-05).epsilon(2e-6));
+  // i = 63: f = 2.455140791e-6, f/8 = 3.068925989e-7.
+  CHECK(f[63] == Approx(3.068925988914511e-07).epsilon(2e-6));
+  // Without scaling the same config keeps every base frequency.
+  serq::ModelConfig plain = c;
+  plain.rope_scaling = {};
+  CHECK(plain.rope_frequencies()[40] == Approx(2.742481756762073e-04).epsilon(2e-6));
+  CHECK(plain.rope_frequencies()[30] == Approx(0.0021311195369119653).epsilon(2e-6));
+}
+
 TEST_CASE("config.json missing a required field is an error naming the file and field", "[loaders][bad-input]") {
   const fs::path dir = hf_with_config("ld_nofield", [](json& c) { c.erase("hidden_size"); });
   REQUIRE_THROWS_WITH(serq::load_model(dir), Contains((dir / "config.json").string()) && Contains("'hidden_size'"));
 }
 
 TEST_CASE("config.json with unsupported architecture settings is refused", "[loaders][bad-input]") {
-  SECTION("rope_scaling") {
+  SECTION("rope_scaling of a type serq does not implement") {
     const fs::path dir = hf_with_config("ld_scaling", [](json& c) {
+      c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+    });
+    REQUIRE_THROWS_WITH(serq::load_model(dir), Contains("rope_scaling of type 'yarn' is not supported"));
+  }
+  SECTION("llama3 rope_scaling without one of its fields") {
+    const fs::path dir = hf_with_config("ld_scaling_field", [](json& c) {
       c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
     });
-    REQUIRE_THROWS_WITH(serq::load_model(dir), Contains("rope_scaling") && Contains("not supported"));
+    REQUIRE_THROWS_WITH(serq::load_model(dir), Contains("rope_scaling") && Contains("'low_freq_factor'"));
   }
   SECTION("model_type") {
     const fs::path dir = hf_with_config("ld_type", [](json& c) { c["model_type"] = "gpt2"; });

@@ -26,15 +26,15 @@ void rms_norm(const Matrix& x, const Vector& gamma, float eps, Matrix& out) {
   }
 }
 
-// Rotates the heads of x ((batch · seq) × (n_heads · head_dim)) by the position of each row.
-// Frequencies are computed in float as llama2.c and Hugging Face do: θ^(-2i/head_dim) for pair i.
+// Rotates the heads of x ((batch · seq) × (n_heads · head_dim)) by the position of each row, at the frequencies of
+// ModelConfig::rope_frequencies.
 void apply_rope(Matrix& x, int n_heads, int head_dim, int batch, int seq, int pos0, const ModelConfig& config) {
   const int half = head_dim / 2;
+  const std::vector<float> frequencies = config.rope_frequencies();
   std::vector<float> cos_table(static_cast<std::size_t>(seq) * half), sin_table(cos_table.size());
   for (int t = 0; t < seq; ++t) {
     for (int i = 0; i < half; ++i) {
-      const float freq = 1.0f / std::pow(config.rope_theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
-      const float angle = static_cast<float>(pos0 + t) * freq;
+      const float angle = static_cast<float>(pos0 + t) * frequencies[static_cast<std::size_t>(i)];
       cos_table[t * half + i] = std::cos(angle);
       sin_table[t * half + i] = std::sin(angle);
     }

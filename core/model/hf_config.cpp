@@ -44,6 +44,31 @@ float positive_float(const json& value, const char* key, const std::string& wher
   return value.get<float>();
 }
 
+// rope_scaling of type llama3 (HF writes the type as "rope_type", older files as "type"); any other is refused.
+RopeScaling rope_scaling(const json& scaling, const std::string& where) {
+  SERQ_CHECK(scaling.is_object(), "{}: 'rope_scaling' must be an object, got {}", where, scaling.dump());
+  const json* type = optional_field(scaling, "rope_type");
+  if (!type) type = optional_field(scaling, "type");
+  const std::string name = type && type->is_string() ? type->get<std::string>() : type ? type->dump() : "";
+  if (name == "default") return {};
+  SERQ_CHECK(name == "llama3", "{}: rope_scaling of type '{}' is not supported; serq implements 'llama3' "
+             "(LLaMA-3.1/3.2) and no scaling", where, name);
+  const std::string field = where + ": rope_scaling";
+  RopeScaling s;
+  s.type = RopeScaling::Type::llama3;
+  s.factor = positive_float(required_field(scaling, "factor", field), "rope_scaling.factor", where);
+  s.low_freq_factor =
+      positive_float(required_field(scaling, "low_freq_factor", field), "rope_scaling.low_freq_factor", where);
+  s.high_freq_factor =
+      positive_float(required_field(scaling, "high_freq_factor", field), "rope_scaling.high_freq_factor", where);
+  s.original_max_position_embeddings =
+      positive_int(required_field(scaling, "original_max_position_embeddings", field),
+                   "rope_scaling.original_max_position_embeddings", where);
+  SERQ_CHECK(s.high_freq_factor > s.low_freq_factor, "{}: rope_scaling.high_freq_factor {} must exceed "
+             "low_freq_factor {}", where, s.high_freq_factor, s.low_freq_factor);
+  return s;
+}
+
 }  // namespace
 
 ModelConfig read_hf_config(const std::filesystem::path& config_json) {
@@ -63,10 +88,6 @@ ModelConfig read_hf_config(const std::filesystem::path& config_json) {
   if (const json* act = optional_field(config, "hidden_act")) {
     SERQ_CHECK(*act == "silu", "{}: hidden_act {} is not supported; LLaMA-family MLPs use \"silu\"", where,
                act->dump());
-  }
-  if (const json* scaling = optional_field(config, "rope_scaling")) {
-    fail("{}: rope_scaling {} is not supported (LLaMA-3.1-style RoPE scaling); use a checkpoint without it", where,
-         scaling->dump());
   }
   for (const char* bias : {"attention_bias", "mlp_bias"}) {
     const json* value = optional_field(config, bias);
@@ -89,6 +110,7 @@ ModelConfig read_hf_config(const std::filesystem::path& config_json) {
   if (const json* theta = optional_field(config, "rope_theta")) {
     c.rope_theta = positive_float(*theta, "rope_theta", where);
   }
+  if (const json* scaling = optional_field(config, "rope_scaling")) c.rope_scaling = rope_scaling(*scaling, where);
   if (const json* tied = optional_field(config, "tie_word_embeddings")) {
     SERQ_CHECK(tied->is_boolean(), "{}: 'tie_word_embeddings' must be true or false, got {}", where, tied->dump());
     c.tied_embeddings = tied->get<bool>();
