@@ -185,7 +185,7 @@ int run(const Options& options) {
   // Inputs found only at run time are checked for every run first, so a sweep never fails half way on a typo.
   for (const ResolvedConfig* config : runs) {
     dataset_file(config->get_string("eval.dataset"), assets_root());
-    dataset_file(config->get_string("calib.dataset"), assets_root());
+    dataset_file(config->get_string("calib.dataset"), assets_root(), "calib.dataset");
     resolve_tokenizer(config->get_string("model.path"), config->get_string("model.tokenizer"));
   }
   AssetCache assets(std::filesystem::path(options.out) / "calibration-cache");

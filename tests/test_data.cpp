@@ -216,7 +216,13 @@ TEST_CASE("data: missing, empty and malformed dataset files raise errors naming 
   const auto missing = dir / "missing.txt";
   CHECK_THROWS_WITH(load_dataset(missing.string(), tok512(), kBos, assets_root()),
                     Catch::Contains("eval.dataset: " + missing.string() + " does not exist") &&
-                        Catch::Contains("tinystories-eval, tinystories-calib, wikitext2, wikitext2-valid, ptb"));
+                        Catch::Contains("tinystories-eval, tinystories-calib, wikitext2, wikitext2-valid, "
+                                        "wikitext2-train, ptb"));
+  // The papers' calibration split is not among the assets: the error says where it goes and what to use instead.
+  CHECK_THROWS_WITH(dataset_file("wikitext2-train", dir, "calib.dataset"),
+                    Catch::StartsWith("calib.dataset: wikitext2-train") &&
+                        Catch::Contains((dir / "data/text/wikitext2/wiki.train.tokens").string()) &&
+                        Catch::Contains("or use wikitext2-valid"));
   CHECK_THROWS_WITH(load_dataset("wikitext2", tok512(), kBos, dir),
                     Catch::Contains((dir / "data/text/wikitext2/wiki.test.hf_rows.json").string()));
 

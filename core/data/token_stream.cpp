@@ -99,15 +99,20 @@ TokenStream plain_text(const Tokenizer& tokenizer, const fs::path& path, Optiona
   return stream;
 }
 
-fs::path dataset_file(std::string_view name_or_path, const fs::path& assets_root) {
+fs::path dataset_file(std::string_view name_or_path, const fs::path& assets_root, std::string_view key) {
   const fs::path tinystories = assets_root / "data/text/tinystories/TinyStories-train.head2MiB.txt";
   const fs::path path = name_or_path == "tinystories-eval" || name_or_path == "tinystories-calib" ? tinystories
                         : name_or_path == "wikitext2" ? assets_root / "data/text/wikitext2/wiki.test.hf_rows.json"
                         : name_or_path == "wikitext2-valid" ? assets_root / "data/text/wikitext2/wiki.valid.tokens"
+                        : name_or_path == "wikitext2-train" ? assets_root / "data/text/wikitext2/wiki.train.tokens"
                         : name_or_path == "ptb"       ? assets_root / "data/text/ptb/ptb.test.txt"
                                                       : fs::path(name_or_path);
-  SERQ_CHECK(fs::is_regular_file(path), "eval.dataset: {} does not exist; use one of tinystories-eval, "
-             "tinystories-calib, wikitext2, wikitext2-valid, ptb or a text file path", path.string());
+  SERQ_CHECK(name_or_path != "wikitext2-train" || fs::is_regular_file(path), "{}: wikitext2-train (the "
+             "papers' calibration split) needs {}: wiki.train.tokens from the WikiText-2 archive (Merity et al., "
+             "wikitext-2-v1.zip), which serq's assets do not include; put it there, or use wikitext2-valid",
+             key, path.string());
+  SERQ_CHECK(fs::is_regular_file(path), "{}: {} does not exist; use one of tinystories-eval, tinystories-calib, "
+             "wikitext2, wikitext2-valid, wikitext2-train, ptb or a text file path", key, path.string());
   return path;
 }
 
@@ -119,7 +124,7 @@ TokenStream load_dataset(std::string_view name_or_path, const Tokenizer& tokeniz
   if (name_or_path == "wikitext2") return wikitext2(tokenizer, path, bos);
   if (name_or_path == "ptb") return ptb(tokenizer, path, bos);
   TokenStream stream = plain_text(tokenizer, path, bos);
-  if (name_or_path == "wikitext2-valid") stream.name = "wikitext2-valid";
+  if (name_or_path == "wikitext2-valid" || name_or_path == "wikitext2-train") stream.name = std::string(name_or_path);
   return stream;
 }
 

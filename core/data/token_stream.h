@@ -46,11 +46,12 @@ TokenStream ptb(const Tokenizer& tokenizer, const std::filesystem::path& path, O
 // [BOS] + encode(the whole file); a short last window is scored.
 TokenStream plain_text(const Tokenizer& tokenizer, const std::filesystem::path& path, OptionalBos bos);
 
-// The file behind a dataset name (or the path itself); throws serq::Error naming eval.dataset if it is missing.
-std::filesystem::path dataset_file(std::string_view name_or_path, const std::filesystem::path& assets_root);
+// The file behind a dataset name (or the path itself); throws serq::Error naming `key` if it is missing.
+std::filesystem::path dataset_file(std::string_view name_or_path, const std::filesystem::path& assets_root,
+                                   std::string_view key = "eval.dataset");
 
-// tinystories-eval, tinystories-calib, wikitext2, wikitext2-valid (wiki.valid.tokens as one text, a calibration
-// set apart from the test set), ptb (files under assets_root), or else a path to a plain text file.
+// tinystories-eval, tinystories-calib, wikitext2, wikitext2-valid and wikitext2-train (wiki.valid.tokens or
+// wiki.train.tokens as one text, calibration sets apart from the test set), ptb (files under assets_root), or else a path to a plain text file.
 TokenStream load_dataset(std::string_view name_or_path, const Tokenizer& tokenizer, OptionalBos bos,
                          const std::filesystem::path& assets_root);
 

@@ -188,8 +188,8 @@ std::vector<KeySpec> make_schema() {
       {.path = "eval.dataset",
        .type = ValueType::string,
        .doc = "tinystories-eval, tinystories-calib, wikitext2 and ptb (GPTQ protocol: rows joined, full windows "
-              "only), wikitext2-valid (wiki.valid.tokens), or a text file path; BOS as the tokenizer says; ${VAR} "
-              "is expanded",
+              "only), wikitext2-valid (wiki.valid.tokens), wikitext2-train (wiki.train.tokens, which the user "
+              "supplies), or a text file path; BOS as the tokenizer says; ${VAR} is expanded",
        .default_value = std::string{"tinystories-eval"},
        .expand_env = true},
       {.path = "eval.seq_len",
