@@ -10,7 +10,7 @@ class FullPrecision final : public Method {
   std::string name() const override { return "fp"; }
   std::string describe() const override { return "full precision (float32), the reference every method is compared to"; }
   bool quantizes() const override { return false; }
-  MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void quantize_linear(QuantLinear&, const QuantParams&, const Calibration&) const override {}
 };
 
 }  // namespace serq

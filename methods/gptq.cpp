@@ -5,10 +5,10 @@
 
 namespace serq {
 
-MethodReport Gptq::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
+void Gptq::quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const {
   QuantParams gptq_params = params;
   gptq_params.weight_quantizer = WeightQuantizerKind::gptq;
-  return RoundToNearest().quantize(model, gptq_params, calibration);
+  RoundToNearest().quantize_linear(layer, gptq_params, calibration);
 }
 
 }  // namespace serq

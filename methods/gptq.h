@@ -12,7 +12,7 @@ class Gptq final : public Method {
     return "GPTQ weights (Hessian-aware error feedback) and dynamic per-token activations";
   }
   bool requires_gptq() const override { return true; }
-  MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const override;
 };
 
 }  // namespace serq

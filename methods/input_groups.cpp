@@ -5,13 +5,14 @@
 
 namespace serq {
 
+std::vector<InputGroup> layer_input_groups(DecoderLayer& l) {
+  return {{&l.q_proj, &l.k_proj, &l.v_proj}, {&l.o_proj}, {&l.gate_proj, &l.up_proj}, {&l.down_proj}};
+}
+
 std::vector<InputGroup> input_groups(Model& model, const QuantParams& params) {
   std::vector<InputGroup> groups;
   for (DecoderLayer& l : model.layers) {
-    groups.push_back({&l.q_proj, &l.k_proj, &l.v_proj});
-    groups.push_back({&l.o_proj});
-    groups.push_back({&l.gate_proj, &l.up_proj});
-    groups.push_back({&l.down_proj});
+    for (InputGroup& group : layer_input_groups(l)) groups.push_back(std::move(group));
   }
   if (params.quantize_lm_head) groups.push_back({&model.lm_head});
   return groups;

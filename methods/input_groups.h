@@ -12,6 +12,8 @@ namespace serq {
 // previous layer): per decoder layer {q, k, v}, {o}, {gate, up}, {down}; then {lm_head} if params.quantize_lm_head.
 using InputGroup = std::vector<QuantLinear*>;
 std::vector<InputGroup> input_groups(Model& model, const QuantParams& params);
+// The four input groups of one decoder layer, in forward order.
+std::vector<InputGroup> layer_input_groups(DecoderLayer& layer);
 
 // max |x_j| over the calibration tokens of a group's input: the element-wise max of its layers' abs_max (they read
 // the same input, so these agree). A serq::Error names the layer whose statistics are missing or mis-sized.

@@ -100,13 +100,14 @@ void quantize_low_rank_layer(QuantLinear& layer, const LowRankRecipe& recipe, co
                                 to_string(params.svd));
 }
 
-MethodReport LowRankMethod::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
-  const auto start = std::chrono::steady_clock::now();
+void LowRankMethod::prepare(Model& model, const QuantParams& params, const Calibration&) const {
   const LowRankRecipe plan = recipe(params);
-  const std::vector<QuantLinear*> layers = layers_to_quantize(model, params);
-  for (const QuantLinear* layer : layers) check_recipe(*layer, plan);
-  for (QuantLinear* layer : layers) quantize_low_rank_layer(*layer, plan, params, calibration);
-  return summarize(layers, start);
+  for (const QuantLinear* layer : layers_to_quantize(model, params)) check_recipe(*layer, plan);
+}
+
+void LowRankMethod::quantize_linear(QuantLinear& layer, const QuantParams& params,
+                                    const Calibration& calibration) const {
+  quantize_low_rank_layer(layer, recipe(params), params, calibration);
 }
 
 }  // namespace serq

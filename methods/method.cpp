@@ -18,6 +18,17 @@ std::vector<QuantLinear*> layers_to_quantize(Model& model, const QuantParams& pa
   return layers;
 }
 
+void Method::prepare(Model&, const QuantParams&, const Calibration&) const {}
+
+MethodReport Method::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  if (!quantizes()) return MethodReport{};
+  const auto start = std::chrono::steady_clock::now();
+  prepare(model, params, calibration);
+  const std::vector<QuantLinear*> layers = layers_to_quantize(model, params);
+  for (QuantLinear* layer : layers) quantize_linear(*layer, params, calibration);
+  return summarize(layers, start);
+}
+
 MethodReport summarize(const std::vector<QuantLinear*>& layers, std::chrono::steady_clock::time_point start) {
   MethodReport report;
   double bits = 0.0;

@@ -71,7 +71,20 @@ class Method {
   virtual bool quantizes() const { return true; }
   // Whether its main weights are always quantized by GPTQ, whatever quant.weight_quantizer says (the gptq method).
   virtual bool requires_gptq() const { return false; }
-  virtual MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const = 0;
+
+  // The method in two phases, so that the layer-wise pipeline (methods/sequential.h) can calibrate each decoder
+  // layer on what the layers quantized before it give:
+  // - prepare(): the method's exact transforms of the whole model (rotations, scales, permutations). Nothing is
+  //   quantized, and the full-precision outputs are unchanged. It checks the method's parameters against every
+  //   layer first, so a bad value leaves the model as it was.
+  // - quantize_linear(): quantizes one linear of the prepared model: its main weight by the run's weight quantizer
+  //   (GPTQ reads the Hessian of the inputs this layer is given in the prepared model), its activation quantizer
+  //   and its correction.
+  virtual void prepare(Model& model, const QuantParams& params, const Calibration& calibration) const;
+  virtual void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const = 0;
+  // The one-pass form: prepare(), then quantize_linear() of every layer to quantize in forward order, and the
+  // report. Statistics, Hessians included, are those of the full-precision model.
+  virtual MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const;
 };
 
 // The linear layers a method quantizes: every decoder linear, plus lm_head if asked.

@@ -1,5 +1,6 @@
 // `quarot`: rotates each linear in place (exact in full precision), then quantizes its activations and main
-// weight. Rotating and quantizing one layer at a time keeps at most one carried GPTQ Hessian in memory.
+// weight. In one pass, rotating and quantizing one layer at a time keeps at most one carried GPTQ Hessian in memory;
+// prepare() rotates only.
 #include "methods/quarot.h"
 
 #include <fmt/format.h>
@@ -35,6 +36,7 @@ InputRotation across_heads(int n_heads, int head_dim, std::uint64_t seed) {
 struct Rotations {
   const QuantParams& params;
   const Calibration& calibration;
+  bool quantize_now;       // quantize each linear once rotated (one pass); false: rotate only (prepare)
   bool gptq;               // carry calibration Hessians through the offline rotations
   DenseRotation residual;  // Q (dim × dim) on the residual stream
   Matrix head;             // P (head_dim × head_dim) on each head of v's output and o's input
@@ -50,6 +52,7 @@ struct Rotations {
   // Quantizes a rotated layer. With GPTQ the Hessian H of its raw input becomes Mᵀ H M, M = `offline` the offline
   // rotation of that input (empty: none); quantize_main_weight applies the online part.
   void quantize(QuantLinear& layer, const Eigen::MatrixXd& offline) const {
+    if (!quantize_now) return;
     layer.act_quant = params.activation;
     if (!gptq || offline.size() == 0) {
       quantize_main_weight(layer, params, calibration);
@@ -131,10 +134,8 @@ struct Rotations {
   }
 };
 
-}  // namespace
-
-MethodReport QuaRot::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
-  const auto start = std::chrono::steady_clock::now();
+// Rotates the whole model, quantizing each linear as soon as it is rotated when `quantize_now`.
+void rotate_model(Model& model, const QuantParams& params, const Calibration& calibration, bool quantize_now) {
   for (const QuantLinear* layer : model.linears()) {
     SERQ_CHECK(layer->input.empty(), "{}: already has an input transform; quarot starts from the full-precision "
                "model", layer->name);
@@ -143,7 +144,9 @@ MethodReport QuaRot::quantize(Model& model, const QuantParams& params, const Cal
   const InputRotation per_head = online_rotation(config.head_dim(), stream_seed(params.seed, kHeadStream));
   const Rotations rotations{params,
                             calibration,
-                            params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq,
+                            quantize_now,
+                            quantize_now && params.weight.enabled() &&
+                                params.weight_quantizer == WeightQuantizerKind::gptq,
                             residual_rotation(config.dim, stream_seed(params.seed, kResidualStream)),
                             per_head.dense(config.head_dim()),
                             per_head.description};
@@ -156,6 +159,22 @@ MethodReport QuaRot::quantize(Model& model, const QuantParams& params, const Cal
   rotations.read_residual(model.lm_head, model.final_norm, "final_norm");  // rotated even when kept in fp
   if (params.quantize_lm_head) rotations.quantize(model.lm_head, head_basis);
   model.final_norm.setOnes();
+}
+
+}  // namespace
+
+void QuaRot::prepare(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  rotate_model(model, params, calibration, false);
+}
+
+void QuaRot::quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const {
+  layer.act_quant = params.activation;
+  quantize_main_weight(layer, params, calibration);
+}
+
+MethodReport QuaRot::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  const auto start = std::chrono::steady_clock::now();
+  rotate_model(model, params, calibration, true);
   return summarize(layers_to_quantize(model, params), start);
 }
 

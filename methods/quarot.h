@@ -12,7 +12,8 @@ namespace serq {
 //   - an online rotation before down_proj (Hadamard, or Hadamard ⊗ random orthogonal when d_in is not a power of
 //     two) kept as the layer's InputRotation and fused into W_down;
 //   - a Hadamard per head on v_proj's output rows and o_proj's input, and an online Hadamard across heads on o_proj.
-// With GPTQ, each layer's raw-input Hessian is carried through the offline part of its rotation first.
+// One-pass GPTQ (full-precision Hessians) carries each layer's raw-input Hessian through the offline part of its
+// rotation first; the layer-wise pipeline observes Hessians on the rotated model and needs no carrying.
 class QuaRot final : public Method {
  public:
   std::string name() const override { return "quarot"; }
@@ -20,6 +21,8 @@ class QuaRot final : public Method {
     return "QuaRot: Hadamard rotations of the residual stream, heads and down_proj input, then RTN or GPTQ";
   }
   std::vector<std::string> parameters() const override { return {"quant.seed"}; }
+  void prepare(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const override;
   MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const override;
 };
 

@@ -6,14 +6,10 @@
 
 namespace serq {
 
-MethodReport RoundToNearest::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
-  const auto start = std::chrono::steady_clock::now();
-  const std::vector<QuantLinear*> layers = layers_to_quantize(model, params);
-  for (QuantLinear* layer : layers) {
-    quantize_main_weight(*layer, params, calibration);
-    layer->act_quant = params.activation;
-  }
-  return summarize(layers, start);
+void RoundToNearest::quantize_linear(QuantLinear& layer, const QuantParams& params,
+                                     const Calibration& calibration) const {
+  quantize_main_weight(layer, params, calibration);
+  layer.act_quant = params.activation;
 }
 
 }  // namespace serq

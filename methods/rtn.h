@@ -9,7 +9,7 @@ class RoundToNearest final : public Method {
  public:
   std::string name() const override { return "rtn"; }
   std::string describe() const override { return "round-to-nearest weights and dynamic per-token activations"; }
-  MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const override;
 };
 
 }  // namespace serq

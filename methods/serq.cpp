@@ -69,31 +69,38 @@ void quantize_residual_pair(QuantLinear& layer, int rank, const QuantParams& par
   layer.salient = {std::move(r), spec};
 }
 
+// Full-precision weights leave no error to correct, so r acts as 0 there.
+int effective_rank(const QuantParams& params) { return params.weight.enabled() ? params.rank : 0; }
+
 }  // namespace
 
-MethodReport Serq::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
-  const auto start = std::chrono::steady_clock::now();
-  const std::vector<QuantLinear*> layers = layers_to_quantize(model, params);
-  for (const QuantLinear* layer : layers) check_rank(*layer, params.rank);
-  const int rank = params.weight.enabled() ? params.rank : 0;  // full-precision weights leave no error to correct
-  const char* residual_order = params.paper_residual_order ? "paper" : "code";
-  for (const InputGroup& group : input_groups(model, params)) {
+void Serq::prepare(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  for (const QuantLinear* layer : layers_to_quantize(model, params)) check_rank(*layer, params.rank);
+  const std::vector<InputGroup> groups = input_groups(model, params);
+  std::vector<Vector> scales;  // all checked before any layer changes
+  for (const InputGroup& group : groups) {
     Vector scale = group_abs_max(group, calibration);
     SERQ_CHECK(scale.allFinite(), "{}: calibration abs_max has NaN/Inf; calibrate again", group.front()->name);
     for (float& s : scale) {
       if (s == 0.0f) s = 1.0f;  // a channel never seen non-zero: nothing to flatten (calibration rejects these)
     }
-    const std::vector<int> order = saliency_order(scale);
-    for (QuantLinear* layer : group) {
-      scale_input_channels(*layer, scale);
+    scales.push_back(std::move(scale));
+  }
+  const char* residual_order = params.paper_residual_order ? "paper" : "code";
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const std::vector<int> order = saliency_order(scales[g]);
+    for (QuantLinear* layer : groups[g]) {
+      scale_input_channels(*layer, scales[g]);
       layer->input.order = order;
       permute_columns(layer->weight, order);
-      quantize_residual_pair(*layer, rank, params, calibration);
-      layer->act_quant = params.activation;
-      layer->transform = fmt::format("serq r={} flatten=absmax order={}", rank, residual_order);
+      layer->transform = fmt::format("serq r={} flatten=absmax order={}", effective_rank(params), residual_order);
     }
   }
-  return summarize(layers, start);
+}
+
+void Serq::quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const {
+  quantize_residual_pair(layer, effective_rank(params), params, calibration);
+  layer.act_quant = params.activation;
 }
 
 }  // namespace serq

@@ -24,7 +24,8 @@ class Serq final : public Method {
   }
   std::vector<std::string> parameters() const override { return {"quant.rank", "quant.residual_order"}; }
   bool needs_activation_stats() const override { return true; }
-  MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void prepare(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const override;
 };
 
 }  // namespace serq

@@ -43,19 +43,24 @@ Vector smoothing_scales(const InputGroup& group, const Eigen::VectorXf& abs_max,
   return scale;
 }
 
-MethodReport SmoothQuant::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
-  const auto start = std::chrono::steady_clock::now();
+void SmoothQuant::prepare(Model& model, const QuantParams& params, const Calibration& calibration) const {
   check_alpha(params.alpha);
-  for (const InputGroup& group : input_groups(model, params)) {
-    const Vector scale = smoothing_scales(group, group_abs_max(group, calibration), params.alpha);
-    for (QuantLinear* layer : group) {
-      scale_input_channels(*layer, scale);
-      quantize_main_weight(*layer, params, calibration);
-      layer->act_quant = params.activation;
+  const std::vector<InputGroup> groups = input_groups(model, params);
+  std::vector<Vector> scales;  // all computed before any layer changes
+  for (const InputGroup& group : groups) {
+    scales.push_back(smoothing_scales(group, group_abs_max(group, calibration), params.alpha));
+  }
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    for (QuantLinear* layer : groups[g]) {
+      scale_input_channels(*layer, scales[g]);
       layer->transform = fmt::format("smoothquant alpha={}", params.alpha);
     }
   }
-  return summarize(layers_to_quantize(model, params), start);
+}
+
+void SmoothQuant::quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const {
+  quantize_main_weight(layer, params, calibration);
+  layer.act_quant = params.activation;
 }
 
 }  // namespace serq

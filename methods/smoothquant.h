@@ -20,7 +20,8 @@ class SmoothQuant final : public Method {
   }
   std::vector<std::string> parameters() const override { return {"quant.alpha"}; }
   bool needs_activation_stats() const override { return true; }
-  MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void prepare(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const override;
 };
 
 }  // namespace serq

@@ -9,6 +9,11 @@
 
 namespace serq {
 
+void add_gram(Eigen::MatrixXd& hessian, const Matrix& input) {
+  const Matrix xtx = input.transpose() * input;
+  hessian += xtx.cast<double>();
+}
+
 CalibrationObserver::CalibrationObserver(StatsRequest request) : request_(std::move(request)) {}
 
 void CalibrationObserver::observe(const QuantLinear& layer, const Matrix& input) {
@@ -28,10 +33,7 @@ void CalibrationObserver::observe(const QuantLinear& layer, const Matrix& input)
     }
   }
   s.mean_abs += input.cwiseAbs().colwise().sum().transpose().cast<double>();
-  if (request_.hessian) {
-    const Matrix xtx = input.transpose() * input;  // float GEMM, accumulated in double across batches
-    s.hessian += xtx.cast<double>();
-  }
+  if (request_.hessian) add_gram(s.hessian, input);
   s.tokens += input.rows();
 }
 

@@ -27,6 +27,9 @@ struct StatsRequest {
   bool hessian = false;
 };
 
+// hessian += XᵀX of a batch of inputs (tokens × d_in): a float GEMM per batch, accumulated in double.
+void add_gram(Eigen::MatrixXd& hessian, const Matrix& input);
+
 // Accumulates ChannelStats for the requested layers as the forward pass runs.
 class CalibrationObserver final : public LinearInputObserver {
  public:

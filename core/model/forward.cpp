@@ -184,16 +184,26 @@ Matrix forward_hidden(const Model& model, std::span<const int> tokens, int batch
   const int pos0 = cache ? cache->length : 0;
   SERQ_CHECK(pos0 + seq <= c.max_seq_len, "a sequence of {} positions exceeds max_position_embeddings = {}; "
              "use a shorter eval.seq_len", pos0 + seq, c.max_seq_len);
+  Matrix h = embed_tokens(model, tokens);
+  for (int l = 0; l < c.n_layers; ++l) decoder_layer_forward(model, l, h, batch, seq, cache, observer);
+  if (cache) cache->length += seq;
+  return final_norm(model, h);
+}
+
+Matrix embed_tokens(const Model& model, std::span<const int> tokens) {
+  const ModelConfig& c = model.config;
   Matrix h(static_cast<Eigen::Index>(tokens.size()), c.dim);
   for (std::size_t i = 0; i < tokens.size(); ++i) {
     SERQ_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab_size, "token id {} is outside the vocabulary (size {}); the "
                "tokenizer does not match the model", tokens[i], c.vocab_size);
     h.row(static_cast<Eigen::Index>(i)) = model.embed.row(tokens[i]);
   }
-  for (int l = 0; l < c.n_layers; ++l) decoder_layer_forward(model, l, h, batch, seq, cache, observer);
-  if (cache) cache->length += seq;
+  return h;
+}
+
+Matrix final_norm(const Model& model, const Matrix& h) {
   Matrix normed;
-  rms_norm(h, model.final_norm, c.rms_norm_eps, normed);
+  rms_norm(h, model.final_norm, model.config.rms_norm_eps, normed);
   return normed;
 }
 

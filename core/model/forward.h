@@ -40,6 +40,11 @@ void decoder_layer_forward(const Model& model, int layer_index, Matrix& h, int b
 Matrix forward_hidden(const Model& model, std::span<const int> tokens, int batch, int seq, KVCache* cache = nullptr,
                       LinearInputObserver* observer = nullptr);
 
+// The rows of the token embedding for `tokens` (tokens × dim); an id outside the vocabulary is a serq::Error.
+Matrix embed_tokens(const Model& model, std::span<const int> tokens);
+// The final RMSNorm of the residual stream h (rows × dim): lm_head's input.
+Matrix final_norm(const Model& model, const Matrix& h);
+
 // Bytes of working memory a forward of batch × seq tokens needs beyond the weights (activations, attention
 // scores, the logits of one chunk), for refusing runs that cannot fit before they start.
 std::int64_t forward_workspace_bytes(const ModelConfig& config, int batch, int seq);

@@ -1,0 +1,120 @@
+// quantize_sequential: hidden states of the calibration samples carried layer by layer through the quantized model,
+// one input group's Hessian observed per group.
+#include "methods/sequential.h"
+
+#include <map>
+#include <utility>
+
+#include "core/calib/observers.h"
+#include "core/model/forward.h"
+#include "methods/input_groups.h"
+
+namespace serq {
+namespace {
+
+// XᵀX of each group's input, accumulated once per group: its other layers see the same input.
+class GroupHessians final : public LinearInputObserver {
+ public:
+  explicit GroupHessians(const std::vector<InputGroup>& groups) {
+    for (const InputGroup& group : groups) leaders_[group.front()->name] = {};
+  }
+  void observe(const QuantLinear& layer, const Matrix& input) override {
+    const auto found = leaders_.find(layer.name);
+    if (found == leaders_.end()) return;
+    Eigen::MatrixXd& hessian = found->second.hessian;
+    if (hessian.size() == 0) hessian = Eigen::MatrixXd::Zero(input.cols(), input.cols());
+    add_gram(hessian, input);
+    found->second.tokens += input.rows();
+  }
+  // The group's Hessian, handed over (it exists once).
+  ChannelStats take(const InputGroup& group) { return std::move(leaders_.at(group.front()->name)); }
+
+ private:
+  std::map<std::string, ChannelStats> leaders_;  // Hessian and token count by the group's first layer
+};
+
+// Turns a layer's activation (and intermediate) quantizers off while it produces the next layer's calibration
+// inputs, and back on after.
+class ActivationQuantOff {
+ public:
+  explicit ActivationQuantOff(std::vector<InputGroup> groups) : groups_(std::move(groups)) {
+    for (const InputGroup& group : groups_) {
+      for (QuantLinear* layer : group) {
+        saved_.push_back({layer->act_quant, layer->low_rank.intermediate_quant});
+        layer->act_quant = QuantSpec{};
+        layer->low_rank.intermediate_quant = QuantSpec{};
+      }
+    }
+  }
+  ~ActivationQuantOff() {
+    std::size_t i = 0;
+    for (const InputGroup& group : groups_) {
+      for (QuantLinear* layer : group) {
+        layer->act_quant = saved_[i].first;
+        layer->low_rank.intermediate_quant = saved_[i++].second;
+      }
+    }
+  }
+  ActivationQuantOff(const ActivationQuantOff&) = delete;
+  ActivationQuantOff& operator=(const ActivationQuantOff&) = delete;
+
+ private:
+  std::vector<InputGroup> groups_;
+  std::vector<std::pair<QuantSpec, QuantSpec>> saved_;
+};
+
+// Quantizes each group of linears with its observed Hessian (when GPTQ needs one) beside the activation statistics.
+void quantize_groups(const std::vector<InputGroup>& groups, GroupHessians* hessians, const Method& method,
+                     const QuantParams& params, const Calibration& activation_stats) {
+  for (const InputGroup& group : groups) {
+    Calibration calibration;
+    ChannelStats observed = hessians ? hessians->take(group) : ChannelStats{};
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      const std::string& name = group[i]->name;
+      const auto stats = activation_stats.stats.find(name);
+      ChannelStats& s = calibration.stats[name] = stats == activation_stats.stats.end() ? ChannelStats{} : stats->second;
+      if (!hessians) continue;
+      s.hessian = i + 1 < group.size() ? observed.hessian : std::move(observed.hessian);
+    }
+    for (QuantLinear* layer : group) method.quantize_linear(*layer, params, calibration);
+  }
+}
+
+}  // namespace
+
+MethodReport quantize_sequential(Model& model, const Method& method, const QuantParams& params,
+                                 const Calibration& activation_stats, const std::vector<std::vector<int>>& samples) {
+  if (!method.quantizes()) return MethodReport{};
+  const auto start = std::chrono::steady_clock::now();
+  method.prepare(model, params, activation_stats);
+  const bool observe = params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq;
+  std::vector<Matrix> hidden;
+  hidden.reserve(samples.size());
+  for (const std::vector<int>& sample : samples) hidden.push_back(embed_tokens(model, sample));
+
+  for (int i = 0; i < model.config.n_layers; ++i) {
+    const std::vector<InputGroup> groups = layer_input_groups(model.layers[static_cast<std::size_t>(i)]);
+    GroupHessians hessians(groups);
+    if (observe) {
+      for (const Matrix& h : hidden) {
+        Matrix copy = h;
+        decoder_layer_forward(model, i, copy, 1, static_cast<int>(copy.rows()), nullptr, &hessians);
+      }
+    }
+    quantize_groups(groups, observe ? &hessians : nullptr, method, params, activation_stats);
+    if (i + 1 == model.config.n_layers && !params.quantize_lm_head) break;  // nothing reads the last outputs
+    const ActivationQuantOff off(groups);
+    for (Matrix& h : hidden) decoder_layer_forward(model, i, h, 1, static_cast<int>(h.rows()), nullptr, nullptr);
+  }
+  if (params.quantize_lm_head) {
+    const std::vector<InputGroup> head = {{&model.lm_head}};
+    GroupHessians hessians(head);
+    if (observe) {
+      for (const Matrix& h : hidden) hessians.observe(model.lm_head, final_norm(model, h));  // lm_head's input
+    }
+    quantize_groups(head, observe ? &hessians : nullptr, method, params, activation_stats);
+  }
+  return summarize(layers_to_quantize(model, params), start);
+}
+
+}  // namespace serq

@@ -1,0 +1,22 @@
+// Layer-wise (sequential) quantization, the protocol of GPTQ's and QuaRot's reference code and of the official SERQ
+// code with GPTQ weights: the method prepares the whole model (Method::prepare), then decoder layer i is quantized
+// with GPTQ Hessians observed on what layers 0..i−1 give once quantized (their weights and corrections), with
+// activation quantization off while calibrating, as there. Then layer i's outputs, quantized the same way, feed
+// layer i+1.
+//
+// Only one layer's Hessians exist at a time, one per input group (q/k/v share one, gate/up share one). Activation
+// statistics (abs-max, mean |x|) are the full-precision ones of `activation_stats`, as in the official code. The
+// hidden states of every sample (samples × seq_len × dim floats) are kept between layers.
+#pragma once
+
+#include <vector>
+
+#include "methods/method.h"
+
+namespace serq {
+
+// With params.weight_quantizer rtn there is nothing to observe, and this equals method.quantize().
+MethodReport quantize_sequential(Model& model, const Method& method, const QuantParams& params,
+                                 const Calibration& activation_stats, const std::vector<std::vector<int>>& samples);
+
+}  // namespace serq
