@@ -24,6 +24,7 @@
 #include "experiments/eval_metrics.h"
 #include "experiments/layer_diagnostics.h"
 #include "methods/registry.h"
+#include "methods/sequential.h"
 
 namespace serq {
 namespace {
@@ -75,13 +76,21 @@ CalibrationSettings calibration_settings(const ResolvedConfig& config, const Mod
   return settings;
 }
 
-// The calibration this run's method needs, computed once for equal settings (in memory for this serq-run, on disk
-// across serq-runs that share a cache directory).
+// Whether GPTQ calibrates layer by layer (calib.sequential) in this run: only GPTQ weights read Hessians.
+bool sequential_gptq(const ResolvedConfig& config, const Method& method, const QuantParams& params) {
+  return config.get_bool("calib.sequential") && method.quantizes() && params.weight.enabled() &&
+         params.weight_quantizer == WeightQuantizerKind::gptq;
+}
+
+// The full-precision pass this run's method needs, computed once for equal settings (in memory for this serq-run, on
+// disk across serq-runs that share a cache directory). It holds GPTQ Hessians only in one-pass calibration: the
+// layer-wise pipeline observes its own.
 CachedCalibration run_calibration(const ResolvedConfig& config, const Model& model, const Method& method,
                                   const QuantParams& params, const std::filesystem::path& tokenizer_file,
                                   AssetCache& assets) {
   static const Calibration none;
-  const bool hessian = method.quantizes() && params.weight_quantizer == WeightQuantizerKind::gptq;
+  const bool hessian = method.quantizes() && params.weight_quantizer == WeightQuantizerKind::gptq &&
+                       !sequential_gptq(config, method, params);
   if (!hessian && !method.needs_activation_stats()) return {none, "none", 0.0};
   const CalibrationSettings settings = calibration_settings(config, model);
   const std::string& dataset = config.get_string("calib.dataset");
@@ -89,8 +98,45 @@ CachedCalibration run_calibration(const ResolvedConfig& config, const Model& mod
                                              hessian, params.quantize_lm_head);
   return assets.calibration(key, [&] {
     const TokenStream& stream = assets.dataset(dataset, tokenizer_file, model.config.bos_id);
-    return calibrate(model, method, params, stream, settings);
+    QuantParams observed = params;  // calibrate() collects Hessians for GPTQ weights
+    if (!hessian) observed.weight_quantizer = WeightQuantizerKind::rtn;
+    return calibrate(model, method, observed, stream, settings);
   });
+}
+
+// How the method is applied: in one pass, or layer by layer on `samples` (calib.sequential with GPTQ weights).
+struct Protocol {
+  std::vector<std::vector<int>> samples;  // empty: one pass
+  std::string description;                // info.calibration_protocol
+
+  MethodReport apply(const Method& method, Model& model, const QuantParams& params,
+                     const Calibration& calibration) const {
+    return samples.empty() ? method.quantize(model, params, calibration)
+                           : quantize_sequential(model, method, params, calibration, samples);
+  }
+};
+
+// The protocol of this run, its calibration samples drawn and its memory checked before any work.
+Protocol calibration_protocol(const ResolvedConfig& config, const Model& model, const Method& method,
+                              const QuantParams& params, const std::filesystem::path& tokenizer_file,
+                              AssetCache& assets) {
+  if (!sequential_gptq(config, method, params)) {
+    const bool gptq = method.quantizes() && params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq;
+    return {{}, gptq ? "one-pass: GPTQ Hessians and activation statistics from the full-precision model "
+                       "(calib.sequential: false)"
+                     : "one-pass: activation statistics (if any) from the full-precision model; no Hessians"};
+  }
+  const CalibrationSettings settings = calibration_settings(config, model);
+  const ModelConfig& c = model.config;
+  check_fits(static_cast<std::int64_t>(settings.samples) * settings.seq_len * c.dim * 4 +
+                 2 * static_cast<std::int64_t>(c.hidden_dim) * c.hidden_dim * 8,
+             fmt::format("layer-wise calibration: the hidden states of {} samples of {} tokens and one layer's "
+                         "Hessians (calib.sequential; set it to false for one-pass calibration)",
+                         settings.samples, settings.seq_len));
+  const TokenStream& stream = assets.dataset(config.get_string("calib.dataset"), tokenizer_file, c.bos_id);
+  return {sample_calibration(stream, settings.samples, settings.seq_len, settings.sampling, settings.seed),
+          "sequential: layer i's GPTQ Hessians observed on the outputs of layers 0..i-1 already quantized, "
+          "activation quantization off; activation statistics from the full-precision model"};
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -109,12 +155,12 @@ struct QuantizedModel {
 // (layer_diagnostics.h) on eval.layer_error_samples windows of calib.seq_len tokens from calib.dataset, drawn as the
 // calibration draws them. When the reference copy does not fit in memory the diagnostics are skipped, with a note.
 QuantizedModel quantize_model(const ResolvedConfig& config, Model& model, const Method& method,
-                              const QuantParams& params, const Calibration& calibration,
+                              const QuantParams& params, const Calibration& calibration, const Protocol& protocol,
                               const std::filesystem::path& tokenizer_file, AssetCache& assets) {
   const int samples = static_cast<int>(config.get_int("eval.layer_error_samples"));
-  if (samples == 0) return {method.quantize(model, params, calibration), {}, 0.0, "off"};
+  if (samples == 0) return {protocol.apply(method, model, params, calibration), {}, 0.0, "off"};
   if (!method.quantizes() || (!params.weight.enabled() && !params.activation.enabled())) {
-    return {method.quantize(model, params, calibration), {}, 0.0, "none: nothing quantized"};
+    return {protocol.apply(method, model, params, calibration), {}, 0.0, "none: nothing quantized"};
   }
   const std::int64_t need = model_bytes(model.config), available = available_memory_bytes();
   if (need > available) {
@@ -123,13 +169,13 @@ QuantizedModel quantize_model(const ResolvedConfig& config, Model& model, const 
                                         static_cast<double>(available) / (1 << 30));
     std::fprintf(stderr, "serq-run: per-layer diagnostics %s (set eval.layer_error_samples=0 to silence this)\n",
                  why.c_str());
-    return {method.quantize(model, params, calibration), {}, 0.0, why};
+    return {protocol.apply(method, model, params, calibration), {}, 0.0, why};
   }
   auto start = std::chrono::steady_clock::now();
   const Model reference = reference_model(model, method, params, calibration);
   QuantizedModel quantized;
   quantized.diagnostics_seconds = seconds_since(start);
-  quantized.report = method.quantize(model, params, calibration);
+  quantized.report = protocol.apply(method, model, params, calibration);
   if (params.progress) params.progress->finish();  // the diagnostics below report their own progress
 
   start = std::chrono::steady_clock::now();
@@ -234,6 +280,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const std::vector<const Task*> tasks = load_tasks(config, assets);
   KldReference* kld_against = kld_reference(config, model_path, model, assets);  // before any work, so it fails fast
 
+  const Protocol protocol = calibration_protocol(config, model, *method, params, tokenizer_file, assets);
   const CachedCalibration cached = run_calibration(config, model, *method, params, tokenizer_file, assets);
   const Calibration& calibration = cached.calibration;
   std::optional<Progress> progress;  // GPTQ on a 7B model takes minutes
@@ -242,7 +289,8 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                      "layers");
     params.progress = &*progress;
   }
-  const QuantizedModel quantized = quantize_model(config, model, *method, params, calibration, tokenizer_file, assets);
+  const QuantizedModel quantized =
+      quantize_model(config, model, *method, params, calibration, protocol, tokenizer_file, assets);
   if (progress) progress->finish();
   params.progress = nullptr;
   const MethodReport& report = quantized.report;
@@ -282,6 +330,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"activation_format", fp ? "fp" : params.activation.describe()},
                  {"dataset", dataset_name},
                  {"calibration_source", cached.source},
+                 {"calibration_protocol", protocol.description},
                  {"layer_diagnostics", quantized.diagnostics},
                  {"bos_policy", stream.bos_policy},
                  {"window_convention", stream.partial_window == PartialWindow::drop

@@ -268,3 +268,38 @@ TEST_CASE("serq-run: a malformed task line stops the run with file:line, or is s
   CHECK(record.info.at("copa.skipped_lines") == "1");
   CHECK(skipped.err.find(copa.string() + ": skipped 1 malformed line") != std::string::npos);
 }
+
+TEST_CASE("serq-run calib.sequential: GPTQ calibrates layer by layer by default, in one pass when false, and says "
+          "which in the result file") {
+  const auto dir = test::scratch_dir("serq_run_sequential");
+  const auto config = write_config(dir, std::string(kSmallRun) + R"(calib:
+  dataset: tinystories-calib
+  samples: 8
+  seq_len: 128
+sweep:
+  quant.weight_quantizer: [rtn, gptq]
+  calib.sequential: [true, false]
+)");
+  const Output out = serq_run(config.string() + " --json --quiet --out " + (dir / "results").string(), dir);
+  INFO("stderr: " << out.err);
+  REQUIRE(out.status == 0);
+  std::map<std::pair<std::string, bool>, double> ppl;
+  std::istringstream lines(out.out);
+  for (std::string line; std::getline(lines, line);) {
+    const auto json = nlohmann::json::parse(line);
+    const RunRecord record = read_run_record(json["result_file"].get<std::string>());
+    const bool sequential = record.config_yaml.find("sequential: true") != std::string::npos;
+    const std::string quantizer = record.config_yaml.find("weight_quantizer: \"gptq\"") != std::string::npos ? "gptq"
+                                                                                                           : "rtn";
+    const std::string& protocol = record.info.at("calibration_protocol");
+    INFO(quantizer << " sequential " << sequential << ": " << protocol);
+    CHECK(protocol.starts_with(sequential && quantizer == "gptq" ? "sequential: " : "one-pass: "));
+    CHECK(json["label"] == (quantizer == "rtn" ? "rtn w4a4 g32" : sequential ? "rtn w4a4 g32 gptq"
+                                                                             : "rtn w4a4 g32 gptq one-pass"));
+    ppl[{quantizer, sequential}] = json["ppl"].get<double>();
+  }
+  REQUIRE(ppl.size() == 4);
+  CHECK(ppl.at({"rtn", true}) == ppl.at({"rtn", false}));    // RTN reads no Hessian: nothing to observe
+  CHECK(ppl.at({"gptq", true}) != ppl.at({"gptq", false}));  // layer 1 on sees a quantized layer 0
+  CHECK(ppl.at({"gptq", true}) < ppl.at({"rtn", true}));
+}

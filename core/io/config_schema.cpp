@@ -179,6 +179,12 @@ std::vector<KeySpec> make_schema() {
        .doc = "seed of the calibration offsets",
        .default_value = Int{0},
        .min = 0},
+      {.path = "calib.sequential",
+       .type = ValueType::boolean,
+       .doc = "GPTQ weights: calibrate layer by layer, layer i's Hessians on the outputs of layers 0..i-1 already "
+              "quantized with activation quantization off (GPTQ, QuaRot and SERQ code); false: every Hessian from one "
+              "full-precision pass. Activation statistics always come from the full-precision pass",
+       .default_value = true},
       {.path = "calib.sampling",
        .type = ValueType::choice,
        .doc = "random: GPTQ-style seeded offsets; consecutive: the first calib.samples windows of the text",

@@ -87,6 +87,8 @@ std::string ResolvedConfig::label() const {
     label += fmt::format(" f{}", get_int("quant.factor_bits"));
   if (applies("quant.residual_order") && get_string("quant.residual_order") != "code") label += " paper-order";
   if (get_string("quant.weight_quantizer") != "rtn") label += " " + get_string("quant.weight_quantizer");
+  const bool gptq = get_string("quant.weight_quantizer") == "gptq" || get_string("quant.method") == "gptq";
+  if (gptq && !get_bool("calib.sequential")) label += " one-pass";  // GPTQ's Hessians from the full-precision pass
   return label;
 }
 
