@@ -70,16 +70,19 @@ struct Rotations {
     layer.transform = fmt::format("{} γ fused; residual {}", norm, residual.description);
   }
 
-  // A writer into the residual stream: W ← Qᵀ·W, so its output lands in the rotated basis.
+  // A writer into the residual stream: W ← Qᵀ·W (and b ← Qᵀ·b), so its output lands in the rotated basis.
   void write_residual(QuantLinear& layer) const {
     layer.weight = residual.matrix.transpose() * layer.weight;
+    if (layer.bias.size() > 0) layer.bias = residual.matrix.transpose() * layer.bias;
   }
 
-  // v_proj: the output of each kv head times P, W ← (I ⊗ Pᵀ)·W; attention carries it to o_proj's input per head.
+  // v_proj: the output of each kv head times P, W ← (I ⊗ Pᵀ)·W (and its bias); attention carries it to o_proj's
+  // input per head.
   void rotate_value_heads(QuantLinear& v) const {
     const Eigen::Index d = head.rows();
     for (Eigen::Index r = 0; r < v.weight.rows(); r += d) {
       v.weight.middleRows(r, d) = head.transpose() * v.weight.middleRows(r, d);
+      if (v.bias.size() > 0) v.bias.segment(r, d) = head.transpose() * v.bias.segment(r, d);
     }
     v.transform += fmt::format("; {} per head on the output", head_description);
   }

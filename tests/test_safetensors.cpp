@@ -13,42 +13,20 @@
 #include "core/io/safetensors.h"
 #include "core/model/loader.h"
 #include "tests/assets.h"
+#include "tests/safetensors_writer.h"
 
 using Catch::Matchers::Contains;
 using nlohmann::json;
 namespace fs = std::filesystem;
 using serq::test::read_bytes;
 using serq::test::write_bytes;
+using serq::test::F32Tensor;
+using serq::test::write_raw;
+using serq::test::write_safetensors;
 
 namespace {
 
 const fs::path kHfDir = "models/stories260K-hf";
-
-// Writes a safetensors file exactly as given (so a test can make the header lie): u64 length, header, data.
-void write_raw(const fs::path& path, const std::string& header, const std::string& data) {
-  const std::uint64_t length = header.size();
-  std::string bytes(8, '\0');
-  std::memcpy(bytes.data(), &length, 8);
-  write_bytes(path, bytes + header + data);
-}
-
-struct F32Tensor {
-  std::string name;
-  std::vector<std::int64_t> shape;
-  std::vector<float> values;
-};
-
-// Writes well-formed F32 tensors, laid out back to back.
-void write_safetensors(const fs::path& path, const std::vector<F32Tensor>& tensors) {
-  json header = {{"__metadata__", {{"format", "pt"}}}};
-  std::string data;
-  for (const F32Tensor& t : tensors) {
-    const std::size_t begin = data.size();
-    data.append(reinterpret_cast<const char*>(t.values.data()), t.values.size() * sizeof(float));
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
-  }
-  write_raw(path, header.dump(), data);
-}
 
 std::vector<F32Tensor> read_all(const fs::path& path) {
   const auto file = serq::SafetensorsFile::open(path);

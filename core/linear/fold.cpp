@@ -32,11 +32,12 @@ void check_order(const QuantLinear& layer) {
   }
 }
 
-// Output row j of the layer (main weight, B of the two factors, R of the salient correction) is divided by s_j.
+// Output j of the layer (row j of the main weight, of B, of R, and bias entry j) is divided by s_j.
 void divide_output_rows(QuantLinear& layer, const Vector& s) {
   layer.weight.array().colwise() /= s.array();
   if (layer.low_rank.rank() > 0) layer.low_rank.b.array().colwise() /= s.array();
   if (layer.salient.rank() > 0) layer.salient.r.array().colwise() /= s.array();
+  if (layer.bias.size() > 0) layer.bias.array() /= s.array();
 }
 
 Matrix permute_rows(const Matrix& m, const std::vector<int>& order) {
@@ -45,11 +46,12 @@ Matrix permute_rows(const Matrix& m, const std::vector<int>& order) {
   return permuted;
 }
 
-// Output row j of the layer becomes its old output row order[j], corrections included.
+// Output row j of the layer becomes its old output row order[j], corrections and bias included.
 void permute_output_rows(QuantLinear& layer, const std::vector<int>& order) {
   layer.weight = permute_rows(layer.weight, order);
   if (layer.low_rank.rank() > 0) layer.low_rank.b = permute_rows(layer.low_rank.b, order);
   if (layer.salient.rank() > 0) layer.salient.r = permute_rows(layer.salient.r, order);
+  if (layer.bias.size() > 0) layer.bias = Vector(permute_rows(layer.bias, order));
 }
 
 // The layers of a group share one RMSNorm output; their common scale folds into its γ.

@@ -49,8 +49,13 @@ void QuantLinear::forward(const Matrix& x, Matrix& y) const {
              weight.cols());
   if (input.empty() && !act_quant.enabled() && low_rank.rank() == 0 && salient.rank() == 0) {
     gemm_xwt(x, weight, y);
-    return;
+  } else {
+    forward_transformed(x, y);
   }
+  if (bias.size() > 0) y.rowwise() += bias.transpose();
+}
+
+void QuantLinear::forward_transformed(const Matrix& x, Matrix& y) const {
   Matrix xq = x;
   try {
     input.apply(xq);
@@ -83,7 +88,7 @@ double QuantLinear::storage_bits() const {
   if (salient.rank() > 0) {
     bits += bits_per_weight(salient.quant, salient.r.rows(), salient.r.cols()) * static_cast<double>(salient.r.size());
   }
-  return bits;
+  return bits + 16.0 * static_cast<double>(bias.size());
 }
 
 std::int64_t QuantLinear::extra_parameters() const {

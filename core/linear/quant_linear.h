@@ -7,6 +7,7 @@
 //      + Q_i(Xq · Aᵀ) · Bᵀ        two-factor correction (LoRC/LQER/L2QER): A (k × d_in), B (d_out × k), with an
 //                                 optional re-quantization Q_i of the intermediate
 //      + Xq[:, :r] · Rᵀ           SERQ's correction: R (d_out × r) on the first r (most salient) channels of Xq
+//      + b                        optional bias (d_out; Qwen2's q/k/v), kept in full precision
 // At most one correction path is present. Methods are offline transforms that produce this form; the backends run
 // it and never know which method made it. Folding a transform into the previous operation (core/linear/fold.h) is
 // an optimization of this form that keeps its outputs.
@@ -62,6 +63,7 @@ struct QuantLinear {
   QuantSpec weight_quant;  // how `weight` was quantized (bits = 16: full precision); for accounting
   LowRankCorrection low_rank;  // present when low_rank.rank() > 0
   SalientCorrection salient;   // present when salient.rank() > 0
+  Vector bias;             // b (d_out) added to every row of Y; empty = none
   std::string transform;   // what the method built, for result files, e.g. "rotation hadamard(64); online ..."
 
   int d_in() const { return static_cast<int>(weight.cols()); }
@@ -71,10 +73,13 @@ struct QuantLinear {
   void forward(const Matrix& x, Matrix& y) const;
 
   // Storage in bits: the main weight (codes and group scales, bits_per_weight of weight_quant) plus the correction
-  // factors in their formats. Input scales and permutations are not counted: folded, they cost nothing.
+  // factors in their formats, and 16 bits per bias entry. Input scales and permutations are not counted: folded, they cost nothing.
   double storage_bits() const;
   // Parameters of the correction path (A and B, or R).
   std::int64_t extra_parameters() const;
+
+ private:
+  void forward_transformed(const Matrix& x, Matrix& y) const;  // forward() without the bias, any path present
 };
 
 }  // namespace serq

@@ -38,6 +38,7 @@ struct ModelConfig {
   bool tied_embeddings = true;  // lm_head shares the token embedding
   RopeLayout rope_layout = RopeLayout::half;
   RopeScaling rope_scaling;
+  bool qkv_bias = false;  // q/k/v projections carry a bias (Qwen2/2.5)
   int bos_id = 1;
   int eos_id = 2;
 

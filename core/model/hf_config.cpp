@@ -1,4 +1,5 @@
-// Reads a Hugging Face config.json of a LLaMA-architecture model (model_type llama or mistral) into ModelConfig.
+// Reads a Hugging Face config.json of a LLaMA-architecture model (model_type llama, mistral or qwen2) into
+// ModelConfig.
 #include <algorithm>
 #include <fstream>
 #include <limits>
@@ -79,11 +80,18 @@ ModelConfig read_hf_config(const std::filesystem::path& config_json) {
   SERQ_CHECK(!config.is_discarded() && config.is_object(), "{}: not a valid JSON object (corrupted? re-fetch it)",
              where);
 
+  std::string model_type = "llama";
   if (const json* type = optional_field(config, "model_type")) {
-    const std::string name = type->is_string() ? type->get<std::string>() : type->dump();
-    SERQ_CHECK(name == "llama" || name == "mistral",
-               "{}: model_type '{}' is not supported; serq loads LLaMA-architecture models (model_type llama or "
-               "mistral)", where, name);
+    model_type = type->is_string() ? type->get<std::string>() : type->dump();
+    SERQ_CHECK(model_type == "llama" || model_type == "mistral" || model_type == "qwen2",
+               "{}: model_type '{}' is not supported; serq loads LLaMA-architecture models (model_type llama, "
+               "mistral or qwen2)", where, model_type);
+  }
+  const bool qwen2 = model_type == "qwen2";
+  if (qwen2) {  // Qwen2 applies sliding windows only to some layers, and only when use_sliding_window is set
+    const json* sliding = optional_field(config, "use_sliding_window");
+    SERQ_CHECK(!sliding || *sliding == false, "{}: use_sliding_window true is not supported (Qwen2's per-layer "
+               "sliding windows); use a checkpoint with it false, as Qwen2.5 ships", where);
   }
   if (const json* act = optional_field(config, "hidden_act")) {
     SERQ_CHECK(*act == "silu", "{}: hidden_act {} is not supported; LLaMA-family MLPs use \"silu\"", where,
@@ -123,8 +131,9 @@ ModelConfig read_hf_config(const std::filesystem::path& config_json) {
     SERQ_CHECK(!list || !eos->empty(), "{}: 'eos_token_id' is an empty list; give at least one id", where);
     c.eos_id = token_id(list ? eos->front() : *eos, "eos_token_id", where);
   }
+  c.qkv_bias = qwen2;  // HF Qwen2Attention: bias on q/k/v, none on o
   // Mistral's sliding-window attention equals full causal attention on sequences no longer than the window.
-  if (const json* window = optional_field(config, "sliding_window")) {
+  if (const json* window = !qwen2 ? optional_field(config, "sliding_window") : nullptr) {
     c.max_seq_len = std::min(c.max_seq_len, positive_int(*window, "sliding_window", where));
   }
   c.rope_layout = RopeLayout::half;

@@ -122,6 +122,11 @@ Model load_hf(const std::filesystem::path& dir) {
     checkpoint.read(prefix + "self_attn.q_proj.weight", {d, d}, values(layer.q_proj.weight));
     checkpoint.read(prefix + "self_attn.k_proj.weight", {kv, d}, values(layer.k_proj.weight));
     checkpoint.read(prefix + "self_attn.v_proj.weight", {kv, d}, values(layer.v_proj.weight));
+    if (config.qkv_bias) {
+      checkpoint.read(prefix + "self_attn.q_proj.bias", {d}, values(layer.q_proj.bias));
+      checkpoint.read(prefix + "self_attn.k_proj.bias", {kv}, values(layer.k_proj.bias));
+      checkpoint.read(prefix + "self_attn.v_proj.bias", {kv}, values(layer.v_proj.bias));
+    }
     checkpoint.read(prefix + "self_attn.o_proj.weight", {d, d}, values(layer.o_proj.weight));
     checkpoint.read(prefix + "post_attention_layernorm.weight", {d}, values(layer.ffn_norm));
     checkpoint.read(prefix + "mlp.gate_proj.weight", {h, d}, values(layer.gate_proj.weight));

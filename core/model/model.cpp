@@ -17,7 +17,7 @@ QuantLinear make_linear(std::string name, int d_out, int d_in) {
 
 std::int64_t ModelConfig::parameter_count() const {
   const std::int64_t d = dim, h = hidden_dim, kv = kv_dim(), v = vocab_size;
-  const std::int64_t per_layer = 2 * d + d * d * 2 + d * kv * 2 + 3 * d * h;
+  const std::int64_t per_layer = 2 * d + d * d * 2 + d * kv * 2 + 3 * d * h + (qkv_bias ? d + 2 * kv : 0);
   return v * d * (tied_embeddings ? 1 : 2) + n_layers * per_layer + d;
 }
 
@@ -39,6 +39,11 @@ Model make_empty_model(const ModelConfig& config) {
     layer.gate_proj = make_linear(prefix + "mlp.gate_proj", h, d);
     layer.up_proj = make_linear(prefix + "mlp.up_proj", h, d);
     layer.down_proj = make_linear(prefix + "mlp.down_proj", d, h);
+    if (config.qkv_bias) {
+      for (QuantLinear* projection : {&layer.q_proj, &layer.k_proj, &layer.v_proj}) {
+        projection->bias = Vector::Zero(projection->d_out());
+      }
+    }
   }
   model.final_norm = Vector::Zero(d);
   model.lm_head = make_linear("lm_head", config.vocab_size, d);
