@@ -2,6 +2,7 @@
 // run under <out>/<experiment>/<run_id>/run.h5, and prints a results table (or JSON lines with --json).
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <iostream>
 #include <string>
@@ -18,7 +19,10 @@
 #include "core/io/config_schema.h"
 #include "core/io/result_file.h"
 #include "core/io/run_config.h"
+#include "core/model/loader.h"
+#include "core/model/memory.h"
 #include "experiments/asset_cache.h"
+#include "experiments/run_memory.h"
 #include "experiments/run_one.h"
 #include "experiments/run_summary.h"
 #include "experiments/sbatch.h"
@@ -42,7 +46,7 @@ options:
   --resume             skip runs whose result file is already there and readable
   --shard I/N          run only points I, I+N, I+2N, ... (0 ≤ I < N); inside a SLURM array task the shard comes from
                        SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT
-  --dry-run            print each run's id and label (of this shard), run nothing
+  --dry-run            print each run's id, label and memory estimate (of this shard), run nothing
   --json               print one JSON object per finished run on stdout (the table goes to stderr)
   --quiet              no progress lines
   --emit-sbatch FILE   write an sbatch array script for the sweep (one shard per task, with --resume); run nothing
@@ -178,8 +182,16 @@ int run(const Options& options) {
     std::fprintf(stderr, "%s%s: %zu of the sweep's %zu runs\n", shard.describe().c_str(),
                  slurm ? " (from the SLURM array task)" : "", runs.size(), plan.runs.size());
   }
-  if (options.dry_run) {
-    for (const ResolvedConfig* config : runs) std::printf("%s  %s\n", config->run_id(commit).c_str(), config->label().c_str());
+  if (options.dry_run) {  // id, label and the run's memory estimate (experiments/run_memory.h)
+    std::map<std::string, ModelConfig> models;
+    const std::int64_t available = available_memory_bytes();
+    for (const ResolvedConfig* config : runs) {
+      const std::string& path = config->get_string("model.path");
+      if (!models.contains(path)) models.emplace(path, read_model_config(path));
+      std::printf("%s  %s  memory %s\n", config->run_id(commit).c_str(), config->label().c_str(),
+                  describe_memory(estimate_run_memory(*config, models.at(path), available)).c_str());
+    }
+    std::fprintf(stderr, "memory available to this process: %.1f GiB\n", static_cast<double>(available) / (1LL << 30));
     return 0;
   }
   // Inputs found only at run time are checked for every run first, so a sweep never fails half way on a typo.

@@ -8,6 +8,14 @@
 #include "core/model/load_llama2c.h"
 
 namespace serq {
+ModelConfig read_model_config(const std::filesystem::path& path) {
+  if (std::filesystem::is_directory(path)) return read_hf_config(path / "config.json");
+  if (std::filesystem::is_regular_file(path) && (path.extension() == ".gguf" || is_gguf_file(path))) {
+    return read_gguf_config(GgufFile::open(path));
+  }
+  return load_model(path).config;
+}
+
 Model load_model(const std::filesystem::path& path) {
   std::error_code ec;
   const std::filesystem::file_status status = std::filesystem::status(path, ec);

@@ -11,4 +11,9 @@ namespace serq {
 // llama.cpp checkpoint (load_gguf); a regular file ending in .bin is a llama2.c checkpoint (load_llama2c). Anything else, or a missing path, is a serq::Error naming model.path.
 Model load_model(const std::filesystem::path& path);
 
+// The model's hyper-parameters without its weights: config.json of a Hugging Face directory, the metadata of a GGUF
+// file (both read without touching a weight), or the header of a llama2.c .bin (the whole file is read: llama2.c
+// checkpoints are small).
+ModelConfig read_model_config(const std::filesystem::path& path);
+
 }  // namespace serq

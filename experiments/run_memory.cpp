@@ -1,0 +1,67 @@
+// estimate_run_memory: the peak of a run from its config (see run_memory.h).
+#include "experiments/run_memory.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "core/model/forward.h"
+#include "core/model/memory.h"
+
+namespace serq {
+namespace {
+
+constexpr std::int64_t kFloat = 4, kDouble = 8;
+
+// Σ d_in² over a decoder layer's linears, each with its own Hessian as one-pass calibration keeps them.
+std::int64_t layer_hessian_entries(const ModelConfig& m) {
+  const std::int64_t d = m.dim, h = m.hidden_dim;
+  return 6 * d * d + h * h;  // q, k, v, o, gate, up read dim-wide inputs; down reads hidden_dim
+}
+
+}  // namespace
+
+std::vector<MemoryItem> estimate_run_memory(const ResolvedConfig& config, const ModelConfig& model,
+                                            std::int64_t available) {
+  std::vector<MemoryItem> items;
+  const std::int64_t weights = model_bytes(model);
+  const bool fp = config.get_string("quant.method") == "fp";
+  items.push_back({"model", weights});
+  if (config.get_bool("eval.kld")) items.push_back({"FP copy for eval.kld", weights});
+  if (!fp && config.get_int("eval.layer_error_samples") > 0) items.push_back({"diagnostics reference (skipped if short)", weights});
+  const int seq = static_cast<int>(config.get_int("eval.seq_len"));
+  items.push_back({"forward workspace", forward_workspace_bytes(model, static_cast<int>(config.get_int(
+                                                                            "eval.batch_size")), seq)});
+  const bool gptq = !fp && config.get_int("quant.w_bits") < 16 &&
+                    (config.get_string("quant.weight_quantizer") == "gptq" || config.get_string("quant.method") == "gptq");
+  if (gptq) {
+    const std::int64_t samples = config.get_int("calib.samples"), calib_seq = config.get_int("calib.seq_len");
+    const std::int64_t widest = std::max(model.dim, model.hidden_dim);
+    if (config.get_bool("calib.sequential")) {
+      items.push_back({"layer-wise calibration", samples * calib_seq * model.dim * kFloat +
+                                                     2 * widest * widest * kDouble});
+    } else {
+      items.push_back({"one-pass Hessians", model.n_layers * layer_hessian_entries(model) * kDouble});
+    }
+  }
+  if (config.get_bool("eval.kld")) {
+    const std::int64_t windows = config.get_int("eval.max_windows");
+    const std::int64_t per_window = static_cast<std::int64_t>(seq) * model.dim * kFloat;
+    items.push_back({"KLD reference states", windows > 0 ? std::min(windows * per_window, available / 4)
+                                                         : available / 4});
+  }
+  return items;
+}
+
+std::string describe_memory(const std::vector<MemoryItem>& items) {
+  const auto gib = [](std::int64_t bytes) { return static_cast<double>(bytes) / (1LL << 30); };
+  std::int64_t total = 0;
+  std::string parts;
+  for (const MemoryItem& item : items) {
+    total += item.bytes;
+    parts += fmt::format("{}{} {:.1f}", parts.empty() ? "" : ", ", item.what, gib(item.bytes));
+  }
+  return fmt::format("≈ {:.1f} GiB: {}", gib(total), parts);
+}
+
+}  // namespace serq
