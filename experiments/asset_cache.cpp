@@ -35,14 +35,9 @@ Model AssetCache::fresh_model(const std::filesystem::path& path, double* load_se
   return model;
 }
 
-const Model* AssetCache::full_precision(const std::filesystem::path& path) const {
-  return pristine_ && model_path_ == path ? pristine_.get() : nullptr;
-}
-
 KldReference* AssetCache::kld_reference(const std::filesystem::path& path) {
-  const Model* model = full_precision(path);
-  if (!model) return nullptr;
-  if (!kld_reference_) kld_reference_ = std::make_unique<KldReference>(*model, available_memory_bytes() / 4);
+  if (!pristine_ || model_path_ != path) return nullptr;
+  if (!kld_reference_) kld_reference_ = std::make_unique<KldReference>(*pristine_, available_memory_bytes() / 4);
   return kld_reference_.get();
 }
 

@@ -35,11 +35,10 @@ class AssetCache {
   // A full-precision model ready to be quantized in place. The pristine copy is kept for the next run when
   // two copies fit in memory; otherwise the checkpoint is read again.
   Model fresh_model(const std::filesystem::path& path, double* load_seconds);
-  // The pristine full-precision model of the last fresh_model(path), or nullptr when two copies did not fit.
-  const Model* full_precision(const std::filesystem::path& path) const;
-  // The KL divergence reference over that pristine model, shared by the runs of this serq-run so that the
-  // full-precision decoder runs once per evaluation window; nullptr where full_precision(path) is. Its kept hidden
-  // states are bounded by a quarter of the memory available when it is made.
+  // The KL divergence reference over the pristine full-precision model of the last fresh_model(path), shared by the
+  // runs of this serq-run so that the full-precision decoder runs once per evaluation window; nullptr when two
+  // copies of the model did not fit. Its kept hidden states are bounded by a quarter of the memory available when it
+  // is made.
   KldReference* kld_reference(const std::filesystem::path& path);
   const Tokenizer& tokenizer(const std::filesystem::path& file);
   // The dataset tokenized by the tokenizer; BOS (the model's bos_id) goes in where the tokenizer adds BOS.

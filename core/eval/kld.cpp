@@ -27,11 +27,12 @@ double quantile(const std::vector<double>& sorted, double q) {
   return sorted[below] + (position - static_cast<double>(below)) * (sorted[above] - sorted[below]);
 }
 
-void KldAccumulator::add(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets) {
+double KldAccumulator::add(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets) {
   SERQ_CHECK(reference_logits.rows() == logits.rows() && reference_logits.cols() == logits.cols() &&
              static_cast<std::size_t>(logits.rows()) == targets.size(),
              "KL divergence needs logits of the same shape from both models and one target per row");
   Eigen::ArrayXd log_p, log_q;
+  double nll = 0.0;
   const Eigen::Index vocab = logits.cols();
   for (Eigen::Index r = 0; r < logits.rows(); ++r) {
     log_softmax(reference_logits.row(r).data(), vocab, log_p);
@@ -46,7 +47,9 @@ void KldAccumulator::add(const Matrix& reference_logits, const Matrix& logits, s
     const auto target = static_cast<Eigen::Index>(targets[static_cast<std::size_t>(r)]);
     delta_p_.push_back(std::exp(log_q[target]) - std::exp(log_p[target]));
     reference_nll_ -= log_p[target];
+    nll -= log_q[target];
   }
+  return nll;
 }
 
 KldResult KldAccumulator::result() const {

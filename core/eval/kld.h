@@ -25,7 +25,9 @@ struct KldResult {
 class KldAccumulator {
  public:
   // rows × vocab logits of the full-precision and the evaluated model at the same positions, and the next tokens.
-  void add(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets);
+  // Returns the evaluated model's Σ −log q(target) over the rows, equal to sum_nll(logits, targets), so that a
+  // caller computing both needs one log-softmax of the logits.
+  double add(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets);
   KldResult result() const;
 
  private:

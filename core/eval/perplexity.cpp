@@ -18,8 +18,9 @@ constexpr Eigen::Index kLogitRowChunk = 1024;
 
 double sum_nll(const Matrix& logits, std::span<const int> targets) {
   double total = 0.0;
+  Eigen::ArrayXd row;  // one buffer for every row: a vocabulary-wide allocation per row would cost page faults
   for (Eigen::Index r = 0; r < logits.rows(); ++r) {
-    const Eigen::ArrayXd row = logits.row(r).transpose().array().cast<double>();
+    row = logits.row(r).transpose().array().cast<double>();
     const double max = row.maxCoeff();
     total += std::log((row - max).exp().sum()) + max - row[targets[static_cast<std::size_t>(r)]];
   }
@@ -57,10 +58,9 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::
         const Eigen::Index first_row = static_cast<Eigen::Index>(b) * seq + t0;
         const auto targets = std::span<const int>(tokens).subspan(static_cast<std::size_t>(first_row) + 1, rows);
         const Matrix logits = forward_logits(model, hidden.middleRows(first_row, rows));
-        nll += sum_nll(logits, targets);
-        if (reference) {
-          kld.add(forward_logits(reference->model(), reference_hidden->middleRows(first_row, rows)), logits, targets);
-        }
+        nll += reference ? kld.add(forward_logits(reference->model(), reference_hidden->middleRows(first_row, rows)),
+                                   logits, targets)
+                         : sum_nll(logits, targets);
       }
     }
     result.scored_tokens += static_cast<std::int64_t>(batch) * (seq - 1);
