@@ -4,13 +4,18 @@
 #include <chrono>
 
 #include "core/data/calibration_sampler.h"
+#include "methods/weight_quantizer.h"
 
 namespace serq {
+
+bool full_precision_hessians(const Method& method, const QuantParams& params, const CalibrationSettings& settings) {
+  return uses_gptq(method, params) && !settings.sequential;
+}
 
 Calibration calibrate(const Model& model, const Method& method, const QuantParams& params, const TokenStream& stream,
                       const CalibrationSettings& settings) {
   Calibration calibration;
-  const bool gptq = method.quantizes() && params.weight_quantizer == WeightQuantizerKind::gptq;
+  const bool gptq = full_precision_hessians(method, params, settings);
   if (!method.needs_activation_stats() && !gptq) return calibration;
   const auto start = std::chrono::steady_clock::now();
   StatsRequest request;

@@ -1,5 +1,6 @@
 // Calibration for one method: samples from the calibration stream, one full-precision pass with observers on the
-// layers the method will quantize, and only the statistics it needs (Hessians only for the GPTQ weight quantizer).
+// layers the method will quantize, and only the statistics it needs (Hessians only for GPTQ weights calibrated in
+// one pass; the layer-wise pipeline, methods/sequential.h, observes its own).
 #pragma once
 
 #include "core/data/calibration_sampler.h"
@@ -15,9 +16,13 @@ struct CalibrationSettings {
   int seq_len = 512;     // calib.seq_len
   std::uint64_t seed = 0;  // calib.seed: random window offsets (GPTQ-style)
   CalibrationSampling sampling = CalibrationSampling::random;  // calib.sampling
+  bool sequential = false;  // calib.sequential: GPTQ Hessians come layer by layer, not from this pass
 };
 
-// Empty (and instant) when the method needs no statistics and weights are not quantized by GPTQ.
+// Whether the full-precision pass collects GPTQ Hessians: GPTQ weights (uses_gptq) calibrated in one pass.
+bool full_precision_hessians(const Method& method, const QuantParams& params, const CalibrationSettings& settings);
+
+// Empty (and instant) when the method needs no statistics and the pass collects no Hessians.
 Calibration calibrate(const Model& model, const Method& method, const QuantParams& params, const TokenStream& stream,
                       const CalibrationSettings& settings);
 

@@ -7,6 +7,10 @@
 
 #include "core/model/forward.h"
 #include "core/model/memory.h"
+#include "experiments/run_one.h"
+#include "methods/registry.h"
+#include "methods/sequential.h"
+#include "methods/weight_quantizer.h"
 
 namespace serq {
 namespace {
@@ -25,21 +29,21 @@ std::vector<MemoryItem> estimate_run_memory(const ResolvedConfig& config, const 
                                             std::int64_t available) {
   std::vector<MemoryItem> items;
   const std::int64_t weights = model_bytes(model);
-  const bool fp = config.get_string("quant.method") == "fp";
+  const std::unique_ptr<Method> method = make_method(config.get_string("quant.method"));
+  const bool fp = !method->quantizes();
   items.push_back({"model", weights});
   if (config.get_bool("eval.kld")) items.push_back({"FP copy for eval.kld", weights});
-  if (!fp && config.get_int("eval.layer_error_samples") > 0) items.push_back({"diagnostics reference (skipped if short)", weights});
+  if (!fp && config.get_int("eval.layer_error_samples") > 0) {
+    items.push_back({"diagnostics reference (skipped if short)", weights});
+  }
   const int seq = static_cast<int>(config.get_int("eval.seq_len"));
   items.push_back({"forward workspace", forward_workspace_bytes(model, static_cast<int>(config.get_int(
                                                                             "eval.batch_size")), seq)});
-  const bool gptq = !fp && config.get_int("quant.w_bits") < 16 &&
-                    (config.get_string("quant.weight_quantizer") == "gptq" || config.get_string("quant.method") == "gptq");
-  if (gptq) {
-    const std::int64_t samples = config.get_int("calib.samples"), calib_seq = config.get_int("calib.seq_len");
-    const std::int64_t widest = std::max(model.dim, model.hidden_dim);
+  if (uses_gptq(*method, quant_params(config, *method))) {
     if (config.get_bool("calib.sequential")) {
-      items.push_back({"layer-wise calibration", samples * calib_seq * model.dim * kFloat +
-                                                     2 * widest * widest * kDouble});
+      items.push_back({"layer-wise calibration",
+                       sequential_calibration_bytes(model, static_cast<int>(config.get_int("calib.samples")),
+                                                    static_cast<int>(config.get_int("calib.seq_len")))});
     } else {
       items.push_back({"one-pass Hessians", model.n_layers * layer_hessian_entries(model) * kDouble});
     }

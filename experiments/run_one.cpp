@@ -25,42 +25,10 @@
 #include "experiments/layer_diagnostics.h"
 #include "methods/registry.h"
 #include "methods/sequential.h"
+#include "methods/weight_quantizer.h"
 
 namespace serq {
 namespace {
-
-QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
-  QuantParams params;
-  const NumberFormat format =
-      config.get_string("quant.format") == "mxfp4" ? NumberFormat::mxfp4 : NumberFormat::integer;
-  params.weight.bits = static_cast<int>(config.get_int("quant.w_bits"));
-  params.weight.symmetric = config.get_bool("quant.w_sym");
-  params.weight.group_size = static_cast<int>(config.get_int("quant.group_size"));
-  params.weight.format = format;
-  params.activation.bits = static_cast<int>(config.get_int("quant.a_bits"));
-  params.activation.symmetric = config.get_bool("quant.a_sym");
-  params.activation.group_size = static_cast<int>(config.get_int("quant.a_group_size"));
-  params.activation.format = format;
-  if (method.quantizes()) {
-    validate(params.weight, "quant.w_bits/quant.group_size");
-    validate(params.activation, "quant.a_bits/quant.a_group_size");
-  }
-  params.quantize_lm_head = config.get_bool("quant.quantize_lm_head");
-  params.weight_quantizer = method.requires_gptq() || config.get_string("quant.weight_quantizer") == "gptq"
-                                ? WeightQuantizerKind::gptq
-                                : WeightQuantizerKind::rtn;
-  params.gptq.damp = config.get_float("gptq.damp");
-  params.gptq.block_size = static_cast<int>(config.get_int("gptq.block_size"));
-  params.gptq.act_order = config.get_bool("gptq.act_order");
-  params.rank = static_cast<int>(config.get_int("quant.rank"));
-  params.alpha = config.get_float("quant.alpha");
-  params.factor_bits = static_cast<int>(config.get_int("quant.factor_bits"));
-  params.requant_intermediate = config.get_bool("quant.requant_intermediate");
-  params.paper_residual_order = config.get_string("quant.residual_order") == "paper";
-  params.seed = static_cast<std::uint64_t>(config.get_int("quant.seed"));
-  params.svd = parse_svd_algorithm(config.get_string("quant.svd"));
-  return params;
-}
 
 // The calibration settings of the config, checked against the model.
 CalibrationSettings calibration_settings(const ResolvedConfig& config, const Model& model) {
@@ -69,17 +37,12 @@ CalibrationSettings calibration_settings(const ResolvedConfig& config, const Mod
                                      static_cast<std::uint64_t>(config.get_int("calib.seed")),
                                      config.get_string("calib.sampling") == "consecutive"
                                          ? CalibrationSampling::consecutive
-                                         : CalibrationSampling::random};
+                                         : CalibrationSampling::random,
+                                     config.get_bool("calib.sequential")};
   SERQ_CHECK(settings.seq_len <= model.config.max_seq_len, "calib.seq_len: {} exceeds the model's "
              "max_position_embeddings {}; use calib.seq_len ≤ {}", settings.seq_len, model.config.max_seq_len,
              model.config.max_seq_len);
   return settings;
-}
-
-// Whether GPTQ calibrates layer by layer (calib.sequential) in this run: only GPTQ weights read Hessians.
-bool sequential_gptq(const ResolvedConfig& config, const Method& method, const QuantParams& params) {
-  return config.get_bool("calib.sequential") && method.quantizes() && params.weight.enabled() &&
-         params.weight_quantizer == WeightQuantizerKind::gptq;
 }
 
 // The full-precision pass this run's method needs, computed once for equal settings (in memory for this serq-run, on
@@ -89,18 +52,15 @@ CachedCalibration run_calibration(const ResolvedConfig& config, const Model& mod
                                   const QuantParams& params, const std::filesystem::path& tokenizer_file,
                                   AssetCache& assets) {
   static const Calibration none;
-  const bool hessian = method.quantizes() && params.weight_quantizer == WeightQuantizerKind::gptq &&
-                       !sequential_gptq(config, method, params);
-  if (!hessian && !method.needs_activation_stats()) return {none, "none", 0.0};
   const CalibrationSettings settings = calibration_settings(config, model);
+  const bool hessian = full_precision_hessians(method, params, settings);
+  if (!hessian && !method.needs_activation_stats()) return {none, "none", 0.0};
   const std::string& dataset = config.get_string("calib.dataset");
   const CalibrationKey key = calibration_key(config.get_string("model.path"), tokenizer_file, dataset, settings,
                                              hessian, params.quantize_lm_head);
   return assets.calibration(key, [&] {
     const TokenStream& stream = assets.dataset(dataset, tokenizer_file, model.config.bos_id);
-    QuantParams observed = params;  // calibrate() collects Hessians for GPTQ weights
-    if (!hessian) observed.weight_quantizer = WeightQuantizerKind::rtn;
-    return calibrate(model, method, observed, stream, settings);
+    return calibrate(model, method, params, stream, settings);
   });
 }
 
@@ -120,16 +80,15 @@ struct Protocol {
 Protocol calibration_protocol(const ResolvedConfig& config, const Model& model, const Method& method,
                               const QuantParams& params, const std::filesystem::path& tokenizer_file,
                               AssetCache& assets) {
-  if (!sequential_gptq(config, method, params)) {
-    const bool gptq = method.quantizes() && params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq;
-    return {{}, gptq ? "one-pass: GPTQ Hessians and activation statistics from the full-precision model "
-                       "(calib.sequential: false)"
-                     : "one-pass: activation statistics (if any) from the full-precision model; no Hessians"};
-  }
   const CalibrationSettings settings = calibration_settings(config, model);
+  if (!uses_gptq(method, params) || !settings.sequential) {
+    return {{}, uses_gptq(method, params)
+                    ? "one-pass: GPTQ Hessians and activation statistics from the full-precision model "
+                      "(calib.sequential: false)"
+                    : "one-pass: activation statistics (if any) from the full-precision model; no Hessians"};
+  }
   const ModelConfig& c = model.config;
-  check_fits(static_cast<std::int64_t>(settings.samples) * settings.seq_len * c.dim * 4 +
-                 2 * static_cast<std::int64_t>(c.hidden_dim) * c.hidden_dim * 8,
+  check_fits(sequential_calibration_bytes(c, settings.samples, settings.seq_len),
              fmt::format("layer-wise calibration: the hidden states of {} samples of {} tokens and one layer's "
                          "Hessians (calib.sequential; set it to false for one-pass calibration)",
                          settings.samples, settings.seq_len));
@@ -244,6 +203,39 @@ std::string utc_now() {
 }
 
 }  // namespace
+
+QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
+  QuantParams params;
+  const NumberFormat format =
+      config.get_string("quant.format") == "mxfp4" ? NumberFormat::mxfp4 : NumberFormat::integer;
+  params.weight.bits = static_cast<int>(config.get_int("quant.w_bits"));
+  params.weight.symmetric = config.get_bool("quant.w_sym");
+  params.weight.group_size = static_cast<int>(config.get_int("quant.group_size"));
+  params.weight.format = format;
+  params.activation.bits = static_cast<int>(config.get_int("quant.a_bits"));
+  params.activation.symmetric = config.get_bool("quant.a_sym");
+  params.activation.group_size = static_cast<int>(config.get_int("quant.a_group_size"));
+  params.activation.format = format;
+  if (method.quantizes()) {
+    validate(params.weight, "quant.w_bits/quant.group_size");
+    validate(params.activation, "quant.a_bits/quant.a_group_size");
+  }
+  params.quantize_lm_head = config.get_bool("quant.quantize_lm_head");
+  params.weight_quantizer = method.requires_gptq() || config.get_string("quant.weight_quantizer") == "gptq"
+                                ? WeightQuantizerKind::gptq
+                                : WeightQuantizerKind::rtn;
+  params.gptq.damp = config.get_float("gptq.damp");
+  params.gptq.block_size = static_cast<int>(config.get_int("gptq.block_size"));
+  params.gptq.act_order = config.get_bool("gptq.act_order");
+  params.rank = static_cast<int>(config.get_int("quant.rank"));
+  params.alpha = config.get_float("quant.alpha");
+  params.factor_bits = static_cast<int>(config.get_int("quant.factor_bits"));
+  params.requant_intermediate = config.get_bool("quant.requant_intermediate");
+  params.paper_residual_order = config.get_string("quant.residual_order") == "paper";
+  params.seed = static_cast<std::uint64_t>(config.get_int("quant.seed"));
+  params.svd = parse_svd_algorithm(config.get_string("quant.svd"));
+  return params;
+}
 
 std::vector<const Task*> load_tasks(const ResolvedConfig& config, AssetCache& assets) {
   const BadLinePolicy policy =

@@ -7,8 +7,12 @@
 #include "core/io/result_file.h"
 #include "core/io/run_config.h"
 #include "experiments/asset_cache.h"
+#include "methods/method.h"
 
 namespace serq {
+
+// What the config asks of the method (bit-widths, formats, weight quantizer, method parameters), checked.
+QuantParams quant_params(const ResolvedConfig& config, const Method& method);
 
 // The zero-shot tasks of the config's eval.tasks (with eval.bad_lines and eval.task_limit), read through the cache.
 // serq-run calls it for every run before the first starts, so a missing or malformed task file fails fast.

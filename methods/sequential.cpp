@@ -2,6 +2,7 @@
 // one input group's Hessian observed per group.
 #include "methods/sequential.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -81,6 +82,12 @@ void quantize_groups(const std::vector<InputGroup>& groups, GroupHessians* hessi
 }
 
 }  // namespace
+
+std::int64_t sequential_calibration_bytes(const ModelConfig& model, int samples, int seq_len) {
+  const std::int64_t widest = std::max(model.dim, model.hidden_dim);
+  return static_cast<std::int64_t>(samples) * seq_len * model.dim * static_cast<std::int64_t>(sizeof(float)) +
+         2 * widest * widest * static_cast<std::int64_t>(sizeof(double));
+}
 
 MethodReport quantize_sequential(Model& model, const Method& method, const QuantParams& params,
                                  const Calibration& activation_stats, const std::vector<std::vector<int>>& samples) {

@@ -9,6 +9,7 @@
 // hidden states of every sample (samples × seq_len × dim floats) are kept between layers.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "methods/method.h"
@@ -18,5 +19,9 @@ namespace serq {
 // With params.weight_quantizer rtn there is nothing to observe, and this equals method.quantize().
 MethodReport quantize_sequential(Model& model, const Method& method, const QuantParams& params,
                                  const Calibration& activation_stats, const std::vector<std::vector<int>>& samples);
+
+// What quantize_sequential holds beyond the model: the samples' hidden states in float and one input group's
+// Hessian in double with its copy for the group's other linears, at the widest input.
+std::int64_t sequential_calibration_bytes(const ModelConfig& model, int samples, int seq_len);
 
 }  // namespace serq

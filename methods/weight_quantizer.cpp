@@ -28,6 +28,10 @@ void quantize(QuantLinear& layer, const QuantParams& params, const Calibration& 
 
 }  // namespace
 
+bool uses_gptq(const Method& method, const QuantParams& params) {
+  return method.quantizes() && params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq;
+}
+
 void quantize_main_weight(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) {
   quantize(layer, params, calibration);
   if (params.progress) params.progress->advance(1);

@@ -11,4 +11,8 @@ namespace serq {
 // layer.input.transform_gram; it is collected only when params.weight_quantizer is gptq. Advances params.progress.
 void quantize_main_weight(QuantLinear& layer, const QuantParams& params, const Calibration& calibration);
 
+// Whether the run's main weights go through GPTQ, and so something reads Hessians: the method quantizes, the weights
+// are quantized, and params.weight_quantizer is gptq.
+bool uses_gptq(const Method& method, const QuantParams& params);
+
 }  // namespace serq
