@@ -73,7 +73,8 @@ void quantize_groups(const std::vector<InputGroup>& groups, GroupHessians* hessi
     for (std::size_t i = 0; i < group.size(); ++i) {
       const std::string& name = group[i]->name;
       const auto stats = activation_stats.stats.find(name);
-      ChannelStats& s = calibration.stats[name] = stats == activation_stats.stats.end() ? ChannelStats{} : stats->second;
+      ChannelStats& s = calibration.stats[name] =
+          stats == activation_stats.stats.end() ? ChannelStats{} : stats->second;
       if (!hessians) continue;
       s.hessian = i + 1 < group.size() ? observed.hessian : std::move(observed.hessian);
     }

@@ -201,8 +201,8 @@ TEST_CASE("lorc lqer and l2qer run end to end on stories260K W4A4 at rank 8 and 
     CHECK(report.bits_per_weight == Approx(expected_bits / static_cast<double>(weights)).epsilon(1e-12));
     CHECK(report.extra_parameters == factor_parameters);
     CHECK(report.quantized_weights == weights);
-    const std::string formats = std::string(fp16_factors ? "fp intermediate=fp" : "int8-sym-g32 intermediate=int8-asym-row") +
-                                " svd=randomized";
+    const std::string formats =
+        std::string(fp16_factors ? "fp intermediate=fp" : "int8-sym-g32 intermediate=int8-asym-row") + " svd=randomized";
     CHECK(model.layers[0].q_proj.transform == method->name() + " k=8 factors=" + formats);
   }
   std::cout << "\n";

@@ -51,7 +51,8 @@ std::filesystem::path dataset_file(std::string_view name_or_path, const std::fil
                                    std::string_view key = "eval.dataset");
 
 // tinystories-eval, tinystories-calib, wikitext2, wikitext2-valid and wikitext2-train (wiki.valid.tokens or
-// wiki.train.tokens as one text, calibration sets apart from the test set), ptb (files under assets_root), or else a path to a plain text file.
+// wiki.train.tokens as one text, calibration sets apart from the test set), ptb (files under assets_root), or else
+// a path to a plain text file.
 TokenStream load_dataset(std::string_view name_or_path, const Tokenizer& tokenizer, OptionalBos bos,
                          const std::filesystem::path& assets_root);
 

@@ -73,7 +73,8 @@ struct QuantLinear {
   void forward(const Matrix& x, Matrix& y) const;
 
   // Storage in bits: the main weight (codes and group scales, bits_per_weight of weight_quant) plus the correction
-  // factors in their formats, and 16 bits per bias entry. Input scales and permutations are not counted: folded, they cost nothing.
+  // factors in their formats, and 16 bits per bias entry. Input scales and permutations are not counted: folded,
+  // they cost nothing.
   double storage_bits() const;
   // Parameters of the correction path (A and B, or R).
   std::int64_t extra_parameters() const;

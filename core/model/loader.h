@@ -8,7 +8,8 @@
 namespace serq {
 
 // A directory is a Hugging Face checkpoint (load_hf); a file ending in .gguf or starting with the GGUF magic is a
-// llama.cpp checkpoint (load_gguf); a regular file ending in .bin is a llama2.c checkpoint (load_llama2c). Anything else, or a missing path, is a serq::Error naming model.path.
+// llama.cpp checkpoint (load_gguf); a regular file ending in .bin is a llama2.c checkpoint (load_llama2c). Anything
+// else, or a missing path, is a serq::Error naming model.path.
 Model load_model(const std::filesystem::path& path);
 
 // The model's hyper-parameters without its weights: config.json of a Hugging Face directory, the metadata of a GGUF
