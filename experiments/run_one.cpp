@@ -212,6 +212,7 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
   params.weight.symmetric = config.get_bool("quant.w_sym");
   params.weight.group_size = static_cast<int>(config.get_int("quant.group_size"));
   params.weight.format = format;
+  params.weight.f16_scales = format == NumberFormat::integer;  // stored weights keep half scales (int_quant.h)
   params.activation.bits = static_cast<int>(config.get_int("quant.a_bits"));
   params.activation.symmetric = config.get_bool("quant.a_sym");
   params.activation.group_size = static_cast<int>(config.get_int("quant.a_group_size"));

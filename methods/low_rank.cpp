@@ -62,6 +62,7 @@ QuantSpec lqer_factor_quant(const QuantParams& params) {
   spec.group_size = params.weight.group_size;
   spec.format = params.weight.format == NumberFormat::mxfp4 && params.factor_bits == 4 ? NumberFormat::mxfp4
                                                                                        : NumberFormat::integer;
+  spec.f16_scales = spec.format == NumberFormat::integer && params.weight.f16_scales;  // stored like the weight
   return spec;
 }
 

@@ -37,7 +37,7 @@ void permute_columns(Matrix& weight, const std::vector<int>& order) {
 
 QuantSpec salient_spec(const QuantSpec& weight) {
   if (weight.format == NumberFormat::mxfp4) return {4, true, weight.group_size, NumberFormat::mxfp4};
-  return {weight.bits, true, 0, NumberFormat::integer};
+  return {weight.bits, true, 0, NumberFormat::integer, weight.f16_scales};
 }
 
 Matrix quantize_salient(Matrix r, const QuantSpec& spec, const std::string& layer) {

@@ -177,10 +177,11 @@ TEST_CASE("GPTQ with a diagonal Hessian is RTN, for INT and MXFP4 formats") {
   // Increasing, so act_order visits the channels backwards.
   const Eigen::MatrixXd h = Eigen::VectorXd::LinSpaced(150, 0.5, 5.0).asDiagonal();
   const QuantSpec specs[] = {{4, true, 0}, {4, true, 32}, {3, false, 20}, {8, false, 0},
+                             {4, true, 32, NumberFormat::integer, true}, {3, false, 20, NumberFormat::integer, true},
                              {4, true, 32, NumberFormat::mxfp4}, {4, true, 20, NumberFormat::mxfp4}};
   for (const QuantSpec& spec : specs) {
     for (bool act_order : {false, true}) {
-      INFO(spec.describe() << (spec.format == NumberFormat::mxfp4 ? " mxfp4" : "") << ", act_order " << act_order);
+      INFO(spec.describe() << (spec.f16_scales ? " half scales" : "") << ", act_order " << act_order);
       CHECK((gptq(w, h, spec, {0.01, 7, act_order}) - rtn(w, spec)).cwiseAbs().maxCoeff() == 0.0f);
     }
   }

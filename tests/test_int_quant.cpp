@@ -225,6 +225,26 @@ TEST_CASE("fake_quant_group writes to y and leaves x alone") {
   CHECK(y == std::vector<float>{7.0f, 2.0f});
 }
 
+TEST_CASE("half scales: the scale is rounded to IEEE half before the codes are chosen") {
+  // 1/7 = 2^-3 · 1.001001001|001…b rounds down to 2^-3 · (1 + 146/1024) = 0.142822265625 as a half; 1 / that =
+  // 7.0017, so 1.0 keeps code 7 and dequantizes to 7 · 0.142822265625 = 0.999755859375.
+  std::vector<float> x = {1.0f, -0.5f};
+  fake_quant_group(x.data(), x.data(), 2, 4, true, true);
+  CHECK(x == std::vector<float>{0.999755859375f, -0.5712890625f});  // -0.5 / 0.1428… = -3.5009 → -4 (not a tie)
+  // Asymmetric [0, 1], 2 bits: scale 1/3 → half 0.333251953125 (2^-2 · 1.0101010101b); zero = 0; 1.0 → code 3.
+  std::vector<float> y = {0.0f, 1.0f};
+  fake_quant_group(y.data(), y.data(), 2, 2, false, true);
+  CHECK(y == std::vector<float>{0.0f, 0.999755859375f});
+  // A scale below half's smallest subnormal (2^-24) rounds to 0: the group dequantizes to +0.
+  std::vector<float> tiny = {1e-8f, -1e-8f};
+  fake_quant_group(tiny.data(), tiny.data(), 2, 4, true, true);
+  CHECK(tiny == std::vector<float>{0.0f, 0.0f});
+  // A scale beyond 65504 is refused: weights that large are corrupt for a packed format.
+  std::vector<float> huge = {1e6f, 0.0f};
+  CHECK(error_of([&] { fake_quant_group(huge.data(), huge.data(), 2, 4, true, true); }).find("IEEE half range") !=
+        std::string::npos);
+}
+
 TEST_CASE("fake_quant_rows matches a scalar transcription of the spec, bit for bit, on many ties") {
   // Multiples of 0.25 in [-8, 8] make x / scale land exactly on .5 often (e.g. scale 1 when max|x| = 7).
   std::mt19937 rng(1234);
@@ -233,13 +253,14 @@ TEST_CASE("fake_quant_rows matches a scalar transcription of the spec, bit for b
   for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = 0.25f * static_cast<float>(quarter(rng));
   for (const int bits : {2, 3, 4, 8})
     for (const bool symmetric : {true, false})
-      for (const int group : {0, 7, 32}) {
-        Matrix fast = m;
-        fake_quant_rows(fast, QuantSpec{bits, symmetric, group});
-        const Matrix spec = reference_int_fake_quant(m, bits, symmetric, group);
-        INFO("bits " << bits << (symmetric ? " sym" : " asym") << " group " << group);
-        CHECK(fast == spec);
-      }
+      for (const int group : {0, 7, 32})
+        for (const bool f16 : {false, true}) {
+          Matrix fast = m;
+          fake_quant_rows(fast, QuantSpec{bits, symmetric, group, NumberFormat::integer, f16});
+          const Matrix spec = reference_int_fake_quant(m, bits, symmetric, group, f16);
+          INFO("bits " << bits << (symmetric ? " sym" : " asym") << " group " << group << (f16 ? " half" : ""));
+          CHECK(fast == spec);
+        }
 }
 
 TEST_CASE("stories260K weights, int4 g32: every value lands on its group's grid within half a step") {

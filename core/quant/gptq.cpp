@@ -44,13 +44,20 @@ class ColumnQuantizer {
     Eigen::ArrayXf scale;
     if (spec_.format == NumberFormat::mxfp4) {
       scale = values.cwiseAbs().rowwise().maxCoeff().array().unaryExpr(&mxfp4_scale);
-    } else if (spec_.symmetric) {
-      scale = values.cwiseAbs().rowwise().maxCoeff().array() / codes_.max;
     } else {
-      const Eigen::ArrayXf lo = values.rowwise().minCoeff().array().min(0.0f);
-      const Eigen::ArrayXf hi = values.rowwise().maxCoeff().array().max(0.0f);
-      scale = (hi - lo) / codes_.max;
-      zero_.col(g) = (scale > 0.0f).select((-lo / scale).rint(), 0.0f);
+      const bool f16 = spec_.f16_scales;
+      const auto as_used = [f16](float computed) { return int_scale(computed, f16); };
+      const Eigen::ArrayXf lo = spec_.symmetric ? Eigen::ArrayXf(-values.cwiseAbs().rowwise().maxCoeff().array())
+                                                : Eigen::ArrayXf(values.rowwise().minCoeff().array().min(0.0f));
+      const Eigen::ArrayXf hi = spec_.symmetric ? Eigen::ArrayXf(-lo) : values.rowwise().maxCoeff().array().max(0.0f);
+      scale = ((spec_.symmetric ? hi : hi - lo) / codes_.max).unaryExpr(as_used);
+      SERQ_CHECK(scale.allFinite(), "a weight group's scale exceeds the IEEE half range of packed weights; the "
+                 "weights are corrupt or need rescaling — check the checkpoint");
+      if (!spec_.symmetric) {
+        for (Eigen::Index r = 0; r < scale.size(); ++r) {
+          zero_(r, g) = scale(r) > 0.0f ? int_zero(lo(r), scale(r), codes_) : 0.0f;
+        }
+      }
     }
     scale_.col(g) = scale;
     divisor_.col(g) = (scale == 0.0f).select(1.0f, scale);  // a group of zeros dequantizes to 0 (times scale 0)

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/common/half.h"
+
 namespace serq {
 
 // The codes of INT-b: symmetric [-2^(b-1), 2^(b-1) - 1], asymmetric [0, 2^b - 1].
@@ -23,6 +25,16 @@ inline IntCodeRange int_code_range(int bits, bool symmetric) {
     return {-half, half - 1.0f};
   }
   return {0.0f, static_cast<float>((1 << bits) - 1)};
+}
+
+// A group's INT scale as it is used: rounded to the nearest IEEE half for weights (QuantSpec::f16_scales, the
+// packed form), as computed otherwise. A weight scale beyond the half range becomes infinity; callers refuse it.
+inline float int_scale(float computed, bool f16_scales) { return f16_scales ? round_to_f16(computed) : computed; }
+
+// The zero point of an asymmetric group, round(-lo / scale) clamped to the codes (a scale rounded down to a half can
+// put -lo / scale a hair above the top code).
+inline float int_zero(float lo, float scale, const IntCodeRange& codes) {
+  return std::clamp(std::nearbyint(-lo / scale), codes.min, codes.max);
 }
 
 // MXFP4's shared E8M0 scale of a block with max |x| = amax > 0: 2^(floor(log2 amax) - 2), the exponent clamped to

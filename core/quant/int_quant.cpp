@@ -27,11 +27,17 @@ using Group = Eigen::Map<Eigen::ArrayXf>;
   fail("non-finite value in a quantization group; the input has NaN/Inf — check the weights/activations");
 }
 
-void fake_quant_symmetric(ConstGroup in, Group out, int bits) {
+void check_half_range(float scale, float lo, float hi) {
+  SERQ_CHECK(std::isfinite(scale), "a weight group spans [{}, {}], so its scale exceeds the IEEE half range of packed "
+             "weights; the weights are corrupt or need rescaling — check the checkpoint", lo, hi);
+}
+
+void fake_quant_symmetric(ConstGroup in, Group out, int bits, bool f16_scale) {
   const float amax = in.abs().maxCoeff<Eigen::PropagateNaN>();
   if (!std::isfinite(amax)) fail_non_finite();
   const IntCodeRange codes = int_code_range(bits, true);  // codes.min = -2^(b-1): unreachable, as |x| <= amax
-  const float scale = amax / codes.max;
+  const float scale = int_scale(amax / codes.max, f16_scale);
+  check_half_range(scale, -amax, amax);
   if (scale == 0.0f) {  // all zeros (or -0.0), or values so small that the scale underflows: dequantize to +0
     out.setZero();
     return;
@@ -39,20 +45,21 @@ void fake_quant_symmetric(ConstGroup in, Group out, int bits) {
   out = (in / scale).rint().max(codes.min).min(codes.max) * scale;
 }
 
-void fake_quant_asymmetric(ConstGroup in, Group out, int bits) {
+void fake_quant_asymmetric(ConstGroup in, Group out, int bits, bool f16_scale) {
   const float lo = std::min(in.minCoeff<Eigen::PropagateNaN>(), 0.0f);
   const float hi = std::max(in.maxCoeff<Eigen::PropagateNaN>(), 0.0f);
   if (!std::isfinite(lo) || !std::isfinite(hi)) fail_non_finite();
   const IntCodeRange codes = int_code_range(bits, false);
-  const float scale = (hi - lo) / codes.max;
-  SERQ_CHECK(std::isfinite(scale),
+  SERQ_CHECK(std::isfinite((hi - lo) / codes.max),
              "a quantization group spans [{}, {}], wider than float32 can scale; the input is corrupt — check the "
              "weights/activations", lo, hi);
+  const float scale = int_scale((hi - lo) / codes.max, f16_scale);
+  check_half_range(scale, lo, hi);
   if (scale == 0.0f) {
     out.setZero();
     return;
   }
-  const float zero = std::nearbyint(-lo / scale);
+  const float zero = int_zero(lo, scale, codes);
   out = (((in / scale).rint() + zero).max(codes.min).min(codes.max) - zero) * scale;
 }
 
@@ -78,16 +85,16 @@ void validate(const QuantSpec& spec, const std::string& what) {
   }
 }
 
-void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric) {
+void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric, bool f16_scale) {
   assert(bits >= 2 && bits <= 8);
   assert(n >= 1);
   assert(std::fegetround() == FE_TONEAREST);
   const ConstGroup in(x, n);
   const Group out(y, n);
   if (symmetric)
-    fake_quant_symmetric(in, out, bits);
+    fake_quant_symmetric(in, out, bits, f16_scale);
   else
-    fake_quant_asymmetric(in, out, bits);
+    fake_quant_asymmetric(in, out, bits, f16_scale);
 }
 
 void fake_quant_rows(Matrix& m, const QuantSpec& spec) {
@@ -99,7 +106,7 @@ void fake_quant_rows(Matrix& m, const QuantSpec& spec) {
   const Eigen::Index cols = m.cols();
   const Eigen::Index group = spec.group_size > 0 ? std::min<Eigen::Index>(spec.group_size, cols) : cols;
   for_each_row_group(m, group, [&](float* values, int n) {
-    fake_quant_group(values, values, n, spec.bits, spec.symmetric);
+    fake_quant_group(values, values, n, spec.bits, spec.symmetric, spec.f16_scales);
   });
 }
 

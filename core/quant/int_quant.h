@@ -9,6 +9,9 @@
 // Asymmetric, b bits: lo = min(min x, 0), hi = max(max x, 0), scale = (hi - lo) / (2^b - 1),
 //                     zero = round(-lo / scale),  q = clamp(round(x / scale) + zero, 0, 2^b - 1),
 //                     x̂ = (q - zero) · scale.
+// With f16_scales (how weights are quantized: packed weights store IEEE-half scales, as GGUF, GPTQ and Marlin do)
+// each group's scale is rounded to the nearest half before use, and zero = round(-lo / scale) on the rounded scale,
+// clamped to the code range; a scale beyond the half range is an error. Activations keep float32 scales.
 // round() is round-half-to-even (the default FE_TONEAREST mode, which serq never changes). Symmetric never
 // reaches -2^(b-1), since |x| <= max|x|. A group whose values are all zero (or -0.0, or so small that the scale
 // underflows to 0) has scale 0 and dequantizes to +0. A non-finite value in a group is an error (serq::Error),
@@ -32,6 +35,7 @@ struct QuantSpec {
   bool symmetric = true;   // integer only; MXFP4 is symmetric by construction
   int group_size = 0;      // >= 1, or 0 for one group per row (integer only; MXFP4 needs a block size >= 1)
   NumberFormat format = NumberFormat::integer;
+  bool f16_scales = false; // integer only: group scales rounded to IEEE half (weights; see the top of this file)
 
   bool enabled() const { return bits < 16; }
   std::string describe() const;  // e.g. "int4-sym-g32", "int8-asym-row", "mxfp4-g32", "fp"
@@ -43,7 +47,7 @@ struct QuantSpec {
 void validate(const QuantSpec& spec, const std::string& what);
 
 // Fake-quantizes n >= 1 values of one group from x into y (x == y allowed); bits in 2..8.
-void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric);
+void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric, bool f16_scale = false);
 
 // Fake-quantizes every row of m in place, group by group (MXFP4: block by block) along the columns; a spec that is
 // not enabled leaves m as it is. Errors name the row and columns of the failing group.
