@@ -29,7 +29,7 @@ double qsnr_db(double relative) {
 
 // The main weight plus its correction path, as one d_out × d_in matrix in the X̂ basis.
 Matrix effective_weight(const QuantLinear& layer) {
-  Matrix weight = layer.weight;
+  Matrix weight = layer.weight.size() > 0 ? layer.weight : layer.packed.dequantize();
   if (layer.low_rank.rank() > 0) weight += layer.low_rank.b * layer.low_rank.a;
   if (layer.salient.rank() > 0) weight.leftCols(layer.salient.rank()) += layer.salient.r;
   return weight;
@@ -115,7 +115,7 @@ std::vector<LayerDiagnostics> layer_diagnostics(const Model& reference, const Mo
                                         reference_weight.cast<double>().squaredNorm());
     d.output_rel_error = relative_error(found->second.error_squared, found->second.reference_squared);
     d.output_qsnr_db = qsnr_db(d.output_rel_error);
-    d.bits_per_weight = layer->storage_bits() / static_cast<double>(layer->weight.size());
+    d.bits_per_weight = layer->storage_bits() / (static_cast<double>(layer->d_out()) * layer->d_in());
     d.extra_parameters = layer->extra_parameters();
     diagnostics.push_back(std::move(d));
   }

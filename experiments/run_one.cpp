@@ -212,7 +212,6 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
   params.weight.symmetric = config.get_bool("quant.w_sym");
   params.weight.group_size = static_cast<int>(config.get_int("quant.group_size"));
   params.weight.format = format;
-  params.weight.f16_scales = format == NumberFormat::integer;  // stored weights keep half scales (int_quant.h)
   params.activation.bits = static_cast<int>(config.get_int("quant.a_bits"));
   params.activation.symmetric = config.get_bool("quant.a_sym");
   params.activation.group_size = static_cast<int>(config.get_int("quant.a_group_size"));
@@ -288,6 +287,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   params.progress = nullptr;
   const MethodReport& report = quantized.report;
   const std::vector<std::string> folds = fold_input_transforms(model);
+  for (QuantLinear* layer : model.linears()) layer->release_weight();  // evaluate from the packed codes
   const PerplexityResult ppl =
       evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()), kld_against);
   std::map<std::string, std::string> task_info;

@@ -62,7 +62,7 @@ QuantSpec lqer_factor_quant(const QuantParams& params) {
   spec.group_size = params.weight.group_size;
   spec.format = params.weight.format == NumberFormat::mxfp4 && params.factor_bits == 4 ? NumberFormat::mxfp4
                                                                                        : NumberFormat::integer;
-  spec.f16_scales = spec.format == NumberFormat::integer && params.weight.f16_scales;  // stored like the weight
+  spec.f16_scales = spec.format == NumberFormat::integer;  // stored like every weight (packed_weight.h)
   return spec;
 }
 
@@ -90,11 +90,16 @@ void quantize_low_rank_layer(QuantLinear& layer, const LowRankRecipe& recipe, co
   layer.low_rank = low_rank_factors(original - layer.weight, recipe.rank, scale, recipe.split, svd);
   layer.low_rank.factor_quant = recipe.factor_quant;
   layer.low_rank.intermediate_quant = recipe.intermediate_quant;
-  try {
-    fake_quant_rows(layer.low_rank.a, recipe.factor_quant);
-    fake_quant_rows(layer.low_rank.b, recipe.factor_quant);
-  } catch (const Error& e) {
-    fail("{}: correction factors: {}", layer.name, e.what());
+  if (recipe.factor_quant.enabled() && layer.low_rank.rank() > 0) {
+    LowRankCorrection& factors = layer.low_rank;
+    try {
+      factors.packed_a = PackedWeight::quantize(factors.a, recipe.factor_quant);
+      factors.packed_b = PackedWeight::quantize(factors.b, recipe.factor_quant);
+    } catch (const Error& e) {
+      fail("{}: correction factors: {}", layer.name, e.what());
+    }
+    factors.packed_a.dequantize(factors.a);
+    factors.packed_b.dequantize(factors.b);
   }
   layer.transform = fmt::format("{} k={} factors={} intermediate={} svd={}", recipe.method, recipe.rank,
                                 recipe.factor_quant.describe(), recipe.intermediate_quant.describe(),

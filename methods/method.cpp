@@ -34,7 +34,7 @@ MethodReport summarize(const std::vector<QuantLinear*>& layers, std::chrono::ste
   double bits = 0.0;
   for (const QuantLinear* layer : layers) {
     bits += layer->storage_bits();
-    report.quantized_weights += static_cast<std::int64_t>(layer->weight.size());
+    report.quantized_weights += static_cast<std::int64_t>(layer->d_out()) * layer->d_in();
     report.extra_parameters += layer->extra_parameters();
   }
   if (report.quantized_weights > 0) report.bits_per_weight = bits / static_cast<double>(report.quantized_weights);

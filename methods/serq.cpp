@@ -37,16 +37,19 @@ void permute_columns(Matrix& weight, const std::vector<int>& order) {
 
 QuantSpec salient_spec(const QuantSpec& weight) {
   if (weight.format == NumberFormat::mxfp4) return {4, true, weight.group_size, NumberFormat::mxfp4};
-  return {weight.bits, true, 0, NumberFormat::integer, weight.f16_scales};
+  return {weight.bits, true, 0, NumberFormat::integer, true};
 }
 
-Matrix quantize_salient(Matrix r, const QuantSpec& spec, const std::string& layer) {
+SalientCorrection quantize_salient(const Matrix& r, const QuantSpec& spec, const std::string& layer) {
+  SalientCorrection salient;
   try {
-    fake_quant_rows(r, spec);
+    salient.packed = PackedWeight::quantize(r, spec);
   } catch (const Error& e) {
     fail("{}: salient correction R: {}", layer, e.what());
   }
-  return r;
+  salient.r = salient.packed.dequantize();
+  salient.quant = spec;
+  return salient;
 }
 
 // layer.weight is W̃ (flattened and permuted); makes it the quantized main weight and sets R on its first r columns.
@@ -56,17 +59,15 @@ void quantize_residual_pair(QuantLinear& layer, int rank, const QuantParams& par
     return;
   }
   const QuantSpec spec = salient_spec(params.weight);
-  Matrix r;
   if (params.paper_residual_order) {
     const Matrix head = layer.weight.leftCols(rank);
     quantize_main_weight(layer, params, calibration);
-    r = quantize_salient(head - layer.weight.leftCols(rank), spec, layer.name);
+    layer.salient = quantize_salient(head - layer.weight.leftCols(rank), spec, layer.name);
   } else {
-    r = quantize_salient(layer.weight.leftCols(rank), spec, layer.name);
-    layer.weight.leftCols(rank) -= r;
+    layer.salient = quantize_salient(layer.weight.leftCols(rank), spec, layer.name);
+    layer.weight.leftCols(rank) -= layer.salient.r;
     quantize_main_weight(layer, params, calibration);
   }
-  layer.salient = {std::move(r), spec};
 }
 
 // Full-precision weights leave no error to correct, so r acts as 0 there.

@@ -1,4 +1,4 @@
-// quantize_main_weight: RTN through fake_quant_rows, or GPTQ with the layer's transformed input Hessian.
+// quantize_main_weight: RTN or GPTQ (with the layer's transformed input Hessian), packed as stored and dequantized.
 #include "methods/weight_quantizer.h"
 
 #include "core/common/error.h"
@@ -8,14 +8,16 @@ namespace serq {
 namespace {
 
 void quantize(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) {
-  layer.weight_quant = params.weight;
-  if (!params.weight.enabled()) return;
+  const QuantSpec spec = stored_weight_spec(params.weight);
+  layer.weight_quant = spec;
+  if (!spec.enabled()) return;
   if (params.weight_quantizer == WeightQuantizerKind::rtn) {
     try {
-      fake_quant_rows(layer.weight, params.weight);
+      layer.packed = PackedWeight::quantize(layer.weight, spec);  // equal to fake_quant_rows(weight, spec)
     } catch (const Error& e) {
       fail("{}: weight {}", layer.name, e.what());
     }
+    layer.packed.dequantize(layer.weight);
     return;
   }
   const Eigen::MatrixXd& hessian = calibration.at(layer.name).hessian;
@@ -23,7 +25,7 @@ void quantize(QuantLinear& layer, const QuantParams& params, const Calibration& 
              "but d_in = {} (a bug: calibrate() collects Hessians only when quant.weight_quantizer is gptq)",
              layer.name, hessian.rows(), hessian.cols(), layer.d_in());
   // Errors from GPTQ already start with the layer name.
-  gptq_quantize(layer.weight, layer.input.transform_gram(hessian), params.weight, params.gptq, layer.name);
+  gptq_quantize(layer.weight, layer.input.transform_gram(hessian), spec, params.gptq, layer.name, &layer.packed);
 }
 
 }  // namespace

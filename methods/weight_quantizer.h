@@ -6,8 +6,9 @@
 
 namespace serq {
 
-// Quantizes layer.weight (already in the X̂ basis of layer.input) with params.weight, by params.weight_quantizer,
-// and sets layer.weight_quant. GPTQ reads calibration.at(layer.name).hessian (raw inputs) and transforms it with
+// Quantizes layer.weight (already in the X̂ basis of layer.input) with params.weight (INT scales as IEEE halves,
+// stored_weight_spec), by params.weight_quantizer: layer.packed holds the codes and layer.weight their values.
+// Sets layer.weight_quant. GPTQ reads calibration.at(layer.name).hessian (raw inputs) and transforms it with
 // layer.input.transform_gram; it is collected only when params.weight_quantizer is gptq. Advances params.progress.
 void quantize_main_weight(QuantLinear& layer, const QuantParams& params, const Calibration& calibration);
 

@@ -286,17 +286,6 @@ TEST_CASE("stories260K weights, int4 g32: every value lands on its group's grid 
   }
 }
 
-TEST_CASE("bits_per_weight counts codes, a 16-bit scale per group and a zero point when asymmetric") {
-  CHECK(bits_per_weight(QuantSpec{4, true, 32}, 1, 64) == 4.5);        // 4 + 16/32
-  CHECK(bits_per_weight(QuantSpec{4, true, 32}, 10, 64) == 4.5);       // rows do not change the ratio
-  CHECK(bits_per_weight(QuantSpec{4, false, 32}, 1, 64) == 4.625);     // 4 + (16 + 4)/32
-  CHECK(bits_per_weight(QuantSpec{4, true, 32}, 64, 172) ==            // 6 groups per row: 5 of 32, one of 12
-        Approx((172.0 * 4 + 6 * 16) / 172.0).epsilon(1e-12));          // = 784/172 ≈ 4.558
-  CHECK(bits_per_weight(QuantSpec{8, true, 0}, 64, 172) == Approx(8.0 + 16.0 / 172.0).epsilon(1e-12));
-  CHECK(bits_per_weight(QuantSpec{3, false, 128}, 4, 64) == Approx(3.0 + 19.0 / 64.0).epsilon(1e-12));  // g > row
-  CHECK(bits_per_weight(QuantSpec{16, true, 32}, 64, 172) == 16.0);
-}
-
 TEST_CASE("describe() names the format") {
   CHECK(QuantSpec{4, true, 32}.describe() == "int4-sym-g32");
   CHECK(QuantSpec{8, false, 0}.describe() == "int8-asym-row");

@@ -89,48 +89,11 @@ TEST_CASE("mxfp4 rows, K = 172: the last block of 12 uses its own scale") {
   for (int col = 160; col < 172; ++col) CHECK(m(0, col) == 0.25f);
 }
 
-TEST_CASE("mxfp4 bits per weight: 4 per element plus 8 per block") {
-  CHECK(mxfp4_bits_per_weight(1, 64) == Approx((64 * 4 + 2 * 8) / 64.0));  // = 4.25
-  CHECK(mxfp4_bits_per_weight(1, 64) == Approx(4.25));
-  CHECK(mxfp4_bits_per_weight(64, 172) == Approx((172 * 4 + 6 * 8) / 172.0));  // 6 blocks, the last one of 12
-  CHECK(mxfp4_bits_per_weight(3, 10) == Approx((10 * 4 + 8) / 10.0));  // one short block
-}
-
-TEST_CASE("mxfp4 on stories260K down_proj: every output is X · the nearest E2M1 value of its block") {
-  const Matrix w = test::stories_model("stories260K-hf").layers[0].down_proj.weight;  // 64 × 172
-  REQUIRE(w.cols() == 172);
-  Matrix q = w;
-  mxfp4_fake_quant_rows(q);
-  int nonzero = 0;
-  for (Eigen::Index row = 0; row < w.rows(); ++row) {
-    for (Eigen::Index start = 0; start < w.cols(); start += 32) {
-      const Eigen::Index end = std::min<Eigen::Index>(start + 32, w.cols());
-      float amax = 0.0f;
-      for (Eigen::Index col = start; col < end; ++col) amax = std::max(amax, std::abs(w(row, col)));
-      REQUIRE(amax > 0.0f);
-      const float scale = std::ldexp(1.0f, std::ilogb(amax) - 2);
-      for (Eigen::Index col = start; col < end; ++col) {
-        const float element = q(row, col) / scale;
-        const float target = std::abs(w(row, col)) / scale;
-        INFO("row " << row << " col " << col << " w " << w(row, col) << " q " << q(row, col));
-        CHECK(std::find(kE2M1Magnitudes.begin(), kE2M1Magnitudes.end(), std::abs(element)) != kE2M1Magnitudes.end());
-        CHECK((element == 0.0f || std::signbit(element) == std::signbit(w(row, col))));
-        float best = 1e30f;  // the nearest E2M1 distance; the chosen one must match it
-        for (const float g : kE2M1Magnitudes) best = std::min(best, std::abs(g - target));
-        CHECK(std::abs(std::abs(element) - target) == best);
-        nonzero += element != 0.0f;
-      }
-    }
-  }
-  CHECK(nonzero > w.size() / 2);
-}
-
 }  // namespace serq
 
-TEST_CASE("an MXFP4 QuantSpec describes itself and dispatches fake_quant_rows and bits_per_weight", "[mxfp4]") {
+TEST_CASE("an MXFP4 QuantSpec describes itself and dispatches fake_quant_rows", "[mxfp4]") {
   const serq::QuantSpec spec{4, true, 32, serq::NumberFormat::mxfp4};
   CHECK(spec.describe() == "mxfp4-g32");
-  CHECK(serq::bits_per_weight(spec, 2, 64) == Approx(4.25));
   serq::Matrix m(1, 3);
   m << 6.0f, 2.5f, -0.25f;  // amax 6: scale 2^(2-2) = 1; 2.5 ties to 2; -0.25 ties to -0
   serq::fake_quant_rows(m, spec);

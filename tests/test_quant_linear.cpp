@@ -377,33 +377,58 @@ TEST_CASE("QuantLinear with every part: transform, activation quantization and e
   CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
 }
 
-TEST_CASE("QuantLinear storage_bits and extra_parameters counted by hand") {
+TEST_CASE("QuantLinear storage_bits, measured from what is packed, and extra_parameters counted by hand") {
   std::mt19937 rng(61);
   QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{});
   CHECK(layer.storage_bits() == 64.0 * 172 * 16);  // full precision counts 16 bits per weight
   CHECK(layer.extra_parameters() == 0);
 
-  // int4 sym g32: 4-bit codes plus a 16-bit scale for each of the ceil(172 / 32) = 6 groups of a row.
-  layer.weight_quant = QuantSpec{4, true, 32};
+  // int4 sym g32: 4-bit codes (86 bytes a row) plus a 16-bit scale for each of the ceil(172 / 32) = 6 groups.
+  layer.weight_quant = stored_weight_spec(QuantSpec{4, true, 32});
+  layer.packed = PackedWeight::quantize(layer.weight, layer.weight_quant);
   const double main_bits = 64.0 * 172 * 4 + 64.0 * 6 * 16;
   CHECK(layer.storage_bits() == main_bits);
+  layer.release_weight();  // the floats go; the count and the shape stay
+  CHECK(layer.weight.size() == 0);
+  CHECK(layer.storage_bits() == main_bits);
+  CHECK(layer.d_out() == 64);
+  CHECK(layer.d_in() == 172);
 
   SECTION("two factors, int8 asym g32: A is 8 x 172 (6 groups a row), B is 64 x 8 (1 group a row)") {
     layer.low_rank.a = random_matrix(8, 172, rng);
     layer.low_rank.b = random_matrix(64, 8, rng);
-    layer.low_rank.factor_quant = QuantSpec{8, false, 32};
+    CHECK(layer.storage_bits() == main_bits + 16.0 * (8 * 172 + 64 * 8));  // not packed: full precision
+    layer.low_rank.factor_quant = stored_weight_spec(QuantSpec{8, false, 32});
+    layer.low_rank.packed_a = PackedWeight::quantize(layer.low_rank.a, layer.low_rank.factor_quant);
+    layer.low_rank.packed_b = PackedWeight::quantize(layer.low_rank.b, layer.low_rank.factor_quant);
+    // Codes, a 16-bit scale and an 8-bit zero point per group.
     const double a_bits = 8.0 * 172 * 8 + 8.0 * 6 * (16 + 8), b_bits = 64.0 * 8 * 8 + 64.0 * 1 * (16 + 8);
     CHECK(layer.storage_bits() == main_bits + a_bits + b_bits);
     CHECK(layer.extra_parameters() == 8 * 172 + 64 * 8);
-    layer.low_rank.factor_quant = QuantSpec{};
-    CHECK(layer.storage_bits() == main_bits + 16.0 * (8 * 172 + 64 * 8));
   }
   SECTION("SERQ's R (64 x 16), int4 sym per row") {
     layer.salient.r = random_matrix(64, 16, rng);
-    layer.salient.quant = QuantSpec{4, true, 0};
+    layer.salient.quant = stored_weight_spec(QuantSpec{4, true, 0});
+    layer.salient.packed = PackedWeight::quantize(layer.salient.r, layer.salient.quant);
     CHECK(layer.storage_bits() == main_bits + 64.0 * 16 * 4 + 64.0 * 16);
     CHECK(layer.extra_parameters() == 64 * 16);
   }
+}
+
+TEST_CASE("a released layer dequantizes its packed weight per call and gives the same outputs bit for bit") {
+  std::mt19937 rng(62);
+  QuantLinear layer = make_layer("layers.0.mlp.up_proj", random_matrix(48, 40, rng), QuantSpec{4, false, 16});
+  layer.weight_quant = stored_weight_spec(QuantSpec{4, true, 16});
+  layer.packed = PackedWeight::quantize(layer.weight, layer.weight_quant);
+  layer.packed.dequantize(layer.weight);
+  const Matrix x = random_matrix(7, 40, rng);
+  Matrix kept, released;
+  layer.forward(x, kept);
+  layer.release_weight();
+  layer.forward(x, released);
+  CHECK(released == kept);
+  layer.restore_weight();
+  CHECK(layer.weight == layer.packed.dequantize());
 }
 
 TEST_CASE("InputTransform::transform_gram of XᵀX equals T(X)ᵀT(X)") {

@@ -65,8 +65,8 @@ Model plain_sequential_gptq(const Model& fp, const QuantParams& params) {
     DecoderLayer& layer = model.layers[static_cast<std::size_t>(i)];
     for (QuantLinear* linear : {&layer.q_proj, &layer.k_proj, &layer.v_proj, &layer.o_proj, &layer.gate_proj,
                                 &layer.up_proj, &layer.down_proj}) {
-      gptq_quantize(linear->weight, grams.grams.at(linear->name), params.weight, params.gptq, linear->name);
-      linear->weight_quant = params.weight;
+      linear->weight_quant = stored_weight_spec(params.weight);  // half scales, as the weight quantizer stores them
+      gptq_quantize(linear->weight, grams.grams.at(linear->name), linear->weight_quant, params.gptq, linear->name);
     }
   }
   for (QuantLinear* linear : model.linears()) {
@@ -131,7 +131,7 @@ TEST_CASE("sequential and one-pass SERQ (GPTQ) agree where their inputs agree an
     // layer-wise run, which changes float rounding: GPTQ's error feedback spreads a flipped rounding along its row
     // (13% of o_proj's weights, 26% of down_proj's). From layer 1 on, the inputs come from a quantized layer 0.
     if (std::string(name) == "q_proj") CHECK(differing(0) == 0.0);
-    CHECK(differing(1) > 0.4);
+    CHECK(differing(1) > 0.3);  // above what float rounding alone flips in layer 0 (26% at most)
   }
   const double one_pass_ppl = ppl(a), sequential_ppl = ppl(b), fp_ppl = ppl(fp);
   INFO("serq gptq w4a4: one-pass " << one_pass_ppl << ", sequential " << sequential_ppl << ", fp " << fp_ppl);

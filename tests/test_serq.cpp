@@ -115,8 +115,8 @@ TEST_CASE("SERQ at r = d_in is two-stage residual quantization Q(W - Q_R(W)) + Q
     const Eigen::VectorXf& s = run.calibration.stats.at(name).abs_max;
     const std::vector<int> order = expected_order(s);
     const Matrix w = flattened_weight(before.weight, s, order);
-    const Matrix r = reference_int_fake_quant(w, 4, true, 0);
-    const Matrix main = reference_int_fake_quant(w - r, 4, true, 16);
+    const Matrix r = reference_int_fake_quant(w, 4, true, 0, true);
+    const Matrix main = reference_int_fake_quant(w - r, 4, true, 16, true);
     REQUIRE(after.salient.rank() == 64);
     CHECK((after.salient.r - r).cwiseAbs().maxCoeff() <= 1e-6f * r.cwiseAbs().maxCoeff());
     CHECK((after.weight - main).cwiseAbs().maxCoeff() <= 1e-6f * main.cwiseAbs().maxCoeff());
@@ -145,7 +145,7 @@ TEST_CASE("SERQ with r = 0 is round-to-nearest of the flattened, permuted layer"
     Matrix y;
     after.forward(x, y);
     const Matrix want = reference_int_fake_quant(flattened_input(x, s, order), 4, true, 0) *
-                        reference_int_fake_quant(flattened_weight(before.weight, s, order), 4, true, 32).transpose();
+                        reference_int_fake_quant(flattened_weight(before.weight, s, order), 4, true, 32, true).transpose();
     CHECK(relative_error(y, want) < 1e-5);
   }
 }
@@ -166,13 +166,13 @@ TEST_CASE("SERQ in the paper and the code order both reconstruct the flattened w
     };
     const Matrix w = flattened(code);
     const Matrix w_paper = flattened(paper);
-    const double plain = (w - reference_int_fake_quant(w, 4, true, 32)).norm();
+    const double plain = (w - reference_int_fake_quant(w, 4, true, 32, true)).norm();
     const double by_code = (w - effective_weight(find(code.model, name))).norm();
     const double by_paper = (w_paper - effective_weight(find(paper.model, name))).norm();
     // paper: main = Q(W̃), R = Q_R(W̃ − main); written out here to show it is not the code order.
-    const Matrix main = reference_int_fake_quant(w_paper, 4, true, 32);
+    const Matrix main = reference_int_fake_quant(w_paper, 4, true, 32, true);
     CHECK((find(paper.model, name).weight - main).cwiseAbs().maxCoeff() < 1e-6f);
-    const Matrix r = reference_int_fake_quant(w_paper - main, 4, true, 0);
+    const Matrix r = reference_int_fake_quant(w_paper - main, 4, true, 0, true);
     CHECK((find(paper.model, name).salient.r - r).cwiseAbs().maxCoeff() < 1e-6f);
     INFO("plain " << plain << ", code " << by_code << ", paper " << by_paper);
     CHECK(by_code < 0.5 * plain);

@@ -96,7 +96,7 @@ int main(int argc, char** argv) try {
   const int group = stories ? 32 : 128;
 
   serq::QuantParams params;
-  params.weight = {4, true, group, serq::NumberFormat::integer, true};  // half scales, as serq-run stores weights
+  params.weight = {4, true, group};
   params.activation = {4, false, group};
   params.rank = options.rank > 0 ? options.rank : (stories ? 16 : 128);
 

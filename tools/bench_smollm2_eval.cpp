@@ -59,7 +59,7 @@ int main(int argc, char** argv) try {
 
   serq::Model w4a4 = fp;
   serq::QuantParams params;
-  params.weight = {4, true, 64, serq::NumberFormat::integer, true};  // half scales, as serq-run stores weights
+  params.weight = {4, true, 64};
   params.activation = {4, false, 64};
   serq::make_method("rtn")->quantize(w4a4, params, serq::Calibration{});
   serq::fold_input_transforms(w4a4);

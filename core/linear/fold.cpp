@@ -33,10 +33,14 @@ void check_order(const QuantLinear& layer) {
 }
 
 // Output j of the layer (row j of the main weight, of B, of R, and bias entry j) is divided by s_j.
+// Packed forms carry the divisor and dequantize to the same values.
 void divide_output_rows(QuantLinear& layer, const Vector& s) {
   layer.weight.array().colwise() /= s.array();
+  if (!layer.packed.empty()) layer.packed.divide_rows(s);
   if (layer.low_rank.rank() > 0) layer.low_rank.b.array().colwise() /= s.array();
+  if (!layer.low_rank.packed_b.empty()) layer.low_rank.packed_b.divide_rows(s);
   if (layer.salient.rank() > 0) layer.salient.r.array().colwise() /= s.array();
+  if (!layer.salient.packed.empty()) layer.salient.packed.divide_rows(s);
   if (layer.bias.size() > 0) layer.bias.array() /= s.array();
 }
 
@@ -49,8 +53,11 @@ Matrix permute_rows(const Matrix& m, const std::vector<int>& order) {
 // Output row j of the layer becomes its old output row order[j], corrections and bias included.
 void permute_output_rows(QuantLinear& layer, const std::vector<int>& order) {
   layer.weight = permute_rows(layer.weight, order);
+  layer.packed.permute_rows(order);
   if (layer.low_rank.rank() > 0) layer.low_rank.b = permute_rows(layer.low_rank.b, order);
+  layer.low_rank.packed_b.permute_rows(order);
   if (layer.salient.rank() > 0) layer.salient.r = permute_rows(layer.salient.r, order);
+  layer.salient.packed.permute_rows(order);
   if (layer.bias.size() > 0) layer.bias = Vector(permute_rows(layer.bias, order));
 }
 

@@ -43,19 +43,35 @@ Eigen::MatrixXd InputTransform::transform_gram(const Eigen::MatrixXd& gram) cons
   return h;
 }
 
+const Matrix& QuantLinear::main_weight() const {
+  if (weight.size() > 0 || packed.empty()) return weight;
+  thread_local Matrix workspace;  // one layer's floats at a time, reused across layers and calls
+  packed.dequantize(workspace);
+  return workspace;
+}
+
+void QuantLinear::release_weight() {
+  if (!packed.empty()) weight = Matrix();
+}
+
+void QuantLinear::restore_weight() {
+  if (weight.size() == 0 && !packed.empty()) weight = packed.dequantize();
+}
+
 void QuantLinear::forward(const Matrix& x, Matrix& y) const {
-  SERQ_CHECK(x.cols() == weight.cols(),
+  SERQ_CHECK(x.cols() == d_in(),
              "{}: the input has {} columns but the layer takes d_in = {} (a shape bug in the caller)", name, x.cols(),
-             weight.cols());
+             d_in());
+  const Matrix& w = main_weight();
   if (input.empty() && !act_quant.enabled() && low_rank.rank() == 0 && salient.rank() == 0) {
-    gemm_xwt(x, weight, y);
+    gemm_xwt(x, w, y);
   } else {
-    forward_transformed(x, y);
+    forward_transformed(x, w, y);
   }
   if (bias.size() > 0) y.rowwise() += bias.transpose();
 }
 
-void QuantLinear::forward_transformed(const Matrix& x, Matrix& y) const {
+void QuantLinear::forward_transformed(const Matrix& x, const Matrix& w, Matrix& y) const {
   Matrix xq = x;
   try {
     input.apply(xq);
@@ -63,7 +79,7 @@ void QuantLinear::forward_transformed(const Matrix& x, Matrix& y) const {
   } catch (const Error& e) {
     fail("{}: {}", name, e.what());
   }
-  gemm_xwt(xq, weight, y);
+  gemm_xwt(xq, w, y);
   if (low_rank.rank() > 0) {
     Matrix t;
     gemm_xwt(xq, low_rank.a, t);
@@ -77,17 +93,21 @@ void QuantLinear::forward_transformed(const Matrix& x, Matrix& y) const {
   if (salient.rank() > 0) gemm_xwt_add(xq, salient.r, y);  // reads X̂[:, :r] in place
 }
 
+namespace {
+
+// What a matrix costs as stored: its packed form, or 16 bits per value in full precision.
+double stored_bits(const PackedWeight& packed, Eigen::Index values) {
+  return packed.empty() ? 16.0 * static_cast<double>(values) : static_cast<double>(packed.storage_bits());
+}
+
+}  // namespace
+
 double QuantLinear::storage_bits() const {
-  double bits = bits_per_weight(weight_quant, d_out(), d_in()) * static_cast<double>(weight.size());
+  double bits = stored_bits(packed, static_cast<Eigen::Index>(d_out()) * d_in());
   if (low_rank.rank() > 0) {
-    bits += bits_per_weight(low_rank.factor_quant, low_rank.a.rows(), low_rank.a.cols()) *
-            static_cast<double>(low_rank.a.size());
-    bits += bits_per_weight(low_rank.factor_quant, low_rank.b.rows(), low_rank.b.cols()) *
-            static_cast<double>(low_rank.b.size());
+    bits += stored_bits(low_rank.packed_a, low_rank.a.size()) + stored_bits(low_rank.packed_b, low_rank.b.size());
   }
-  if (salient.rank() > 0) {
-    bits += bits_per_weight(salient.quant, salient.r.rows(), salient.r.cols()) * static_cast<double>(salient.r.size());
-  }
+  if (salient.rank() > 0) bits += stored_bits(salient.packed, salient.r.size());
   return bits + 16.0 * static_cast<double>(bias.size());
 }
 

@@ -8,7 +8,9 @@
 //                                 optional re-quantization Q_i of the intermediate
 //      + Xq[:, :r] · Rᵀ           SERQ's correction: R (d_out × r) on the first r (most salient) channels of Xq
 //      + b                        optional bias (d_out; Qwen2's q/k/v), kept in full precision
-// At most one correction path is present. Methods are offline transforms that produce this form; the backends run
+// At most one correction path is present. Quantized weights are stored packed (core/quant/packed_weight.h): the
+// main weight, A, B and R each keep their codes and scales beside the float values the fake-quant path reads, and
+// release_weight() drops the main weight's floats, which forward() then dequantizes into a per-thread workspace. Methods are offline transforms that produce this form; the backends run
 // it and never know which method made it. Folding a transform into the previous operation (core/linear/fold.h) is
 // an optimization of this form that keeps its outputs.
 #pragma once
@@ -20,6 +22,7 @@
 #include "core/common/matrix.h"
 #include "core/linear/rotation.h"
 #include "core/quant/int_quant.h"
+#include "core/quant/packed_weight.h"
 
 namespace serq {
 
@@ -41,6 +44,7 @@ struct InputTransform {
 struct LowRankCorrection {
   Matrix a;                     // A (k × d_in), fake-quantized with factor_quant
   Matrix b;                     // B (d_out × k), fake-quantized with factor_quant
+  PackedWeight packed_a, packed_b;  // their stored form; empty when factor_quant keeps them in full precision
   QuantSpec factor_quant;       // how A and B were quantized (bits 16 = kept in full precision); for accounting
   QuantSpec intermediate_quant; // dynamic re-quantization of Xq·Aᵀ (per token); bits 16 = none
 
@@ -50,6 +54,7 @@ struct LowRankCorrection {
 // SERQ's single matrix: Y += Xq[:, :r] · Rᵀ with R (d_out × r), fake-quantized with quant.
 struct SalientCorrection {
   Matrix r;
+  PackedWeight packed;  // R as stored; empty when R is kept in full precision
   QuantSpec quant;  // how R was quantized (symmetric per row over its r columns by default); for accounting
 
   int rank() const { return static_cast<int>(r.cols()); }
@@ -57,7 +62,9 @@ struct SalientCorrection {
 
 struct QuantLinear {
   std::string name;        // stable, e.g. "layers.3.mlp.down_proj" or "lm_head"
-  Matrix weight;           // main weight (d_out × d_in) in the X̂ basis; dequantized values once quantized
+  Matrix weight;           // main weight (d_out × d_in) in the X̂ basis; dequantized values once quantized; may be
+                           // empty once released, when `packed` alone holds it
+  PackedWeight packed;     // the main weight as stored, once quantized (the weight quantizer writes both)
   InputTransform input;    // T
   QuantSpec act_quant;     // dynamic activation quantizer on the rows of X̂; bits = 16 means none
   QuantSpec weight_quant;  // how `weight` was quantized (bits = 16: full precision); for accounting
@@ -66,21 +73,27 @@ struct QuantLinear {
   Vector bias;             // b (d_out) added to every row of Y; empty = none
   std::string transform;   // what the method built, for result files, e.g. "rotation hadamard(64); online ..."
 
-  int d_in() const { return static_cast<int>(weight.cols()); }
-  int d_out() const { return static_cast<int>(weight.rows()); }
+  int d_in() const { return static_cast<int>(weight.size() > 0 || packed.empty() ? weight.cols() : packed.cols()); }
+  int d_out() const { return static_cast<int>(weight.size() > 0 || packed.empty() ? weight.rows() : packed.rows()); }
+
+  // Frees the main weight's float values where `packed` holds them (a quantized layer); forward() then dequantizes
+  // them per call. restore_weight() brings them back (for a method or diagnostic that edits or reads them).
+  void release_weight();
+  void restore_weight();
 
   // Y (rows × d_out) for X (rows × d_in), as in the formula above. Y is resized as needed.
   void forward(const Matrix& x, Matrix& y) const;
 
-  // Storage in bits: the main weight (codes and group scales, bits_per_weight of weight_quant) plus the correction
-  // factors in their formats, and 16 bits per bias entry. Input scales and permutations are not counted: folded,
-  // they cost nothing.
+  // Storage in bits, measured from what is stored: the packed main weight and correction factors (codes, scales,
+  // zero points, folded row divisors), 16 bits per weight of whatever is kept in full precision, and 16 bits per
+  // bias entry. Input scales and permutations are not counted: folded, they cost nothing.
   double storage_bits() const;
   // Parameters of the correction path (A and B, or R).
   std::int64_t extra_parameters() const;
 
  private:
-  void forward_transformed(const Matrix& x, Matrix& y) const;  // forward() without the bias, any path present
+  void forward_transformed(const Matrix& x, const Matrix& w, Matrix& y) const;  // forward() without the bias
+  const Matrix& main_weight() const;  // `weight`, or `packed` dequantized into this thread's workspace
 };
 
 }  // namespace serq

@@ -63,6 +63,9 @@ class ColumnQuantizer {
     divisor_.col(g) = (scale == 0.0f).select(1.0f, scale);  // a group of zeros dequantizes to 0 (times scale 0)
   }
 
+  const Eigen::ArrayXXf& scales() const { return scale_; }
+  const Eigen::ArrayXXf& zeros() const { return zero_; }
+
   // The dequantized values of one column of group g.
   Eigen::ArrayXf quantize(Eigen::Index g, const Eigen::ArrayXf& column) const {
     const Eigen::ArrayXf scaled = column / divisor_.col(g);
@@ -150,7 +153,7 @@ void lazy_update(Eigen::MatrixXd& feedback, const Eigen::MatrixXd& errors, const
 }  // namespace
 
 void gptq_quantize(Matrix& w, const Eigen::MatrixXd& hessian, const QuantSpec& spec, const GptqOptions& options,
-                   const std::string& what) {
+                   const std::string& what, PackedWeight* packed) {
   if (!spec.enabled()) return;
   assert(std::fegetround() == FE_TONEAREST);  // rint(): round half to even, as fake_quant_rows
   check_inputs(w, hessian, options, what);
@@ -194,6 +197,7 @@ void gptq_quantize(Matrix& w, const Eigen::MatrixXd& hessian, const QuantSpec& s
   SERQ_CHECK(weights.allFinite(), "{}: GPTQ produced NaN/Inf (the Hessian is too badly conditioned); raise "
              "gptq.damp (e.g. 0.1)", what);
   for (Eigen::Index i = 0; i < cols; ++i) w.col(order[static_cast<std::size_t>(i)]) = weights.col(i);
+  if (packed) *packed = PackedWeight::from_grid(w, spec, quantizer.scales(), quantizer.zeros());
 }
 
 }  // namespace serq

@@ -15,6 +15,7 @@
 
 #include "core/common/matrix.h"
 #include "core/quant/int_quant.h"
+#include "core/quant/packed_weight.h"
 
 namespace serq {
 
@@ -28,8 +29,9 @@ struct GptqOptions {
 // Input channels that never fire (H_jj = 0) get no error from the other columns and spread none: their weights are
 // rounded as they are (the reference zeroes them instead). A Hessian that is not positive definite after
 // dampening, has NaN/Inf or the wrong shape, a weight with NaN/Inf, or bad options are a serq::Error: one line
-// starting with `what` (the layer name) that says what to change.
+// starting with `what` (the layer name) that says what to change. With `packed`, the result is also packed there
+// on GPTQ's own grid (its frozen scales and zero points).
 void gptq_quantize(Matrix& w, const Eigen::MatrixXd& hessian, const QuantSpec& spec, const GptqOptions& options,
-                   const std::string& what);
+                   const std::string& what, PackedWeight* packed = nullptr);
 
 }  // namespace serq

@@ -110,15 +110,4 @@ void fake_quant_rows(Matrix& m, const QuantSpec& spec) {
   });
 }
 
-double bits_per_weight(const QuantSpec& spec, std::int64_t rows, std::int64_t cols) {
-  assert(rows > 0 && cols > 0);
-  if (!spec.enabled()) return 16.0;
-  if (spec.format == NumberFormat::mxfp4) return mxfp4_bits_per_weight(rows, cols, spec.group_size);
-  const std::int64_t group = spec.group_size > 0 ? std::min<std::int64_t>(spec.group_size, cols) : cols;
-  const std::int64_t groups_per_row = (cols + group - 1) / group;
-  const std::int64_t per_group = 16 + (spec.symmetric ? 0 : spec.bits);
-  const double total = static_cast<double>(rows) * static_cast<double>(cols * spec.bits + groups_per_row * per_group);
-  return total / (static_cast<double>(rows) * static_cast<double>(cols));
-}
-
 }  // namespace serq

@@ -1,5 +1,6 @@
 // Fake quantization (quantize, then dequantize, in float) for weights and activations: QuantSpec names a format
-// (INT-b here, or MXFP4 from core/quant/mxfp4.h) and fake_quant_rows / bits_per_weight dispatch on it.
+// (INT-b here, or MXFP4 from core/quant/mxfp4.h) and fake_quant_rows dispatches on it. What a quantized weight costs
+// is measured from its packed form (core/quant/packed_weight.h).
 //
 // A row of a matrix is cut into groups of `group_size` consecutive columns (input channels); the last group
 // is shorter where group_size does not divide the row. group_size = 0 means one group per row: per output
@@ -18,7 +19,6 @@
 // never a silent NaN.
 #pragma once
 
-#include <cstdint>
 #include <string>
 
 #include "core/common/matrix.h"
@@ -52,11 +52,5 @@ void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric,
 // Fake-quantizes every row of m in place, group by group (MXFP4: block by block) along the columns; a spec that is
 // not enabled leaves m as it is. Errors name the row and columns of the failing group.
 void fake_quant_rows(Matrix& m, const QuantSpec& spec);
-
-// Storage of a (rows × cols) weight quantized with spec, in bits per weight: the b-bit codes plus a 16-bit
-// scale per group (and a b-bit zero point per group when asymmetric); a shorter last group counts as a group.
-// MXFP4 counts 4 bits per element plus an 8-bit scale per block. A spec that is not enabled counts 16 bits per
-// weight (the FP16 baseline of PTQ papers).
-double bits_per_weight(const QuantSpec& spec, std::int64_t rows, std::int64_t cols);
 
 }  // namespace serq

@@ -17,9 +17,6 @@ namespace {
 using ConstBlock = Eigen::Map<const Eigen::ArrayXf>;
 using Block = Eigen::Map<Eigen::ArrayXf>;
 
-constexpr int kE2M1Bits = 4;
-constexpr int kE8M0Bits = 8;
-
 }  // namespace
 
 void mxfp4_fake_quant_block(const float* x, float* y, int n) {
@@ -43,13 +40,6 @@ void mxfp4_fake_quant_rows(Matrix& m, int block_size) {
   SERQ_CHECK(block_size >= 1, "mxfp4: block size {} is not positive; use 32, the OCP MX block size", block_size);
   for_each_row_group(m, std::min<Eigen::Index>(block_size, m.cols()),
                      [](float* values, int n) { mxfp4_fake_quant_block(values, values, n); });
-}
-
-double mxfp4_bits_per_weight(std::int64_t rows, std::int64_t cols, int block_size) {
-  assert(rows > 0 && cols > 0 && block_size >= 1);
-  const std::int64_t blocks_per_row = (cols + block_size - 1) / block_size;
-  const double total = static_cast<double>(rows) * static_cast<double>(cols * kE2M1Bits + blocks_per_row * kE8M0Bits);
-  return total / (static_cast<double>(rows) * static_cast<double>(cols));
 }
 
 }  // namespace serq

@@ -11,7 +11,6 @@
 // (serq::Error), never a silent NaN.
 #pragma once
 
-#include <cstdint>
 
 #include "core/common/matrix.h"
 
@@ -23,9 +22,5 @@ void mxfp4_fake_quant_block(const float* x, float* y, int n);
 // Fake-quantizes every row of m in place, block by block along the columns. block_size < 1 is a serq::Error;
 // errors on a block name its row and columns.
 void mxfp4_fake_quant_rows(Matrix& m, int block_size = 32);
-
-// Storage of a (rows × cols) weight in MXFP4, in bits per weight: 4 bits per element plus an 8-bit scale per
-// block, a shorter last block counting as a block.
-double mxfp4_bits_per_weight(std::int64_t rows, std::int64_t cols, int block_size = 32);
 
 }  // namespace serq

@@ -1,0 +1,88 @@
+// PackedWeight: a weight matrix (rows × cols, d_out × d_in as in core/common/matrix.h) as serq stores it, with its
+// one dequantization. The integer kernels and an export read this form; fake quantization (int_quant.h, mxfp4.h,
+// gptq.h) gives exactly the values it dequantizes to.
+//
+//   f32    float32 values: weights of a GGUF block type, widened when loaded, or any full-precision weight
+//   bf16   bfloat16 values as a checkpoint stores them, widened when the layer runs
+//   f16    IEEE half values, likewise
+//   int    INT-b codes (b = 2..8) of a QuantSpec, symmetric or asymmetric, per row or per group of columns. Each row
+//          is a bit stream that starts on a byte: code c of the row sits at bits [c·b, (c+1)·b), low bits first,
+//          so b = 4 is two codes a byte, low nibble first. Symmetric codes are stored offset by 2^(b-1) (unsigned).
+//          Per (row, group): an IEEE-half scale and, asymmetric only, a b-bit zero point in a bit stream of its own.
+//          value = (code − zero) · scale.
+//   mxfp4  E2M1 codes, two a byte, low nibble first (bit 3 the sign, bits 0–2 the magnitude's index in
+//          {0, 0.5, 1, 1.5, 2, 3, 4, 6}); per (row, block) one E8M0 byte e, scale 2^(e − 127). value = ±m · scale.
+//
+// A row divisor (from folding a later layer's input scale into this layer's output rows, core/linear/fold.h) can
+// be attached to int and mxfp4 weights: row r dequantizes to its grid values divided by divisor_r, the same float
+// operations as dividing the fake-quantized row.
+//
+// Storage counts what is held: codes, scales, zero points and row divisors (16 bits each). Full precision counts
+// as 16 bits per weight whatever its container, the FP16 baseline of PTQ papers.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/common/matrix.h"
+#include "core/quant/int_quant.h"
+
+namespace serq {
+
+// The spec a stored weight is quantized with: `spec`, with IEEE-half scales where it is INT.
+QuantSpec stored_weight_spec(QuantSpec spec);
+
+class PackedWeight {
+ public:
+  enum class Storage { none, f32, bf16, f16, int_codes, mxfp4 };
+
+  PackedWeight() = default;
+  static PackedWeight full_precision(Matrix values);
+  // 16-bit checkpoint values as stored, row-major; is_bf16 false means IEEE half.
+  static PackedWeight sixteen_bit(int rows, int cols, std::vector<std::uint16_t> bits, bool is_bf16);
+  // Round to nearest on the grid of `spec` (an INT spec must have f16_scales): dequantize() then equals
+  // fake_quant_rows(w, spec). NaN/Inf, or a scale beyond the half range, is a serq::Error naming the row.
+  static PackedWeight quantize(const Matrix& w, const QuantSpec& spec);
+  // Values already on the grid of `spec` with the given scales and (asymmetric) zero points, rows × groups, as
+  // GPTQ leaves them: the codes are recovered from the values. A value off its grid is a serq::Error.
+  static PackedWeight from_grid(const Matrix& values, const QuantSpec& spec, const Eigen::ArrayXXf& scales,
+                                const Eigen::ArrayXXf& zeros);
+
+  Storage storage() const { return storage_; }
+  bool empty() const { return storage_ == Storage::none; }
+  int rows() const { return rows_; }
+  int cols() const { return cols_; }
+  const QuantSpec& spec() const { return spec_; }  // bits 16 unless int_codes or mxfp4
+
+  // out (rows × cols) ← the values; out is resized as needed.
+  void dequantize(Matrix& out) const;
+  Matrix dequantize() const;
+
+  // Row r of the dequantized values is divided by divisor(r) (int and mxfp4; full precision is divided in place).
+  void divide_rows(const Vector& divisor);
+  // Rows reordered: new row i = old row order[i] (codes, scales and divisors move with their row).
+  void permute_rows(const std::vector<int>& order);
+
+  std::int64_t storage_bits() const;
+  double bits_per_weight() const { return static_cast<double>(storage_bits()) / (double(rows_) * double(cols_)); }
+
+ private:
+  PackedWeight(const QuantSpec& spec, int rows, int cols);  // int or mxfp4, codes zeroed
+  int group_width() const;
+  int groups_per_row() const;
+  std::int64_t code_row_bytes() const;
+  std::int64_t zero_row_bytes() const;
+  void set_code(int row, int col, unsigned code);
+
+  Storage storage_ = Storage::none;
+  int rows_ = 0, cols_ = 0;
+  QuantSpec spec_;
+  Matrix f32_;                        // f32
+  std::vector<std::uint16_t> half_;   // bf16, f16: rows × cols; int: the scales, rows × groups (IEEE half bits)
+  std::vector<std::uint8_t> codes_;   // int, mxfp4: rows × row_bytes
+  std::vector<std::uint8_t> zeros_;   // int asymmetric: rows × zero_bytes, b bits each
+  std::vector<std::uint8_t> exponents_;  // mxfp4: the E8M0 byte of each (row, block)
+  Vector divisor_;                    // optional, one per row
+};
+
+}  // namespace serq
