@@ -23,6 +23,7 @@ void Method::prepare(Model&, const QuantParams&, const Calibration&) const {}
 MethodReport Method::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
   if (!quantizes()) return MethodReport{};
   const auto start = std::chrono::steady_clock::now();
+  restore_weights(model);  // methods edit float weights
   prepare(model, params, calibration);
   const std::vector<QuantLinear*> layers = layers_to_quantize(model, params);
   for (QuantLinear* layer : layers) quantize_linear(*layer, params, calibration);

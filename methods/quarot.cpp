@@ -177,6 +177,7 @@ void QuaRot::quantize_linear(QuantLinear& layer, const QuantParams& params, cons
 
 MethodReport QuaRot::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
   const auto start = std::chrono::steady_clock::now();
+  restore_weights(model);  // rotations edit float weights
   rotate_model(model, params, calibration, true);
   return summarize(layers_to_quantize(model, params), start);
 }

@@ -94,6 +94,7 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
                                  const Calibration& activation_stats, const std::vector<std::vector<int>>& samples) {
   if (!method.quantizes()) return MethodReport{};
   const auto start = std::chrono::steady_clock::now();
+  restore_weights(model);  // methods edit float weights
   method.prepare(model, params, activation_stats);
   const bool observe = params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq;
   std::vector<Matrix> hidden;

@@ -191,3 +191,22 @@ TEST_CASE("quarot W4A4 runs end to end on stories260K and beats RTN at W4A4") {
   CHECK(quarot_w4a4 > fp);
   CHECK(quarot_w4a4 < rtn_w4a4);  // seeds 0..5 give 5.75 .. 5.89 against 6.04: spreading outliers helps at A4
 }
+
+TEST_CASE("QuaRot on a BF16 checkpoint kept as stored equals QuaRot on its weights widened first, then released") {
+  const Model& bf16 = test::stories_model("stories260K-hf-bf16");
+  REQUIRE(bf16.layers[0].q_proj.packed.storage() == PackedWeight::Storage::bf16);
+  Model stored = bf16, widened = bf16;
+  restore_weights(widened);
+  QuantParams params = full_precision(3);
+  params.activation = {8, false, 32};  // W16A8: the rotated weights stay in full precision
+  QuaRot().quantize(stored, params, Calibration{});
+  QuaRot().quantize(widened, params, Calibration{});
+  // Releasing floats must not bring back the unrotated BF16 form of a full-precision layer.
+  for (Model* model : {&stored, &widened}) {
+    for (QuantLinear* layer : model->linears()) layer->release_weight();
+  }
+  REQUIRE(stored.layers[0].q_proj.weight.size() > 0);
+  const std::vector<int> tokens = {1, 403, 29, 7, 120, 55, 9, 300};
+  CHECK(logits(stored, tokens) == logits(widened, tokens));
+  CHECK(relative_logit_difference(stored, bf16, {tokens}) < 0.05);  // A8: close to the BF16 model
+}

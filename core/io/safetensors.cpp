@@ -161,4 +161,19 @@ void SafetensorsFile::read_f32(std::string_view name, std::span<float> out) cons
              "re-export it)", path_.string(), name, *bad, bad - out.begin());
 }
 
+void SafetensorsFile::read_16bit(std::string_view name, std::vector<std::uint16_t>& out) const {
+  const TensorInfo* info = find(name);
+  SERQ_CHECK(info, "{}: no tensor named '{}' (wrong checkpoint, or an incomplete export?)", path_.string(), name);
+  SERQ_CHECK(info->dtype != DType::F32, "{}: tensor '{}' is F32, not a 16-bit type (a bug in the caller)",
+             path_.string(), name);
+  out.resize(static_cast<std::size_t>(info->numel()));
+  std::memcpy(out.data(), map_.data() + data_start_ + info->begin, out.size() * sizeof(std::uint16_t));
+  const std::uint16_t exponent = info->dtype == DType::BF16 ? 0x7f80 : 0x7c00;  // all ones: Inf or NaN
+  const auto bad = std::ranges::find_if(out, [&](std::uint16_t bits) { return (bits & exponent) == exponent; });
+  if (bad != out.end()) {
+    fail("{}: tensor '{}' holds {} at index {} (a corrupted or overflowed checkpoint; re-export it)", path_.string(),
+         name, info->dtype == DType::BF16 ? bf16_to_f32(*bad) : f16_to_f32(*bad), bad - out.begin());
+  }
+}
+
 }  // namespace serq

@@ -45,6 +45,9 @@ class SafetensorsFile {
   // Copies tensor `name` into out (out.size() must equal its element count), converting to float32.
   // Throws serq::Error if the tensor is absent, the size differs, or a value is NaN or infinite.
   void read_f32(std::string_view name, std::span<float> out) const;
+  // Copies an F16 or BF16 tensor's bits as stored into out (resized to its element count), without widening; the
+  // same errors, and a NaN or infinity is refused from its bits.
+  void read_16bit(std::string_view name, std::vector<std::uint16_t>& out) const;
 
  private:
   SafetensorsFile() = default;

@@ -55,7 +55,10 @@ void QuantLinear::release_weight() {
 }
 
 void QuantLinear::restore_weight() {
-  if (weight.size() == 0 && !packed.empty()) weight = packed.dequantize();
+  if (weight.size() > 0 || packed.empty()) return;
+  weight = packed.dequantize();
+  const PackedWeight::Storage stored = packed.storage();
+  if (stored != PackedWeight::Storage::int_codes && stored != PackedWeight::Storage::mxfp4) packed = PackedWeight();
 }
 
 void QuantLinear::forward(const Matrix& x, Matrix& y) const {

@@ -64,7 +64,8 @@ struct QuantLinear {
   std::string name;        // stable, e.g. "layers.3.mlp.down_proj" or "lm_head"
   Matrix weight;           // main weight (d_out × d_in) in the X̂ basis; dequantized values once quantized; may be
                            // empty once released, when `packed` alone holds it
-  PackedWeight packed;     // the main weight as stored, once quantized (the weight quantizer writes both)
+  PackedWeight packed;     // the main weight as stored: codes once quantized (the weight quantizer writes both), or a
+                           // 16-bit checkpoint's values as loaded
   InputTransform input;    // T
   QuantSpec act_quant;     // dynamic activation quantizer on the rows of X̂; bits = 16 means none
   QuantSpec weight_quant;  // how `weight` was quantized (bits = 16: full precision); for accounting
@@ -76,8 +77,9 @@ struct QuantLinear {
   int d_in() const { return static_cast<int>(weight.size() > 0 || packed.empty() ? weight.cols() : packed.cols()); }
   int d_out() const { return static_cast<int>(weight.size() > 0 || packed.empty() ? weight.rows() : packed.rows()); }
 
-  // Frees the main weight's float values where `packed` holds them (a quantized layer); forward() then dequantizes
-  // them per call. restore_weight() brings them back (for a method or diagnostic that edits or reads them).
+  // Frees the main weight's float values where `packed` holds them (a quantized layer, or 16-bit checkpoint values);
+  // forward() then dequantizes them per call. restore_weight() brings them back, for a method or diagnostic that
+  // edits or reads them; a full-precision stored form is dropped then, since the floats may change.
   void release_weight();
   void restore_weight();
 

@@ -55,6 +55,23 @@ class Checkpoint {
     used_.insert(name);
   }
 
+  // A linear's weight as stored: F16/BF16 stay 16-bit (widened per layer when it runs), F32 is read as float.
+  void read_linear(const std::string& name, const std::vector<std::int64_t>& shape, QuantLinear& layer) {
+    const auto it = owner_.find(name);
+    const TensorInfo* info = it == owner_.end() ? nullptr : it->second->find(name);
+    if (info && info->shape == shape && info->dtype != DType::F32) {
+      std::vector<std::uint16_t> bits;
+      it->second->read_16bit(name, bits);
+      layer.packed = PackedWeight::sixteen_bit(static_cast<int>(shape[0]), static_cast<int>(shape[1]),
+                                               std::move(bits), info->dtype == DType::BF16);
+      dtypes_.insert(dtype_name(info->dtype));
+      used_.insert(name);
+      return;
+    }
+    layer.weight.resize(shape[0], shape[1]);
+    read(name, shape, {layer.weight.data(), static_cast<std::size_t>(layer.weight.size())});  // and its errors
+  }
+
   bool has(const std::string& name) const { return owner_.contains(name); }
 
   // Marks a stored tensor as deliberately not read.
@@ -111,7 +128,7 @@ Model load_hf(const std::filesystem::path& dir) {
   const ModelConfig config = read_hf_config(dir / "config.json");
   check_fits(model_bytes(config), "loading " + dir.string());
   Checkpoint checkpoint(dir);
-  Model model = make_empty_model(config);
+  Model model = make_empty_model(config, false);
 
   const std::int64_t d = config.dim, h = config.hidden_dim, kv = config.kv_dim(), vocab = config.vocab_size;
   checkpoint.read("model.embed_tokens.weight", {vocab, d}, values(model.embed));
@@ -119,19 +136,19 @@ Model load_hf(const std::filesystem::path& dir) {
     DecoderLayer& layer = model.layers[i];
     const std::string prefix = fmt::format("model.layers.{}.", i);
     checkpoint.read(prefix + "input_layernorm.weight", {d}, values(layer.attn_norm));
-    checkpoint.read(prefix + "self_attn.q_proj.weight", {d, d}, values(layer.q_proj.weight));
-    checkpoint.read(prefix + "self_attn.k_proj.weight", {kv, d}, values(layer.k_proj.weight));
-    checkpoint.read(prefix + "self_attn.v_proj.weight", {kv, d}, values(layer.v_proj.weight));
+    checkpoint.read_linear(prefix + "self_attn.q_proj.weight", {d, d}, layer.q_proj);
+    checkpoint.read_linear(prefix + "self_attn.k_proj.weight", {kv, d}, layer.k_proj);
+    checkpoint.read_linear(prefix + "self_attn.v_proj.weight", {kv, d}, layer.v_proj);
     if (config.qkv_bias) {
       checkpoint.read(prefix + "self_attn.q_proj.bias", {d}, values(layer.q_proj.bias));
       checkpoint.read(prefix + "self_attn.k_proj.bias", {kv}, values(layer.k_proj.bias));
       checkpoint.read(prefix + "self_attn.v_proj.bias", {kv}, values(layer.v_proj.bias));
     }
-    checkpoint.read(prefix + "self_attn.o_proj.weight", {d, d}, values(layer.o_proj.weight));
+    checkpoint.read_linear(prefix + "self_attn.o_proj.weight", {d, d}, layer.o_proj);
     checkpoint.read(prefix + "post_attention_layernorm.weight", {d}, values(layer.ffn_norm));
-    checkpoint.read(prefix + "mlp.gate_proj.weight", {h, d}, values(layer.gate_proj.weight));
-    checkpoint.read(prefix + "mlp.up_proj.weight", {h, d}, values(layer.up_proj.weight));
-    checkpoint.read(prefix + "mlp.down_proj.weight", {d, h}, values(layer.down_proj.weight));
+    checkpoint.read_linear(prefix + "mlp.gate_proj.weight", {h, d}, layer.gate_proj);
+    checkpoint.read_linear(prefix + "mlp.up_proj.weight", {h, d}, layer.up_proj);
+    checkpoint.read_linear(prefix + "mlp.down_proj.weight", {d, h}, layer.down_proj);
   }
   checkpoint.read("model.norm.weight", {d}, values(model.final_norm));
 
@@ -141,7 +158,7 @@ Model load_hf(const std::filesystem::path& dir) {
   } else {
     SERQ_CHECK(checkpoint.has("lm_head.weight"), "{}: config.json sets tie_word_embeddings false but the checkpoint "
                "has no lm_head.weight (set it true if the head is the token embedding)", dir.string());
-    checkpoint.read("lm_head.weight", {vocab, d}, values(model.lm_head.weight));
+    checkpoint.read_linear("lm_head.weight", {vocab, d}, model.lm_head);
   }
   checkpoint.check_all_used();
 

@@ -6,10 +6,10 @@
 namespace serq {
 namespace {
 
-QuantLinear make_linear(std::string name, int d_out, int d_in) {
+QuantLinear make_linear(std::string name, int d_out, int d_in, bool allocate) {
   QuantLinear linear;
   linear.name = std::move(name);
-  linear.weight = Matrix::Zero(d_out, d_in);
+  if (allocate) linear.weight = Matrix::Zero(d_out, d_in);
   return linear;
 }
 
@@ -21,7 +21,7 @@ std::int64_t ModelConfig::parameter_count() const {
   return v * d * (tied_embeddings ? 1 : 2) + n_layers * per_layer + d;
 }
 
-Model make_empty_model(const ModelConfig& config) {
+Model make_empty_model(const ModelConfig& config, bool allocate_linears) {
   Model model;
   model.config = config;
   const int d = config.dim, h = config.hidden_dim, kv = config.kv_dim();
@@ -32,22 +32,28 @@ Model make_empty_model(const ModelConfig& config) {
     const std::string prefix = fmt::format("layers.{}.", i);
     layer.attn_norm = Vector::Zero(d);
     layer.ffn_norm = Vector::Zero(d);
-    layer.q_proj = make_linear(prefix + "self_attn.q_proj", d, d);
-    layer.k_proj = make_linear(prefix + "self_attn.k_proj", kv, d);
-    layer.v_proj = make_linear(prefix + "self_attn.v_proj", kv, d);
-    layer.o_proj = make_linear(prefix + "self_attn.o_proj", d, d);
-    layer.gate_proj = make_linear(prefix + "mlp.gate_proj", h, d);
-    layer.up_proj = make_linear(prefix + "mlp.up_proj", h, d);
-    layer.down_proj = make_linear(prefix + "mlp.down_proj", d, h);
+    layer.q_proj = make_linear(prefix + "self_attn.q_proj", d, d, allocate_linears);
+    layer.k_proj = make_linear(prefix + "self_attn.k_proj", kv, d, allocate_linears);
+    layer.v_proj = make_linear(prefix + "self_attn.v_proj", kv, d, allocate_linears);
+    layer.o_proj = make_linear(prefix + "self_attn.o_proj", d, d, allocate_linears);
+    layer.gate_proj = make_linear(prefix + "mlp.gate_proj", h, d, allocate_linears);
+    layer.up_proj = make_linear(prefix + "mlp.up_proj", h, d, allocate_linears);
+    layer.down_proj = make_linear(prefix + "mlp.down_proj", d, h, allocate_linears);
     if (config.qkv_bias) {
-      for (QuantLinear* projection : {&layer.q_proj, &layer.k_proj, &layer.v_proj}) {
-        projection->bias = Vector::Zero(projection->d_out());
-      }
+      layer.q_proj.bias = Vector::Zero(d);
+      layer.k_proj.bias = Vector::Zero(kv);
+      layer.v_proj.bias = Vector::Zero(kv);
     }
   }
   model.final_norm = Vector::Zero(d);
-  model.lm_head = make_linear("lm_head", config.vocab_size, d);
+  model.lm_head = make_linear("lm_head", config.vocab_size, d, allocate_linears);
   return model;
+}
+
+void restore_weights(Model& model) {
+  for (QuantLinear* layer : model.linears()) {
+    if (!layer->weight_quant.enabled()) layer->restore_weight();
+  }
 }
 
 std::vector<QuantLinear*> Model::linears() {

@@ -31,7 +31,12 @@ struct Model {
   std::vector<const QuantLinear*> linears() const;
 };
 
-// Allocates a zero-initialised model of the given shape, with every linear named. Loaders fill it in.
-Model make_empty_model(const ModelConfig& config);
+// Allocates a zero-initialised model of the given shape, with every linear named. Loaders fill it in. Without
+// allocate_linears the linears' weights are left empty, for a loader that stores them packed (16-bit as loaded).
+Model make_empty_model(const ModelConfig& config, bool allocate_linears = true);
+
+// Widens every linear weight that is held only in its stored form (a 16-bit checkpoint's values) to float, for a
+// method that edits weights. Quantized layers are left as they are.
+void restore_weights(Model& model);
 
 }  // namespace serq
