@@ -328,3 +328,25 @@ TEST_CASE("serq-run --dry-run of a paper config prints each run's memory estimat
   CHECK(runs >= 5);
   CHECK(out.err.find("memory available to this process") != std::string::npos);
 }
+
+TEST_CASE("serq-run holds quantized weights as floats when they fit, evaluates from the packed form when they do not, "
+          "with the same perplexity, and says which") {
+  const auto dir = test::scratch_dir("serq_run_packed_eval");
+  const auto config = write_config(dir, kSmallRun);
+  std::map<std::string, double> ppl;
+  // stories' quantized linears are 0.9 MB of floats, more than a quarter of 3 MiB; windows of 128 tokens fit.
+  for (const std::string env : {"", "SERQ_MEMORY_LIMIT_MB=3"}) {
+    const auto out_dir = dir / (env.empty() ? "roomy" : "tight");
+    const std::string args = " --json --quiet --set eval.batch_size=1 --set eval.seq_len=128 --out ";
+    const Output out = serq_run(config.string() + args + out_dir.string(), dir, env);
+    INFO(env << " stderr: " << out.err);
+    REQUIRE(out.status == 0);
+    const auto json = nlohmann::json::parse(out.out);
+    const RunRecord record = read_run_record(json["result_file"].get<std::string>());
+    const std::string& held = record.info.at("weights_in_evaluation");
+    CHECK(held.starts_with(env.empty() ? "float32 (dequantized once" : "stored form (dequantized per layer"));
+    ppl[held] = json["ppl"].get<double>();
+  }
+  REQUIRE(ppl.size() == 2);
+  CHECK(ppl.begin()->second == std::next(ppl.begin())->second);
+}
