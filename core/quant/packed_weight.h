@@ -52,7 +52,6 @@ class PackedWeight {
   bool empty() const { return storage_ == Storage::none; }
   int rows() const { return rows_; }
   int cols() const { return cols_; }
-  const QuantSpec& spec() const { return spec_; }  // bits 16 unless int_codes or mxfp4
 
   // out (rows × cols) ← the values; out is resized as needed.
   void dequantize(Matrix& out) const;
