@@ -26,7 +26,7 @@ Model AssetCache::fresh_model(const std::filesystem::path& path, double* load_se
     kld_reference_.reset();
     pristine_.reset();
     model = load_model(path);
-    if (2 * model_bytes(model.config) < available_memory_bytes()) {
+    if (2 * loaded_model_bytes(model.config) < available_memory_bytes()) {  // a copy shares 16-bit mapped values
       pristine_ = std::make_unique<Model>(model);
       model_path_ = path;
     }

@@ -28,18 +28,36 @@ std::int64_t layer_hessian_entries(const ModelConfig& m) {
 std::vector<MemoryItem> estimate_run_memory(const ResolvedConfig& config, const ModelConfig& model,
                                             std::int64_t available) {
   std::vector<MemoryItem> items;
-  const std::int64_t weights = model_bytes(model);
+  const std::int64_t stored = loaded_model_bytes(model);
   const std::unique_ptr<Method> method = make_method(config.get_string("quant.method"));
+  const QuantParams params = quant_params(config, *method);
   const bool fp = !method->quantizes();
-  items.push_back({"model", weights});
-  if (config.get_bool("eval.kld")) items.push_back({"FP copy for eval.kld", weights});
+  const std::int64_t d = model.dim, layer_weights = 2 * d * d + 2 * d * model.kv_dim() + 3 * d * model.hidden_dim;
+  items.push_back({"model as stored", stored});
+  if (!fp) {
+    // Codes at the weight bits plus a 16-bit scale (and asymmetric b-bit zero) per group; one layer's floats while
+    // it is transformed and quantized.
+    const QuantSpec& w = params.weight;
+    const double group = w.group_size > 0 ? w.group_size : static_cast<double>(d);
+    const double bits = w.enabled() ? w.bits + (16.0 + (w.symmetric ? 0 : w.bits)) / group : 32.0;
+    items.push_back({"quantized weights", static_cast<std::int64_t>(model.n_layers * layer_weights * bits / 8)});
+    items.push_back({"one layer's floats", layer_weights * kFloat});
+  }
+  if (config.get_bool("eval.kld")) items.push_back({"FP copy for eval.kld", stored});
   if (!fp && config.get_int("eval.layer_error_samples") > 0) {
-    items.push_back({"diagnostics reference (skipped if short)", weights});
+    items.push_back({"diagnostics reference (skipped if short)", model_bytes(model)});
   }
   const int seq = static_cast<int>(config.get_int("eval.seq_len"));
   items.push_back({"forward workspace", forward_workspace_bytes(model, static_cast<int>(config.get_int(
                                                                             "eval.batch_size")), seq)});
-  if (uses_gptq(*method, quant_params(config, *method))) {
+  const bool layer_wise = uses_gptq(*method, params) && config.get_bool("calib.sequential");
+  // The full-precision pass holds every sample's hidden states; the layer-wise pipeline's own are counted below, and
+  // the two are never held at once.
+  if (!layer_wise && (method->needs_activation_stats() || uses_gptq(*method, params))) {
+    items.push_back({"calibration hidden states", config.get_int("calib.samples") * config.get_int("calib.seq_len") *
+                                                      d * kFloat});
+  }
+  if (uses_gptq(*method, params)) {
     if (config.get_bool("calib.sequential")) {
       items.push_back({"layer-wise calibration",
                        sequential_calibration_bytes(model, static_cast<int>(config.get_int("calib.samples")),

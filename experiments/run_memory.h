@@ -1,6 +1,7 @@
 // What one run holds in memory at its peak, estimated from its config and the model's hyper-parameters alone, before
 // any weight is read: serq-run --dry-run prints it for every run, so a sweep meant for a larger machine (the paper
-// configs) can be sized here. Weights are float32 as serq holds them today.
+// configs) can be sized here. Weights count as the checkpoint stores them (16-bit safetensors are read in place, so
+// only the layer being worked on is resident), quantized ones as packed codes and scales.
 #pragma once
 
 #include <cstdint>
@@ -17,8 +18,9 @@ struct MemoryItem {
   std::int64_t bytes = 0;
 };
 
-// The run's parts: the model, its full-precision copy (eval.kld), the reference of the per-layer diagnostics, one
-// batch's forward workspace, calibration (one-pass GPTQ Hessians of every layer, or the layer-wise pipeline's
+// The run's parts: the model as stored, its quantized weights and one layer's floats, its full-precision copy
+// (eval.kld), the reference of the per-layer diagnostics, one batch's forward workspace, calibration (the
+// full-precision pass's hidden states and one-pass GPTQ Hessians of every layer, or the layer-wise pipeline's
 // hidden states and one layer's Hessians) and the KLD reference's kept hidden states (eval.max_windows of them;
 // "all windows" is bounded by a quarter of `available` bytes). An upper bound: a run skips its diagnostics
 // reference, with a note, where that copy does not fit.

@@ -121,7 +121,7 @@ QuantizedModel quantize_model(const ResolvedConfig& config, Model& model, const 
   if (!method.quantizes() || (!params.weight.enabled() && !params.activation.enabled())) {
     return {protocol.apply(method, model, params, calibration), {}, 0.0, "none: nothing quantized"};
   }
-  const std::int64_t need = model_bytes(model.config), available = available_memory_bytes();
+  const std::int64_t need = loaded_model_bytes(model.config), available = available_memory_bytes();
   if (need > available) {
     const std::string why = fmt::format("skipped: a reference copy of the model needs {:.1f} GiB, {:.1f} GiB is "
                                         "available", static_cast<double>(need) / (1 << 30),
@@ -187,7 +187,7 @@ KldReference* kld_reference(const ResolvedConfig& config, const std::filesystem:
   KldReference* reference = assets.kld_reference(model_path);
   SERQ_CHECK(reference, "eval.kld: the full-precision model has to stay in memory beside the quantized one "
              "({:.1f} GiB each, {:.1f} GiB available); set eval.kld: false, or run where more memory is free",
-             static_cast<double>(model_bytes(model.config)) / (1 << 30),
+             static_cast<double>(loaded_model_bytes(model.config)) / (1 << 30),
              static_cast<double>(available_memory_bytes()) / (1 << 30));
   return reference;
 }
@@ -274,6 +274,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const std::string method_name = config.get_string("quant.method");
   const std::unique_ptr<Method> method = make_method(method_name);
   QuantParams params = quant_params(config, *method);
+  params.release_floats = true;  // one layer's floats at a time; evaluation restores them where they fit
 
   double load_seconds = 0.0;
   Model model = assets.fresh_model(model_path, &load_seconds);

@@ -106,7 +106,7 @@ void quantize_low_rank_layer(QuantLinear& layer, const LowRankRecipe& recipe, co
                                 to_string(params.svd));
 }
 
-void LowRankMethod::prepare(Model& model, const QuantParams& params, const Calibration&) const {
+void LowRankMethod::prepare_model(Model& model, const QuantParams& params, const Calibration&) const {
   const LowRankRecipe plan = recipe(params);
   for (const QuantLinear* layer : layers_to_quantize(model, params)) check_recipe(*layer, plan);
 }

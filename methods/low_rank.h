@@ -54,12 +54,12 @@ QuantSpec lqer_intermediate_quant(const QuantParams& params);
 void quantize_low_rank_layer(QuantLinear& layer, const LowRankRecipe& recipe, const QuantParams& params,
                              const Calibration& calibration);
 
-// A method whose layers are quantize_low_rank_layer with its recipe. prepare() checks the recipe against every
+// A method whose layers are quantize_low_rank_layer with its recipe. prepare_model() checks the recipe against every
 // layer before any changes, so a bad quant.rank or quant.factor_bits leaves the model as it was.
 class LowRankMethod : public Method {
  public:
   virtual LowRankRecipe recipe(const QuantParams& params) const = 0;
-  void prepare(Model& model, const QuantParams& params, const Calibration& calibration) const final;
+  void prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const final;
   void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const final;
 };
 

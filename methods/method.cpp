@@ -18,16 +18,32 @@ std::vector<QuantLinear*> layers_to_quantize(Model& model, const QuantParams& pa
   return layers;
 }
 
-void Method::prepare(Model&, const QuantParams&, const Calibration&) const {}
+void Method::prepare_model(Model&, const QuantParams&, const Calibration&) const {}
+void Method::prepare_layer(Model&, int, const QuantParams&, const Calibration&) const {}
+void Method::prepare_head(Model&, const QuantParams&, const Calibration&) const {}
+
+void Method::prepare(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  prepare_model(model, params, calibration);
+  for (int i = 0; i < model.config.n_layers; ++i) prepare_layer(model, i, params, calibration);
+  prepare_head(model, params, calibration);
+}
 
 MethodReport Method::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
   if (!quantizes()) return MethodReport{};
   const auto start = std::chrono::steady_clock::now();
-  restore_weights(model);  // methods edit float weights
-  prepare(model, params, calibration);
-  const std::vector<QuantLinear*> layers = layers_to_quantize(model, params);
-  for (QuantLinear* layer : layers) quantize_linear(*layer, params, calibration);
-  return summarize(layers, start);
+  prepare_model(model, params, calibration);
+  for (int i = 0; i < model.config.n_layers; ++i) {
+    DecoderLayer& layer = model.layers[static_cast<std::size_t>(i)];
+    restore_layer_weights(layer);  // methods edit float weights
+    prepare_layer(model, i, params, calibration);
+    for (QuantLinear* linear : layer.linears()) quantize_linear(*linear, params, calibration);
+    if (params.release_floats) release_layer_weights(layer);
+    release_layer_pages(layer);
+  }
+  if (!model.lm_head.weight_quant.enabled()) model.lm_head.restore_weight();
+  prepare_head(model, params, calibration);
+  if (params.quantize_lm_head) quantize_linear(model.lm_head, params, calibration);
+  return summarize(layers_to_quantize(model, params), start);
 }
 
 MethodReport summarize(const std::vector<QuantLinear*>& layers, std::chrono::steady_clock::time_point start) {

@@ -37,6 +37,8 @@ struct QuantParams {
   SvdAlgorithm svd = SvdAlgorithm::randomized;  // quant.svd: the truncated SVD of lorc, lqer and l2qer
   std::uint64_t seed = 0;             // quant.seed: random rotations (quarot), SVD sketches (lorc, lqer, l2qer)
 
+  bool release_floats = false;   // not a config key: a layer's floats are dropped once it is quantized (its stored
+                                 // form holds it; evaluation dequantizes per layer or restores them), bounding memory
   Progress* progress = nullptr;  // not a config key: advanced once per main weight quantized (GPTQ on a 7B model
                                  // takes minutes), with layers_to_quantize(...).size() as its total; may be null
 };
@@ -55,6 +57,7 @@ struct MethodReport {
   std::int64_t quantized_weights = 0;
   std::int64_t extra_parameters = 0;  // e.g. correction factors
   double quantize_seconds = 0.0;
+  std::vector<double> layer_seconds;  // per decoder layer, where a layer-wise pipeline measured them
 };
 
 class Method {
@@ -72,18 +75,28 @@ class Method {
   // Whether its main weights are always quantized by GPTQ, whatever quant.weight_quantizer says (the gptq method).
   virtual bool requires_gptq() const { return false; }
 
-  // The method in two phases, so that the layer-wise pipeline (methods/sequential.h) can calibrate each decoder
-  // layer on what the layers quantized before it give:
-  // - prepare(): the method's exact transforms of the whole model (rotations, scales, permutations). Nothing is
-  //   quantized, and the full-precision outputs are unchanged. It checks the method's parameters against every
-  //   layer first, so a bad value leaves the model as it was.
+  // The method in stages, so that a pipeline can widen, transform and quantize one decoder layer at a time and then
+  // give its floats back (methods/sequential.h calibrates each layer on what the layers quantized before it give):
+  // - prepare_model(): checks the method's parameters against every layer's shape and the calibration, so a bad
+  //   value leaves the model as it was, and transforms what lies outside the decoder layers (QuaRot's embedding).
+  // - prepare_layer(): the exact transforms of decoder layer `index` (rotations, scales, permutations); its float
+  //   weights are present.
+  // - prepare_head(): those of lm_head, its floats present.
+  //   Nothing is quantized, and the full-precision outputs are unchanged once every stage has run.
   // - quantize_linear(): quantizes one linear of the prepared model: its main weight by the run's weight quantizer
   //   (GPTQ reads the Hessian of the inputs this layer is given in the prepared model), its activation quantizer
   //   and its correction.
-  virtual void prepare(Model& model, const QuantParams& params, const Calibration& calibration) const;
+  virtual void prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const;
+  virtual void prepare_layer(Model& model, int index, const QuantParams& params, const Calibration& calibration) const;
+  virtual void prepare_head(Model& model, const QuantParams& params, const Calibration& calibration) const;
   virtual void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const = 0;
-  // The one-pass form: prepare(), then quantize_linear() of every layer to quantize in forward order, and the
-  // report. Statistics, Hessians included, are those of the full-precision model.
+  // Every stage of preparation in order, on a model whose floats are all present.
+  void prepare(Model& model, const QuantParams& params, const Calibration& calibration) const;
+  // The one-pass form, one decoder layer at a time: widen its weights, prepare_layer(), quantize_linear() of each of
+  // its linears, give its floats back (release_layer_weights, with params.release_floats; else only its file pages);
+  // then lm_head; and the report. Statistics, Hessians
+  // included, are those of the full-precision model. Layers do not depend on each other here, so this equals
+  // prepare() followed by quantize_linear() of every layer.
   virtual MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const;
 };
 

@@ -1,6 +1,6 @@
 // `quarot`: rotates each linear in place (exact in full precision), then quantizes its activations and main
 // weight. In one pass, rotating and quantizing one layer at a time keeps at most one carried GPTQ Hessian in memory;
-// prepare() rotates only.
+// the prepare stages rotate only.
 #include "methods/quarot.h"
 
 #include <fmt/format.h>
@@ -137,37 +137,52 @@ struct Rotations {
   }
 };
 
-// Rotates the whole model, quantizing each linear as soon as it is rotated when `quantize_now`.
-void rotate_model(Model& model, const QuantParams& params, const Calibration& calibration, bool quantize_now) {
+void check_unrotated(const Model& model) {
   for (const QuantLinear* layer : model.linears()) {
     SERQ_CHECK(layer->input.empty(), "{}: already has an input transform; quarot starts from the full-precision "
                "model", layer->name);
   }
-  const ModelConfig& config = model.config;
-  const InputRotation per_head = online_rotation(config.head_dim(), stream_seed(params.seed, kHeadStream));
-  const Rotations rotations{params,
-                            calibration,
-                            quantize_now,
-                            quantize_now && params.weight.enabled() &&
-                                params.weight_quantizer == WeightQuantizerKind::gptq,
-                            residual_rotation(config.dim, stream_seed(params.seed, kResidualStream)),
-                            per_head.dense(config.head_dim()),
-                            per_head.description};
+}
 
-  model.embed = model.embed * rotations.residual.matrix;
-  for (int l = 0; l < config.n_layers; ++l) rotations.rotate_layer(model.layers[l], l, config);
-  const Eigen::MatrixXd head_basis = rotations.gptq && params.quantize_lm_head
-                                         ? rotations.norm_reader_basis(model.final_norm, "final_norm")
-                                         : Eigen::MatrixXd();
-  rotations.read_residual(model.lm_head, model.final_norm, "final_norm");  // rotated even when kept in fp
-  if (params.quantize_lm_head) rotations.quantize(model.lm_head, head_basis);
+// The rotations of a run, from quant.seed.
+Rotations make_rotations(const ModelConfig& config, const QuantParams& params, const Calibration& calibration,
+                         bool quantize_now) {
+  const InputRotation per_head = online_rotation(config.head_dim(), stream_seed(params.seed, kHeadStream));
+  return Rotations{params,
+                   calibration,
+                   quantize_now,
+                   quantize_now && params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq,
+                   residual_rotation(config.dim, stream_seed(params.seed, kResidualStream)),
+                   per_head.dense(config.head_dim()),
+                   per_head.description};
+}
+
+// lm_head reads the rotated residual stream (it is rotated even when kept in fp), and the final norm's γ is fused.
+void rotate_head(Model& model, const Rotations& rotations) {
+  const Eigen::MatrixXd basis = rotations.gptq && rotations.params.quantize_lm_head
+                                    ? rotations.norm_reader_basis(model.final_norm, "final_norm")
+                                    : Eigen::MatrixXd();
+  if (!model.lm_head.weight_quant.enabled()) model.lm_head.restore_weight();
+  rotations.read_residual(model.lm_head, model.final_norm, "final_norm");
+  if (rotations.params.quantize_lm_head) rotations.quantize(model.lm_head, basis);
   model.final_norm.setOnes();
 }
 
 }  // namespace
 
-void QuaRot::prepare(Model& model, const QuantParams& params, const Calibration& calibration) const {
-  rotate_model(model, params, calibration, false);
+// The stages rebuild the rotations from quant.seed each time (they are deterministic), so they carry no state.
+void QuaRot::prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  check_unrotated(model);
+  model.embed = model.embed * make_rotations(model.config, params, calibration, false).residual.matrix;
+}
+
+void QuaRot::prepare_layer(Model& model, int index, const QuantParams& params, const Calibration& calibration) const {
+  make_rotations(model.config, params, calibration, false)
+      .rotate_layer(model.layers[static_cast<std::size_t>(index)], index, model.config);
+}
+
+void QuaRot::prepare_head(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  rotate_head(model, make_rotations(model.config, params, calibration, false));
 }
 
 void QuaRot::quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const {
@@ -175,10 +190,21 @@ void QuaRot::quantize_linear(QuantLinear& layer, const QuantParams& params, cons
   quantize_main_weight(layer, params, calibration);
 }
 
+// One layer at a time, each linear quantized as soon as it is rotated, so that at most one carried GPTQ Hessian and
+// one layer's floats exist at a time.
 MethodReport QuaRot::quantize(Model& model, const QuantParams& params, const Calibration& calibration) const {
   const auto start = std::chrono::steady_clock::now();
-  restore_weights(model);  // rotations edit float weights
-  rotate_model(model, params, calibration, true);
+  check_unrotated(model);
+  const Rotations rotations = make_rotations(model.config, params, calibration, true);
+  model.embed = model.embed * rotations.residual.matrix;
+  for (int i = 0; i < model.config.n_layers; ++i) {
+    DecoderLayer& layer = model.layers[static_cast<std::size_t>(i)];
+    restore_layer_weights(layer);  // rotations edit float weights
+    rotations.rotate_layer(layer, i, model.config);
+    if (params.release_floats) release_layer_weights(layer);
+    release_layer_pages(layer);
+  }
+  rotate_head(model, rotations);
   return summarize(layers_to_quantize(model, params), start);
 }
 

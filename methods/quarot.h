@@ -21,7 +21,9 @@ class QuaRot final : public Method {
     return "QuaRot: Hadamard rotations of the residual stream, heads and down_proj input, then RTN or GPTQ";
   }
   std::vector<std::string> parameters() const override { return {"quant.seed"}; }
-  void prepare(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void prepare_layer(Model& model, int index, const QuantParams& params, const Calibration& calibration) const override;
+  void prepare_head(Model& model, const QuantParams& params, const Calibration& calibration) const override;
   void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const override;
   MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const override;
 };

@@ -94,15 +94,19 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
                                  const Calibration& activation_stats, const std::vector<std::vector<int>>& samples) {
   if (!method.quantizes()) return MethodReport{};
   const auto start = std::chrono::steady_clock::now();
-  restore_weights(model);  // methods edit float weights
-  method.prepare(model, params, activation_stats);
+  method.prepare_model(model, params, activation_stats);
   const bool observe = params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq;
   std::vector<Matrix> hidden;
   hidden.reserve(samples.size());
   for (const std::vector<int>& sample : samples) hidden.push_back(embed_tokens(model, sample));
 
+  std::vector<double> layer_seconds;
   for (int i = 0; i < model.config.n_layers; ++i) {
-    const std::vector<InputGroup> groups = layer_input_groups(model.layers[static_cast<std::size_t>(i)]);
+    const auto layer_start = std::chrono::steady_clock::now();
+    DecoderLayer& layer = model.layers[static_cast<std::size_t>(i)];
+    restore_layer_weights(layer);  // methods edit float weights
+    method.prepare_layer(model, i, params, activation_stats);
+    const std::vector<InputGroup> groups = layer_input_groups(layer);
     GroupHessians hessians(groups);
     if (observe) {
       for (const Matrix& h : hidden) {
@@ -111,10 +115,16 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
       }
     }
     quantize_groups(groups, observe ? &hessians : nullptr, method, params, activation_stats);
-    if (i + 1 == model.config.n_layers && !params.quantize_lm_head) break;  // nothing reads the last outputs
-    const ActivationQuantOff off(groups);
-    for (Matrix& h : hidden) decoder_layer_forward(model, i, h, 1, static_cast<int>(h.rows()), nullptr, nullptr);
+    if (params.release_floats) release_layer_weights(layer);
+    if (i + 1 < model.config.n_layers || params.quantize_lm_head) {  // else nothing reads the last outputs
+      const ActivationQuantOff off(groups);
+      for (Matrix& h : hidden) decoder_layer_forward(model, i, h, 1, static_cast<int>(h.rows()), nullptr, nullptr);
+    }
+    release_layer_pages(layer);
+    layer_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - layer_start).count());
   }
+  if (!model.lm_head.weight_quant.enabled()) model.lm_head.restore_weight();
+  method.prepare_head(model, params, activation_stats);
   if (params.quantize_lm_head) {
     const std::vector<InputGroup> head = {{&model.lm_head}};
     GroupHessians hessians(head);
@@ -123,7 +133,9 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
     }
     quantize_groups(head, observe ? &hessians : nullptr, method, params, activation_stats);
   }
-  return summarize(layers_to_quantize(model, params), start);
+  MethodReport report = summarize(layers_to_quantize(model, params), start);
+  report.layer_seconds = std::move(layer_seconds);
+  return report;
 }
 
 }  // namespace serq

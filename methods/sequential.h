@@ -1,12 +1,12 @@
 // Layer-wise (sequential) quantization, the protocol of GPTQ's and QuaRot's reference code and of the official SERQ
-// code with GPTQ weights: the method prepares the whole model (Method::prepare), then decoder layer i is quantized
+// code with GPTQ weights: decoder layer i is widened to float and prepared (Method::prepare_layer), then quantized
 // with GPTQ Hessians observed on what layers 0..i−1 give once quantized (their weights and corrections), with
 // activation quantization off while calibrating, as there. Then layer i's outputs, quantized the same way, feed
-// layer i+1.
+// layer i+1, and layer i gives its floats back (with params.release_floats) and the pages of its 16-bit values.
 //
-// Only one layer's Hessians exist at a time, one per input group (q/k/v share one, gate/up share one). Activation
-// statistics (abs-max, mean |x|) are the full-precision ones of `activation_stats`, as in the official code. The
-// hidden states of every sample (samples × seq_len × dim floats) are kept between layers.
+// Only one layer's floats and Hessians exist at a time, one Hessian per input group (q/k/v share one, gate/up share
+// one). Activation statistics (abs-max, mean |x|) are the full-precision ones of `activation_stats`, as in the
+// official code. The hidden states of every sample (samples × seq_len × dim floats) are kept between layers.
 #pragma once
 
 #include <cstdint>

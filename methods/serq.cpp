@@ -73,30 +73,45 @@ void quantize_residual_pair(QuantLinear& layer, int rank, const QuantParams& par
 // Full-precision weights leave no error to correct, so r acts as 0 there.
 int effective_rank(const QuantParams& params) { return params.weight.enabled() ? params.rank : 0; }
 
-}  // namespace
-
-void Serq::prepare(Model& model, const QuantParams& params, const Calibration& calibration) const {
-  for (const QuantLinear* layer : layers_to_quantize(model, params)) check_rank(*layer, params.rank);
-  const std::vector<InputGroup> groups = input_groups(model, params);
-  std::vector<Vector> scales;  // all checked before any layer changes
-  for (const InputGroup& group : groups) {
-    Vector scale = group_abs_max(group, calibration);
-    SERQ_CHECK(scale.allFinite(), "{}: calibration abs_max has NaN/Inf; calibrate again", group.front()->name);
-    for (float& s : scale) {
-      if (s == 0.0f) s = 1.0f;  // a channel never seen non-zero: nothing to flatten (calibration rejects these)
-    }
-    scales.push_back(std::move(scale));
+// The flattening scale of a group: s_j = max |x_j| over the calibration, 1 where a channel was never seen non-zero.
+Vector flattening_scale(const InputGroup& group, const Calibration& calibration) {
+  Vector scale = group_abs_max(group, calibration);
+  SERQ_CHECK(scale.allFinite(), "{}: calibration abs_max has NaN/Inf; calibrate again", group.front()->name);
+  for (float& s : scale) {
+    if (s == 0.0f) s = 1.0f;  // nothing to flatten (calibration rejects these)
   }
+  return scale;
+}
+
+// Flattens and permutes each group's layers.
+void flatten_and_order(const std::vector<InputGroup>& groups, const QuantParams& params,
+                       const Calibration& calibration) {
   const char* residual_order = params.paper_residual_order ? "paper" : "code";
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    const std::vector<int> order = saliency_order(scales[g]);
-    for (QuantLinear* layer : groups[g]) {
-      scale_input_channels(*layer, scales[g]);
+  for (const InputGroup& group : groups) {
+    const Vector scale = flattening_scale(group, calibration);
+    const std::vector<int> order = saliency_order(scale);
+    for (QuantLinear* layer : group) {
+      scale_input_channels(*layer, scale);
       layer->input.order = order;
       permute_columns(layer->weight, order);
       layer->transform = fmt::format("serq r={} flatten=absmax order={}", effective_rank(params), residual_order);
     }
   }
+}
+
+}  // namespace
+
+void Serq::prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  for (const QuantLinear* layer : layers_to_quantize(model, params)) check_rank(*layer, params.rank);
+  for (const InputGroup& group : input_groups(model, params)) flattening_scale(group, calibration);
+}
+
+void Serq::prepare_layer(Model& model, int index, const QuantParams& params, const Calibration& calibration) const {
+  flatten_and_order(layer_input_groups(model.layers[static_cast<std::size_t>(index)]), params, calibration);
+}
+
+void Serq::prepare_head(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  if (params.quantize_lm_head) flatten_and_order({{&model.lm_head}}, params, calibration);
 }
 
 void Serq::quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const {

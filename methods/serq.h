@@ -24,7 +24,9 @@ class Serq final : public Method {
   }
   std::vector<std::string> parameters() const override { return {"quant.rank", "quant.residual_order"}; }
   bool needs_activation_stats() const override { return true; }
-  void prepare(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void prepare_layer(Model& model, int index, const QuantParams& params, const Calibration& calibration) const override;
+  void prepare_head(Model& model, const QuantParams& params, const Calibration& calibration) const override;
   void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const override;
 };
 

@@ -43,10 +43,11 @@ Vector smoothing_scales(const InputGroup& group, const Eigen::VectorXf& abs_max,
   return scale;
 }
 
-void SmoothQuant::prepare(Model& model, const QuantParams& params, const Calibration& calibration) const {
-  check_alpha(params.alpha);
-  const std::vector<InputGroup> groups = input_groups(model, params);
-  std::vector<Vector> scales;  // all computed before any layer changes
+namespace {
+
+// Each group's smoothing scale, computed for all groups before any layer changes, then folded into its layers.
+void smooth(const std::vector<InputGroup>& groups, const QuantParams& params, const Calibration& calibration) {
+  std::vector<Vector> scales;
   for (const InputGroup& group : groups) {
     scales.push_back(smoothing_scales(group, group_abs_max(group, calibration), params.alpha));
   }
@@ -56,6 +57,23 @@ void SmoothQuant::prepare(Model& model, const QuantParams& params, const Calibra
       layer->transform = fmt::format("smoothquant alpha={}", params.alpha);
     }
   }
+}
+
+}  // namespace
+
+// The scales also read the weights (max |W_j|), which are checked as each layer is reached.
+void SmoothQuant::prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  check_alpha(params.alpha);
+  for (const InputGroup& group : input_groups(model, params)) group_abs_max(group, calibration);
+}
+
+void SmoothQuant::prepare_layer(Model& model, int index, const QuantParams& params,
+                                const Calibration& calibration) const {
+  smooth(layer_input_groups(model.layers[static_cast<std::size_t>(index)]), params, calibration);
+}
+
+void SmoothQuant::prepare_head(Model& model, const QuantParams& params, const Calibration& calibration) const {
+  if (params.quantize_lm_head) smooth({{&model.lm_head}}, params, calibration);
 }
 
 void SmoothQuant::quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const {

@@ -20,7 +20,9 @@ class SmoothQuant final : public Method {
   }
   std::vector<std::string> parameters() const override { return {"quant.alpha"}; }
   bool needs_activation_stats() const override { return true; }
-  void prepare(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const override;
+  void prepare_layer(Model& model, int index, const QuantParams& params, const Calibration& calibration) const override;
+  void prepare_head(Model& model, const QuantParams& params, const Calibration& calibration) const override;
   void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const override;
 };
 

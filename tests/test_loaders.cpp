@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "core/common/error.h"
+#include "core/model/forward.h"
 #include "core/model/loader.h"
 #include "core/model/memory.h"
 #include "tests/assets.h"
@@ -279,6 +280,33 @@ TEST_CASE("model_bytes counts float32 weights with a tied head held twice", "[lo
   const serq::ModelConfig c = serq::load_model(serq::test::asset(kBin)).config;
   // embed + head 2·512·64, per layer 2·64 + 2·64·64 + 2·32·64 + 3·172·64, final norm 64.
   CHECK(serq::model_bytes(c) == 4 * (2 * 512 * 64 + 5 * (2 * 64 + 2 * 64 * 64 + 2 * 32 * 64 + 3 * 172 * 64) + 64));
+}
+
+TEST_CASE("model_bytes counts linears read in place from a file mapping as nothing", "[loaders][memory]") {
+  serq::ModelConfig c = serq::load_model(serq::test::asset(kHfBf16Dir)).config;
+  CHECK(c.checkpoint_linear_bytes == 2);  // config.json torch_dtype bfloat16
+  CHECK(serq::load_model(serq::test::asset(kHfDir)).config.checkpoint_linear_bytes == 4);
+  // Tied: embed and its float copy in lm_head 2·512·64, norms 5·2·64 + 64; the decoder's linears cost nothing.
+  CHECK(serq::model_bytes(c, 0) == 4 * (2 * 512 * 64 + 5 * 2 * 64 + 64));
+  c.tied_embeddings = false;  // an untied head is stored like the other linears
+  CHECK(serq::model_bytes(c, 0) == 4 * (512 * 64 + 5 * 2 * 64 + 64));
+  CHECK(serq::model_bytes(c, 2) == serq::model_bytes(c, 0) + 2 * (512 * 64 + 5 * (2 * 64 * 64 + 2 * 32 * 64 +
+                                                                                   3 * 172 * 64)));
+}
+
+TEST_CASE("BF16 weights read in place give the same logits after their pages are given back", "[loaders][memory]") {
+  serq::Model model = serq::load_model(serq::test::asset(kHfBf16Dir));
+  const std::vector<int> tokens = {1, 72, 101, 108, 108, 111, 44, 32, 119, 111};
+  const serq::Matrix before = serq::forward_logits(model, serq::forward_hidden(model, tokens, 1, 10));
+  for (serq::DecoderLayer& layer : model.layers) serq::release_layer_pages(layer);
+  REQUIRE(serq::forward_logits(model, serq::forward_hidden(model, tokens, 1, 10)) == before);
+  // A layer widened, then released, reads its values from the mapping again.
+  serq::restore_layer_weights(model.layers[2]);
+  REQUIRE(model.layers[2].q_proj.weight.size() > 0);
+  REQUIRE(model.layers[2].q_proj.packed.empty());  // widened full precision drops the 16-bit form
+  serq::release_layer_weights(model.layers[3]);
+  REQUIRE(model.layers[3].q_proj.packed.storage() == serq::PackedWeight::Storage::bf16);
+  REQUIRE(serq::forward_logits(model, serq::forward_hidden(model, tokens, 1, 10)) == before);
 }
 
 TEST_CASE("available memory is positive and SERQ_MEMORY_LIMIT_MB overrides it", "[loaders][memory]") {

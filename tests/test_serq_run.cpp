@@ -311,7 +311,8 @@ TEST_CASE("serq-run --dry-run of a paper config prints each run's memory estimat
   // LLaMA-2-7B's config.json: no weights are needed for the estimate.
   test::write_bytes(models / "Llama-2-7b-hf" / "config.json", R"({"model_type": "llama", "hidden_size": 4096,
       "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
-      "vocab_size": 32000, "rms_norm_eps": 1e-5, "max_position_embeddings": 4096, "tie_word_embeddings": false})");
+      "vocab_size": 32000, "rms_norm_eps": 1e-5, "max_position_embeddings": 4096, "tie_word_embeddings": false,
+      "torch_dtype": "float16"})");
   const Output out = serq_run(std::string(SERQ_SOURCE_DIR) + "/configs/paper/llama2_7b_w4a4.yaml --dry-run", dir,
                               "SERQ_MODELS=" + models.string());
   INFO("stdout: " << out.out << "\nstderr: " << out.err);
@@ -319,9 +320,15 @@ TEST_CASE("serq-run --dry-run of a paper config prints each run's memory estimat
   std::istringstream lines(out.out);
   int runs = 0;
   for (std::string line; std::getline(lines, line); ++runs) {
-    // 6.74 B float32 parameters are 25.1 GiB, held once and once more as the FP copy for KL divergence.
+    // F16 linears are read in place: held are the float32 embedding and norms (0.5 GiB), and once more in the FP
+    // copy for KL divergence. Quantized: 6.48 B linear weights at 4 + 16/128 bits (3.1 GiB) and one layer's floats
+    // (202 M, 0.8 GiB).
     CHECK(line.find("memory ≈ ") != std::string::npos);
-    CHECK(line.find("model 25.1, FP copy for eval.kld 25.1, ") != std::string::npos);
+    CHECK(line.find("model as stored 0.5, ") != std::string::npos);
+    CHECK(line.find("FP copy for eval.kld 0.5, ") != std::string::npos);
+    if (line.find(" fp ") == std::string::npos && line.find("fp-") == std::string::npos) {
+      CHECK(line.find("quantized weights 3.1, one layer's floats 0.8, ") != std::string::npos);
+    }
     // Layer-wise GPTQ: 128 × 2048 hidden states of 4096 floats (4.0 GiB) and two 11008² Hessians in double (1.8).
     if (line.find("gptq") != std::string::npos) CHECK(line.find("layer-wise calibration 5.8") != std::string::npos);
   }

@@ -57,12 +57,31 @@ std::map<std::string, ChannelStats> collect_calibration_stats(const Model& model
                                                               const std::vector<std::vector<int>>& samples,
                                                               const StatsRequest& request) {
   CalibrationObserver observer(request);
-  Progress progress("calibration", static_cast<std::int64_t>(samples.size()), "samples");
+  const int layers = model.config.n_layers;
   const bool head = request.layers.contains(model.lm_head.name);
+  Progress progress("calibration", static_cast<std::int64_t>(samples.size()) * (layers + (head ? 1 : 0)),
+                    "sample-layers");
+  std::vector<Matrix> hidden;
+  hidden.reserve(samples.size());
   for (const std::vector<int>& sample : samples) {
-    const Matrix hidden = forward_hidden(model, sample, 1, static_cast<int>(sample.size()), nullptr, &observer);
-    if (head) forward_logits(model, hidden, &observer);  // lm_head's input is only seen on the way to logits
-    progress.advance(1);
+    SERQ_CHECK(sample.size() <= static_cast<std::size_t>(model.config.max_seq_len), "calibration: a sample of {} "
+               "tokens exceeds max_position_embeddings = {}; use a shorter calib.seq_len", sample.size(),
+               model.config.max_seq_len);
+    hidden.push_back(embed_tokens(model, sample));
+  }
+  for (int l = 0; l < layers; ++l) {
+    const DecoderLayer& layer = model.layers[static_cast<std::size_t>(l)];
+    for (Matrix& h : hidden) {
+      decoder_layer_forward(model, l, h, 1, static_cast<int>(h.rows()), nullptr, &observer);
+      progress.advance(1);
+    }
+    release_layer_pages(layer);  // one layer's 16-bit values resident at a time
+  }
+  if (head) {
+    for (const Matrix& h : hidden) {
+      forward_logits(model, final_norm(model, h), &observer);  // lm_head's input is only seen on the way to logits
+      progress.advance(1);
+    }
   }
   progress.finish();
   return observer.finish();

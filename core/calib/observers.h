@@ -44,7 +44,10 @@ class CalibrationObserver final : public LinearInputObserver {
   std::map<std::string, ChannelStats> stats_;
 };
 
-// Runs the model over the samples (each one sequence, all of equal length) and returns the requested statistics.
+// Runs the model over the samples (each one sequence) and returns the requested statistics. Layer by layer: every
+// sample's hidden states (samples × seq_len × dim floats) go through decoder layer i before layer i+1, so only one
+// layer's weights need be resident (release_layer_pages); each layer sees the samples in order, so the statistics
+// equal those of one whole-model pass per sample.
 std::map<std::string, ChannelStats> collect_calibration_stats(const Model& model,
                                                               const std::vector<std::vector<int>>& samples,
                                                               const StatsRequest& request);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -39,6 +40,13 @@ MappedFile MappedFile::open(const std::filesystem::path& path) {
     ::close(fd);
   }
   return file;
+}
+
+void MappedFile::release_pages(const void* begin, std::size_t bytes) noexcept {
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto start = reinterpret_cast<std::uintptr_t>(begin);
+  const std::uintptr_t first = (start + page - 1) / page * page, last = (start + bytes) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);  // advice: may fail
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept

@@ -25,6 +25,12 @@ class MappedFile {
   const std::byte* data() const { return data_; }
   std::size_t size() const { return size_; }
 
+  // Hands back the resident pages that lie wholly inside [begin, begin + bytes) of a read-only file mapping
+  // (madvise MADV_DONTNEED): the process's memory no longer counts them, and the next read faults them in again
+  // from the page cache or the file. Only for memory inside a mapping made by open(): anonymous memory would read
+  // back as zeros.
+  static void release_pages(const void* begin, std::size_t bytes) noexcept;
+
  private:
   void unmap() noexcept;
 

@@ -104,13 +104,13 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   file.path_ = path;
   const std::string where = path.string();
 
-  file.map_ = MappedFile::open(path);
-  const std::uint64_t size = file.map_.size();
+  file.map_ = std::make_shared<const MappedFile>(MappedFile::open(path));
+  const std::uint64_t size = file.map_->size();
   SERQ_CHECK(size >= 8, "{}: the file has {} bytes, fewer than the 8-byte header length ({})", where, size,
              kTruncatedHint);
 
   std::uint64_t header_bytes = 0;
-  std::memcpy(&header_bytes, file.map_.data(), 8);
+  std::memcpy(&header_bytes, file.map_->data(), 8);
   SERQ_CHECK(header_bytes <= kMaxHeaderBytes,
              "{}: header length {} is absurd (the format allows at most {} bytes): not a safetensors file, or "
              "corrupted; re-fetch it", where, header_bytes, kMaxHeaderBytes);
@@ -118,7 +118,7 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
              where, header_bytes, size, kTruncatedHint);
   file.data_start_ = 8 + header_bytes;
 
-  const char* text = reinterpret_cast<const char*>(file.map_.data() + 8);
+  const char* text = reinterpret_cast<const char*>(file.map_->data() + 8);
   const nlohmann::json header = nlohmann::json::parse(text, text + header_bytes, nullptr, /*allow_exceptions=*/false);
   SERQ_CHECK(!header.is_discarded(), "{}: the {}-byte header is not valid JSON (not a safetensors file, or "
              "corrupted; re-fetch it)", where, header_bytes);
@@ -144,7 +144,7 @@ void SafetensorsFile::read_f32(std::string_view name, std::span<float> out) cons
   SERQ_CHECK(static_cast<std::int64_t>(out.size()) == info->numel(),
              "{}: tensor '{}' has {} values but {} were expected", path_.string(), name, info->numel(), out.size());
 
-  const std::byte* src = map_.data() + data_start_ + info->begin;
+  const std::byte* src = map_->data() + data_start_ + info->begin;
   if (info->dtype == DType::F32) {
     std::memcpy(out.data(), src, out.size() * sizeof(float));
   } else {
@@ -161,19 +161,35 @@ void SafetensorsFile::read_f32(std::string_view name, std::span<float> out) cons
              "re-export it)", path_.string(), name, *bad, bad - out.begin());
 }
 
-void SafetensorsFile::read_16bit(std::string_view name, std::vector<std::uint16_t>& out) const {
+bool SafetensorsFile::maps_in_place(std::string_view name) const {
+  const TensorInfo* info = find(name);
+  return info && (data_start_ + info->begin) % alignof(std::uint16_t) == 0;
+}
+
+std::shared_ptr<const std::uint16_t> SafetensorsFile::map_16bit(std::string_view name) const {
   const TensorInfo* info = find(name);
   SERQ_CHECK(info, "{}: no tensor named '{}' (wrong checkpoint, or an incomplete export?)", path_.string(), name);
   SERQ_CHECK(info->dtype != DType::F32, "{}: tensor '{}' is F32, not a 16-bit type (a bug in the caller)",
              path_.string(), name);
-  out.resize(static_cast<std::size_t>(info->numel()));
-  std::memcpy(out.data(), map_.data() + data_start_ + info->begin, out.size() * sizeof(std::uint16_t));
-  const std::uint16_t exponent = info->dtype == DType::BF16 ? 0x7f80 : 0x7c00;  // all ones: Inf or NaN
-  const auto bad = std::ranges::find_if(out, [&](std::uint16_t bits) { return (bits & exponent) == exponent; });
-  if (bad != out.end()) {
-    fail("{}: tensor '{}' holds {} at index {} (a corrupted or overflowed checkpoint; re-export it)", path_.string(),
-         name, info->dtype == DType::BF16 ? bf16_to_f32(*bad) : f16_to_f32(*bad), bad - out.begin());
+  const auto count = static_cast<std::size_t>(info->numel());
+  const std::byte* src = map_->data() + data_start_ + info->begin;
+  std::shared_ptr<const std::uint16_t> bits;
+  if (maps_in_place(name)) {
+    bits = std::shared_ptr<const std::uint16_t>(map_, reinterpret_cast<const std::uint16_t*>(src));
+  } else {
+    auto copy = std::make_shared<std::vector<std::uint16_t>>(count);
+    std::memcpy(copy->data(), src, count * sizeof(std::uint16_t));
+    bits = std::shared_ptr<const std::uint16_t>(copy, copy->data());
   }
+  const std::uint16_t exponent = info->dtype == DType::BF16 ? 0x7f80 : 0x7c00;  // all ones: Inf or NaN
+  const std::uint16_t* bad = std::find_if(bits.get(), bits.get() + count,
+                                          [&](std::uint16_t b) { return (b & exponent) == exponent; });
+  MappedFile::release_pages(src, count * sizeof(std::uint16_t));
+  if (bad != bits.get() + count) {
+    fail("{}: tensor '{}' holds {} at index {} (a corrupted or overflowed checkpoint; re-export it)", path_.string(),
+         name, info->dtype == DType::BF16 ? bf16_to_f32(*bad) : f16_to_f32(*bad), bad - bits.get());
+  }
+  return bits;
 }
 
 }  // namespace serq

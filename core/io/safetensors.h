@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,15 +46,18 @@ class SafetensorsFile {
   // Copies tensor `name` into out (out.size() must equal its element count), converting to float32.
   // Throws serq::Error if the tensor is absent, the size differs, or a value is NaN or infinite.
   void read_f32(std::string_view name, std::span<float> out) const;
-  // Copies an F16 or BF16 tensor's bits as stored into out (resized to its element count), without widening; the
-  // same errors, and a NaN or infinity is refused from its bits.
-  void read_16bit(std::string_view name, std::vector<std::uint16_t>& out) const;
+  // An F16 or BF16 tensor's bits as stored, read in place from the file mapping, which the pointer keeps alive
+  // (copied only where the data is not 2-byte aligned); the same errors, and a NaN or infinity is refused from its
+  // bits. The check reads every value; their pages are given back after it (MappedFile::release_pages).
+  std::shared_ptr<const std::uint16_t> map_16bit(std::string_view name) const;
+  // Whether map_16bit() reads in place (true) or copies.
+  bool maps_in_place(std::string_view name) const;
 
  private:
   SafetensorsFile() = default;
 
   std::filesystem::path path_;
-  MappedFile map_;
+  std::shared_ptr<const MappedFile> map_;
   std::size_t data_start_ = 0;  // 8 + N
   std::vector<TensorInfo> tensors_;  // sorted by name
 };

@@ -33,9 +33,9 @@ void check_order(const QuantLinear& layer) {
 }
 
 // Output j of the layer (row j of the main weight, of B, of R, and bias entry j) is divided by s_j.
-// Packed forms carry the divisor and dequantize to the same values.
+// Packed forms carry the divisor and dequantize to the same values; released floats (empty) have nothing to divide.
 void divide_output_rows(QuantLinear& layer, const Vector& s) {
-  layer.weight.array().colwise() /= s.array();
+  if (layer.weight.size() > 0) layer.weight.array().colwise() /= s.array();
   if (!layer.packed.empty()) layer.packed.divide_rows(s);
   if (layer.low_rank.rank() > 0) layer.low_rank.b.array().colwise() /= s.array();
   if (!layer.low_rank.packed_b.empty()) layer.low_rank.packed_b.divide_rows(s);
@@ -52,7 +52,7 @@ Matrix permute_rows(const Matrix& m, const std::vector<int>& order) {
 
 // Output row j of the layer becomes its old output row order[j], corrections and bias included.
 void permute_output_rows(QuantLinear& layer, const std::vector<int>& order) {
-  layer.weight = permute_rows(layer.weight, order);
+  if (layer.weight.size() > 0) layer.weight = permute_rows(layer.weight, order);
   layer.packed.permute_rows(order);
   if (layer.low_rank.rank() > 0) layer.low_rank.b = permute_rows(layer.low_rank.b, order);
   layer.low_rank.packed_b.permute_rows(order);

@@ -58,7 +58,9 @@ void QuantLinear::restore_weight() {
   if (weight.size() > 0 || packed.empty()) return;
   weight = packed.dequantize();
   const PackedWeight::Storage stored = packed.storage();
-  if (stored != PackedWeight::Storage::int_codes && stored != PackedWeight::Storage::mxfp4) packed = PackedWeight();
+  if (stored == PackedWeight::Storage::int_codes || stored == PackedWeight::Storage::mxfp4) return;
+  packed.release_pages();  // the widening read them in
+  packed = PackedWeight();
 }
 
 void QuantLinear::forward(const Matrix& x, Matrix& y) const {

@@ -39,6 +39,8 @@ struct ModelConfig {
   RopeLayout rope_layout = RopeLayout::half;
   RopeScaling rope_scaling;
   bool qkv_bias = false;  // q/k/v projections carry a bias (Qwen2/2.5)
+  int checkpoint_linear_bytes = 4;  // bytes per linear weight as the checkpoint says it stores them (config.json
+                                    // torch_dtype: 2 for bfloat16/float16, which serq reads in place), for estimates
   int bos_id = 1;
   int eos_id = 2;
 

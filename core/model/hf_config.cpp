@@ -132,6 +132,10 @@ ModelConfig read_hf_config(const std::filesystem::path& config_json) {
     c.eos_id = token_id(list ? eos->front() : *eos, "eos_token_id", where);
   }
   c.qkv_bias = qwen2;  // HF Qwen2Attention: bias on q/k/v, none on o
+  if (const json* dtype = optional_field(config, "torch_dtype"); dtype && dtype->is_string()) {
+    const std::string name = dtype->get<std::string>();
+    c.checkpoint_linear_bytes = name == "bfloat16" || name == "float16" ? 2 : 4;
+  }
   // Mistral's sliding-window attention equals full causal attention on sequences no longer than the window.
   if (const json* window = !qwen2 ? optional_field(config, "sliding_window") : nullptr) {
     c.max_seq_len = std::min(c.max_seq_len, positive_int(*window, "sliding_window", where));

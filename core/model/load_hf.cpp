@@ -55,15 +55,15 @@ class Checkpoint {
     used_.insert(name);
   }
 
-  // A linear's weight as stored: F16/BF16 stay 16-bit (widened per layer when it runs), F32 is read as float.
+  // A linear's weight as stored: F16/BF16 stay 16-bit, read in place from the file mapping (widened per layer when it
+  // runs); F32 is read as float.
   void read_linear(const std::string& name, const std::vector<std::int64_t>& shape, QuantLinear& layer) {
     const auto it = owner_.find(name);
     const TensorInfo* info = it == owner_.end() ? nullptr : it->second->find(name);
     if (info && info->shape == shape && info->dtype != DType::F32) {
-      std::vector<std::uint16_t> bits;
-      it->second->read_16bit(name, bits);
-      layer.packed = PackedWeight::sixteen_bit(static_cast<int>(shape[0]), static_cast<int>(shape[1]),
-                                               std::move(bits), info->dtype == DType::BF16);
+      const int rows = static_cast<int>(shape[0]), cols = static_cast<int>(shape[1]);
+      layer.packed = PackedWeight::sixteen_bit(rows, cols, it->second->map_16bit(name), info->dtype == DType::BF16,
+                                               it->second->maps_in_place(name));
       dtypes_.insert(dtype_name(info->dtype));
       used_.insert(name);
       return;
@@ -73,6 +73,14 @@ class Checkpoint {
   }
 
   bool has(const std::string& name) const { return owner_.contains(name); }
+
+  // Whether the linears are read in place from the file mapping (16-bit, aligned), judged by the first one.
+  bool linears_in_place() const {
+    const std::string first = "model.layers.0.self_attn.q_proj.weight";
+    const auto it = owner_.find(first);
+    const TensorInfo* info = it == owner_.end() ? nullptr : it->second->find(first);
+    return info && info->dtype != DType::F32 && it->second->maps_in_place(first);
+  }
 
   // Marks a stored tensor as deliberately not read.
   void skip(const std::string& name) { used_.insert(name); }
@@ -126,8 +134,10 @@ std::span<float> values(Vector& v) { return {v.data(), static_cast<std::size_t>(
 
 Model load_hf(const std::filesystem::path& dir) {
   const ModelConfig config = read_hf_config(dir / "config.json");
-  check_fits(model_bytes(config), "loading " + dir.string());
+  const std::string what = "loading " + dir.string();
+  check_fits(loaded_model_bytes(config), what);  // before any file is opened
   Checkpoint checkpoint(dir);
+  if (config.checkpoint_linear_bytes == 2 && !checkpoint.linears_in_place()) check_fits(model_bytes(config), what);
   Model model = make_empty_model(config, false);
 
   const std::int64_t d = config.dim, h = config.hidden_dim, kv = config.kv_dim(), vocab = config.vocab_size;

@@ -89,10 +89,17 @@ std::string gigabytes(std::int64_t bytes) {
 
 }  // namespace
 
-std::int64_t model_bytes(const ModelConfig& config) {
+std::int64_t model_bytes(const ModelConfig& config, int linear_bytes) {
   ModelConfig held = config;
   held.tied_embeddings = false;  // a tied head is copied into lm_head
-  return held.parameter_count() * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t d = config.dim, linears_per_layer = 2 * d * d + 2 * d * config.kv_dim() + 3 * d * config.hidden_dim;
+  std::int64_t linears = config.n_layers * linears_per_layer;
+  if (!config.tied_embeddings) linears += std::int64_t(config.vocab_size) * d;  // lm_head is stored like them
+  return (held.parameter_count() - linears) * static_cast<std::int64_t>(sizeof(float)) + linears * linear_bytes;
+}
+
+std::int64_t loaded_model_bytes(const ModelConfig& config) {
+  return model_bytes(config, config.checkpoint_linear_bytes == 2 ? 0 : 4);
 }
 
 std::int64_t available_memory_bytes() {

@@ -9,8 +9,13 @@
 
 namespace serq {
 
-// Bytes of the float32 weights serq holds for this config; a tied head counts twice (serq keeps a copy).
-std::int64_t model_bytes(const ModelConfig& config);
+// Bytes of the weights serq holds for this config: embedding, norms and biases as float32, a tied head twice (serq
+// keeps a copy), and the linear weights at `linear_bytes` each: 4 as float32, 0 when they are read in place from a
+// file mapping (16-bit safetensors), whose pages count only while a layer runs.
+std::int64_t model_bytes(const ModelConfig& config, int linear_bytes = 4);
+// model_bytes of a model as serq loads this config's checkpoint: 16-bit linears (checkpoint_linear_bytes 2) read in
+// place, anything else held as float32.
+std::int64_t loaded_model_bytes(const ModelConfig& config);
 
 // min(MemAvailable from /proc/meminfo, the cgroup v2 memory.max / v1 memory.limit_in_bytes where set).
 // SERQ_MEMORY_LIMIT_MB (MiB), when set, replaces that figure.

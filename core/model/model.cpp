@@ -56,11 +56,33 @@ void restore_weights(Model& model) {
   }
 }
 
+void restore_layer_weights(DecoderLayer& layer) {
+  for (QuantLinear* linear : layer.linears()) {
+    if (!linear->weight_quant.enabled()) linear->restore_weight();
+  }
+}
+
+void release_layer_weights(DecoderLayer& layer) {
+  for (QuantLinear* linear : layer.linears()) linear->release_weight();
+  release_layer_pages(layer);
+}
+
+void release_layer_pages(const DecoderLayer& layer) {
+  for (const QuantLinear* linear : layer.linears()) linear->packed.release_pages();
+}
+
+std::vector<QuantLinear*> DecoderLayer::linears() {
+  return {&q_proj, &k_proj, &v_proj, &o_proj, &gate_proj, &up_proj, &down_proj};
+}
+
+std::vector<const QuantLinear*> DecoderLayer::linears() const {
+  return {&q_proj, &k_proj, &v_proj, &o_proj, &gate_proj, &up_proj, &down_proj};
+}
+
 std::vector<QuantLinear*> Model::linears() {
   std::vector<QuantLinear*> out;
   for (DecoderLayer& l : layers) {
-    for (QuantLinear* p : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
-      out.push_back(p);
+    for (QuantLinear* p : l.linears()) out.push_back(p);
   }
   out.push_back(&lm_head);
   return out;

@@ -15,6 +15,10 @@ struct DecoderLayer {
   Vector ffn_norm;   // post_attention_layernorm γ (dim)
   QuantLinear q_proj, k_proj, v_proj, o_proj;  // self_attn.*
   QuantLinear gate_proj, up_proj, down_proj;   // mlp.* (SwiGLU: down(silu(gate x) * up x))
+
+  // Its seven linears in forward order.
+  std::vector<QuantLinear*> linears();
+  std::vector<const QuantLinear*> linears() const;
 };
 
 struct Model {
@@ -36,7 +40,15 @@ struct Model {
 Model make_empty_model(const ModelConfig& config, bool allocate_linears = true);
 
 // Widens every linear weight that is held only in its stored form (a 16-bit checkpoint's values) to float, for a
-// method that edits weights. Quantized layers are left as they are.
+// method that edits weights. Quantized layers are left as they are. restore_layer_weights does it for one decoder
+// layer, as the layer-wise pipelines reach it.
 void restore_weights(Model& model);
+void restore_layer_weights(DecoderLayer& layer);
+
+// What a layer-wise pipeline does when it is done with a decoder layer, so that memory holds one layer's floats at a
+// time: release_layer_weights drops the floats where a stored form holds the weight (codes once quantized, or the
+// 16-bit checkpoint values), and both give back the resident pages of 16-bit values read from a file mapping.
+void release_layer_weights(DecoderLayer& layer);
+void release_layer_pages(const DecoderLayer& layer);
 
 }  // namespace serq

@@ -8,6 +8,7 @@
 
 #include "core/common/error.h"
 #include "core/common/half.h"
+#include "core/common/mapped_file.h"
 #include "core/quant/grid.h"
 
 namespace serq {
@@ -78,12 +79,23 @@ PackedWeight PackedWeight::full_precision(Matrix values) {
 PackedWeight PackedWeight::sixteen_bit(int rows, int cols, std::vector<std::uint16_t> bits, bool is_bf16) {
   SERQ_CHECK(bits.size() == static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols),
              "a {}×{} weight needs {} 16-bit values, not {}", rows, cols, std::int64_t(rows) * cols, bits.size());
+  auto owned = std::make_shared<std::vector<std::uint16_t>>(std::move(bits));
+  return sixteen_bit(rows, cols, {owned, owned->data()}, is_bf16, false);
+}
+
+PackedWeight PackedWeight::sixteen_bit(int rows, int cols, std::shared_ptr<const std::uint16_t> bits, bool is_bf16,
+                                       bool file_mapped) {
   PackedWeight packed;
   packed.storage_ = is_bf16 ? Storage::bf16 : Storage::f16;
   packed.rows_ = rows;
   packed.cols_ = cols;
-  packed.half_ = std::move(bits);
+  packed.sixteen_ = std::move(bits);
+  packed.mapped_ = file_mapped;
   return packed;
+}
+
+void PackedWeight::release_pages() const {
+  if (mapped_) MappedFile::release_pages(sixteen_.get(), std::size_t(rows_) * std::size_t(cols_) * 2);
 }
 
 int PackedWeight::group_width() const {
@@ -194,10 +206,10 @@ void PackedWeight::dequantize(Matrix& out) const {
     case Storage::none: return;
     case Storage::f32: out = f32_; return;
     case Storage::bf16:  // the top half of a float32: a shift the compiler vectorizes
-      for (std::size_t i = 0; i < half_.size(); ++i) out.data()[i] = bf16_to_f32(half_[i]);
+      for (Eigen::Index i = 0; i < out.size(); ++i) out.data()[i] = bf16_to_f32(sixteen_.get()[i]);
       return;
     case Storage::f16:
-      for (std::size_t i = 0; i < half_.size(); ++i) out.data()[i] = f16_to_f32(half_[i]);
+      for (Eigen::Index i = 0; i < out.size(); ++i) out.data()[i] = f16_to_f32(sixteen_.get()[i]);
       return;
     case Storage::int_codes:
     case Storage::mxfp4: break;
@@ -271,7 +283,13 @@ void PackedWeight::permute_rows(const std::vector<int>& order) {
       return;
     }
     case Storage::bf16:
-    case Storage::f16: permute(half_, static_cast<std::size_t>(cols_)); return;
+    case Storage::f16: {  // the values may be shared (a file mapping, a copy of the model): permute a copy
+      const std::uint16_t* values = sixteen_.get();
+      std::vector<std::uint16_t> bits(values, values + std::size_t(rows_) * std::size_t(cols_));
+      permute(bits, static_cast<std::size_t>(cols_));
+      *this = sixteen_bit(rows_, cols_, std::move(bits), storage_ == Storage::bf16);
+      return;
+    }
     case Storage::int_codes:
     case Storage::mxfp4: break;
   }

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/common/matrix.h"
@@ -40,6 +41,10 @@ class PackedWeight {
   static PackedWeight full_precision(Matrix values);
   // 16-bit checkpoint values as stored, row-major; is_bf16 false means IEEE half.
   static PackedWeight sixteen_bit(int rows, int cols, std::vector<std::uint16_t> bits, bool is_bf16);
+  // The same, shared (rows × cols values that `bits` keeps alive): with file_mapped, they lie in a read-only file
+  // mapping, read in place, and release_pages() can hand their resident pages back to the file.
+  static PackedWeight sixteen_bit(int rows, int cols, std::shared_ptr<const std::uint16_t> bits, bool is_bf16,
+                                  bool file_mapped);
   // Round to nearest on the grid of `spec` (an INT spec must have f16_scales): dequantize() then equals
   // fake_quant_rows(w, spec). NaN/Inf, or a scale beyond the half range, is a serq::Error naming the row.
   static PackedWeight quantize(const Matrix& w, const QuantSpec& spec);
@@ -62,6 +67,10 @@ class PackedWeight {
   // Rows reordered: new row i = old row order[i] (codes, scales and divisors move with their row).
   void permute_rows(const std::vector<int>& order);
 
+  // A file-mapped 16-bit weight gives its resident pages back (they no longer count in this process's memory, and
+  // the next read faults them in from the page cache or the file); anything else is left as it is.
+  void release_pages() const;
+
   std::int64_t storage_bits() const;
   double bits_per_weight() const { return static_cast<double>(storage_bits()) / (double(rows_) * double(cols_)); }
 
@@ -77,7 +86,9 @@ class PackedWeight {
   int rows_ = 0, cols_ = 0;
   QuantSpec spec_;
   Matrix f32_;                        // f32
-  std::vector<std::uint16_t> half_;   // bf16, f16: rows × cols; int: the scales, rows × groups (IEEE half bits)
+  std::shared_ptr<const std::uint16_t> sixteen_;  // bf16, f16: rows × cols values, owned or in a file mapping
+  bool mapped_ = false;               // sixteen_ lies in a read-only file mapping
+  std::vector<std::uint16_t> half_;   // int: the scales, rows × groups (IEEE half bits)
   std::vector<std::uint8_t> codes_;   // int, mxfp4: rows × row_bytes
   std::vector<std::uint8_t> zeros_;   // int asymmetric: rows × zero_bytes, b bits each
   std::vector<std::uint8_t> exponents_;  // mxfp4: the E8M0 byte of each (row, block)
