@@ -123,7 +123,11 @@ int main(int argc, char** argv) {
     stats.stats = serq::collect_calibration_stats(model, calibration_samples, request);
     stage("activation statistics, full precision, layer by layer", lap());
 
+    serq::Progress progress("quantize", static_cast<std::int64_t>(serq::layers_to_quantize(model, params).size()),
+                            "linears");
+    params.progress = &progress;
     const serq::MethodReport report = serq::quantize_sequential(model, method, params, stats, calibration_samples);
+    progress.finish();
     stage("sequential GPTQ + SERQ, layer by layer", lap());
     serq::fold_input_transforms(model);
 
