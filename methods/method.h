@@ -94,9 +94,8 @@ class Method {
   void prepare(Model& model, const QuantParams& params, const Calibration& calibration) const;
   // The one-pass form, one decoder layer at a time: widen its weights, prepare_layer(), quantize_linear() of each of
   // its linears, give its floats back (release_layer_weights, with params.release_floats; else only its file pages);
-  // then lm_head; and the report. Statistics, Hessians
-  // included, are those of the full-precision model. Layers do not depend on each other here, so this equals
-  // prepare() followed by quantize_linear() of every layer.
+  // then lm_head; and the report. Statistics, Hessians included, are those of the full-precision model. Layers do
+  // not depend on each other here, so this equals prepare() followed by quantize_linear() of every layer.
   virtual MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const;
 };
 
