@@ -40,7 +40,7 @@ MethodReport Method::quantize(Model& model, const QuantParams& params, const Cal
     if (params.release_floats) release_layer_weights(layer);
     release_layer_pages(layer);
   }
-  if (!model.lm_head.weight_quant.enabled()) model.lm_head.restore_weight();
+  restore_head_weight(model);
   prepare_head(model, params, calibration);
   if (params.quantize_lm_head) quantize_linear(model.lm_head, params, calibration);
   return summarize(layers_to_quantize(model, params), start);

@@ -162,7 +162,7 @@ void rotate_head(Model& model, const Rotations& rotations) {
   const Eigen::MatrixXd basis = rotations.gptq && rotations.params.quantize_lm_head
                                     ? rotations.norm_reader_basis(model.final_norm, "final_norm")
                                     : Eigen::MatrixXd();
-  if (!model.lm_head.weight_quant.enabled()) model.lm_head.restore_weight();
+  restore_head_weight(model);
   rotations.read_residual(model.lm_head, model.final_norm, "final_norm");
   if (rotations.params.quantize_lm_head) rotations.quantize(model.lm_head, basis);
   model.final_norm.setOnes();

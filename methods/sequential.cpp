@@ -123,7 +123,7 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
     release_layer_pages(layer);
     layer_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - layer_start).count());
   }
-  if (!model.lm_head.weight_quant.enabled()) model.lm_head.restore_weight();
+  restore_head_weight(model);
   method.prepare_head(model, params, activation_stats);
   if (params.quantize_lm_head) {
     const std::vector<InputGroup> head = {{&model.lm_head}};

@@ -13,6 +13,10 @@ QuantLinear make_linear(std::string name, int d_out, int d_in, bool allocate) {
   return linear;
 }
 
+void restore_unquantized(QuantLinear& linear) {
+  if (!linear.weight_quant.enabled()) linear.restore_weight();
+}
+
 }  // namespace
 
 std::int64_t ModelConfig::parameter_count() const {
@@ -51,16 +55,15 @@ Model make_empty_model(const ModelConfig& config, bool allocate_linears) {
 }
 
 void restore_weights(Model& model) {
-  for (QuantLinear* layer : model.linears()) {
-    if (!layer->weight_quant.enabled()) layer->restore_weight();
-  }
+  for (DecoderLayer& layer : model.layers) restore_layer_weights(layer);
+  restore_head_weight(model);
 }
 
 void restore_layer_weights(DecoderLayer& layer) {
-  for (QuantLinear* linear : layer.linears()) {
-    if (!linear->weight_quant.enabled()) linear->restore_weight();
-  }
+  for (QuantLinear* linear : layer.linears()) restore_unquantized(*linear);
 }
+
+void restore_head_weight(Model& model) { restore_unquantized(model.lm_head); }
 
 void release_layer_weights(DecoderLayer& layer) {
   for (QuantLinear* linear : layer.linears()) linear->release_weight();

@@ -40,10 +40,11 @@ struct Model {
 Model make_empty_model(const ModelConfig& config, bool allocate_linears = true);
 
 // Widens every linear weight that is held only in its stored form (a 16-bit checkpoint's values) to float, for a
-// method that edits weights. Quantized layers are left as they are. restore_layer_weights does it for one decoder
-// layer, as the layer-wise pipelines reach it.
+// method that edits weights. Quantized layers are left as they are. restore_layer_weights and restore_head_weight
+// do it for one decoder layer or lm_head, as the layer-wise pipelines reach them.
 void restore_weights(Model& model);
 void restore_layer_weights(DecoderLayer& layer);
+void restore_head_weight(Model& model);
 
 // What a layer-wise pipeline does when it is done with a decoder layer, so that memory holds one layer's floats at a
 // time: release_layer_weights drops the floats where a stored form holds the weight (codes once quantized, or the
