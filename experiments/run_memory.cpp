@@ -19,8 +19,9 @@ constexpr std::int64_t kFloat = 4, kDouble = 8;
 
 // Σ d_in² over a decoder layer's linears, each with its own Hessian as one-pass calibration keeps them.
 std::int64_t layer_hessian_entries(const ModelConfig& m) {
-  const std::int64_t d = m.dim, h = m.hidden_dim;
-  return 6 * d * d + h * h;  // q, k, v, o, gate, up read dim-wide inputs; down reads hidden_dim
+  std::int64_t entries = 0;
+  for (const LinearDesc& l : layer_linears()) entries += std::int64_t{width(m, l.d_in)} * width(m, l.d_in);
+  return entries;
 }
 
 }  // namespace
@@ -32,7 +33,7 @@ std::vector<MemoryItem> estimate_run_memory(const ResolvedConfig& config, const 
   const std::unique_ptr<Method> method = make_method(config.get_string("quant.method"));
   const QuantParams params = quant_params(config, *method);
   const bool fp = !method->quantizes();
-  const std::int64_t d = model.dim, layer_weights = 2 * d * d + 2 * d * model.kv_dim() + 3 * d * model.hidden_dim;
+  const std::int64_t d = model.dim, layer_weights = model.layer_linear_weights();
   items.push_back({"model as stored", stored});
   if (!fp) {
     // Codes at the weight bits plus a 16-bit scale (and asymmetric b-bit zero) per group; one layer's floats while

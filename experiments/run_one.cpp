@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 
+#include "core/backend/cpu/gemm.h"
 #include "core/common/build_info.h"
 #include "core/common/error.h"
 #include "core/common/progress.h"
@@ -354,8 +355,8 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"layer_transforms", layer_transforms(model)},
                  {"folds", fmt::format("{}", fmt::join(folds, "\n"))},
                  {"tokenizer", assets.tokenizer(tokenizer_file).describe()},
-                 {"backend", "cpu"},
-                 {"kernels", "OpenBLAS cblas_sgemm for linear layers and attention; float32 fake quantization"},
+                 {"backend", config.get_string("runtime.device")},
+                 {"kernels", cpu_kernels()},
                  {"git_commit", build.git_commit},
                  {"compiler", build.compiler},
                  {"build_type", build.build_type},

@@ -6,7 +6,12 @@
 namespace serq {
 
 std::vector<InputGroup> layer_input_groups(DecoderLayer& l) {
-  return {{&l.q_proj, &l.k_proj, &l.v_proj}, {&l.o_proj}, {&l.gate_proj, &l.up_proj}, {&l.down_proj}};
+  std::vector<InputGroup> groups;
+  for (const InputGroupDesc& desc : layer_input_groups_desc()) {
+    InputGroup& group = groups.emplace_back();
+    for (const LinearId reader : desc.readers) group.push_back(&l.linear(reader));
+  }
+  return groups;
 }
 
 std::vector<InputGroup> input_groups(Model& model, const QuantParams& params) {

@@ -9,7 +9,8 @@
 namespace serq {
 
 // Linears that read the same input and so must share one input scale (it folds into the RMSNorm γ or into the
-// previous layer): per decoder layer {q, k, v}, {o}, {gate, up}, {down}; then {lm_head} if params.quantize_lm_head.
+// previous layer): per decoder layer the groups of core/model/architecture.h ({q, k, v}, {o}, {gate, up}, {down});
+// then {lm_head} if params.quantize_lm_head.
 using InputGroup = std::vector<QuantLinear*>;
 std::vector<InputGroup> input_groups(Model& model, const QuantParams& params);
 // The four input groups of one decoder layer, in forward order.

@@ -4,6 +4,8 @@
 #include "methods/quarot.h"
 
 #include <fmt/format.h>
+
+#include <algorithm>
 #include <unsupported/Eigen/KroneckerProduct>
 
 #include "core/common/error.h"
@@ -30,6 +32,14 @@ InputRotation across_heads(int n_heads, int head_dim, std::uint64_t seed) {
   }
   rotation.description = heads.description + " across heads";
   return rotation;
+}
+
+// Whether linear `id` produces the input of a group read through attention (v_proj), whose heads turn by P.
+bool feeds_attention_output(LinearId id) {
+  for (const InputGroupDesc& group : layer_input_groups_desc()) {
+    if (group.through_attention && std::ranges::find(group.producers, id) != group.producers.end()) return true;
+  }
+  return false;
 }
 
 // Everything one run of the method shares: its inputs and the rotations common to all layers.
@@ -99,41 +109,47 @@ struct Rotations {
     o.input.rotation = std::move(across);
   }
 
+  // Follows the input groups of core/model/architecture.h: an RMSNorm's readers read the rotated residual stream,
+  // attention's value heads and o_proj's input turn by P per head (and R across heads online), the MLP's hidden
+  // input turns online, and the linears that write the residual stream write it rotated.
   void rotate_layer(DecoderLayer& layer, int index, const ModelConfig& config) const {
-    const std::string prefix = fmt::format("layers.{}.", index);
     const Eigen::MatrixXd none;
-    const Eigen::MatrixXd attn_basis = gptq ? norm_reader_basis(layer.attn_norm, prefix + "attn_norm") : none;
-    for (QuantLinear* reader : {&layer.q_proj, &layer.k_proj, &layer.v_proj}) {
-      read_residual(*reader, layer.attn_norm, "attn_norm");
-    }
-    rotate_value_heads(layer.v_proj);
-    for (QuantLinear* reader : {&layer.q_proj, &layer.k_proj, &layer.v_proj}) quantize(*reader, attn_basis);
-
-    write_residual(layer.o_proj);
-    rotate_output_heads(layer.o_proj, across_heads(config.n_heads, config.head_dim(),
+    for (const InputGroupDesc& group : layer_input_groups_desc()) {
+      if (group.norm) {
+        const NormDesc& norm = norm_desc(*group.norm);
+        const Vector& gamma = layer.norm(norm.id);
+        const Eigen::MatrixXd basis =
+            gptq ? norm_reader_basis(gamma, fmt::format("layers.{}.{}", index, norm.name)) : none;
+        for (const LinearId id : group.readers) {
+          read_residual(layer.linear(id), gamma, norm.name);
+          if (feeds_attention_output(id)) rotate_value_heads(layer.linear(id));
+          quantize(layer.linear(id), basis);
+        }
+        continue;
+      }
+      for (const LinearId id : group.readers) {
+        QuantLinear& linear = layer.linear(id);
+        if (linear_desc(id).writes_residual) write_residual(linear);
+        if (group.through_attention) {
+          rotate_output_heads(linear, across_heads(config.n_heads, config.head_dim(),
                                                    stream_seed(params.seed, across_heads_stream(index))));
-    const Eigen::MatrixXd per_head = gptq ? Eigen::MatrixXd(Eigen::kroneckerProduct(
-                                                Eigen::MatrixXd::Identity(config.n_heads, config.n_heads),
-                                                head.cast<double>()))
-                                          : none;
-    quantize(layer.o_proj, per_head);
-
-    const Eigen::MatrixXd ffn_basis = gptq ? norm_reader_basis(layer.ffn_norm, prefix + "ffn_norm") : none;
-    for (QuantLinear* reader : {&layer.gate_proj, &layer.up_proj}) {
-      read_residual(*reader, layer.ffn_norm, "ffn_norm");
-      quantize(*reader, ffn_basis);
+          const Eigen::MatrixXd per_head =
+              gptq ? Eigen::MatrixXd(Eigen::kroneckerProduct(Eigen::MatrixXd::Identity(config.n_heads, config.n_heads),
+                                                             head.cast<double>()))
+                   : none;
+          quantize(linear, per_head);
+        } else {
+          InputRotation online =
+              online_rotation(width(config, linear_desc(id).d_in), stream_seed(params.seed, down_stream(index)));
+          online.apply(linear.weight);
+          linear.transform =
+              fmt::format("online {}; residual {} on the output", online.description, residual.description);
+          linear.input.rotation = std::move(online);
+          quantize(linear, none);  // its raw input is not rotated offline
+        }
+      }
     }
-
-    write_residual(layer.down_proj);
-    InputRotation online = online_rotation(config.hidden_dim, stream_seed(params.seed, down_stream(index)));
-    online.apply(layer.down_proj.weight);
-    layer.down_proj.transform =
-        fmt::format("online {}; residual {} on the output", online.description, residual.description);
-    layer.down_proj.input.rotation = std::move(online);
-    quantize(layer.down_proj, none);  // its raw input is not rotated offline
-
-    layer.attn_norm.setOnes();
-    layer.ffn_norm.setOnes();
+    for (const NormDesc& norm : layer_norms()) layer.norm(norm.id).setOnes();
   }
 };
 

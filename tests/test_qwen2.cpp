@@ -1,6 +1,7 @@
 // The Qwen2 family: a tiny Qwen2-shaped checkpoint with q/k/v biases (written here as safetensors beside its
 // config.json, random weights) loads and runs as a plain reference forward written out position by position in
-// double; QuaRot's rotations and SERQ's folds carry the biases exactly; its config.json fields are parsed.
+// double, from safetensors and from GGUF; QuaRot's rotations and SERQ's folds carry the biases exactly; its
+// config.json fields are parsed.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -16,6 +17,7 @@
 #include "core/model/loader.h"
 #include "methods/quarot.h"
 #include "methods/serq.h"
+#include "tests/gguf_writer.h"
 #include "tests/safetensors_writer.h"
 
 using namespace serq;
@@ -155,7 +157,9 @@ TEST_CASE("qwen2: a tiny checkpoint with q/k/v biases matches a plain reference 
     const fs::path dir = test::scratch_dir("qwen2_tiny_kv" + std::to_string(kv_heads));
     const Tensors tensors = write_tiny_qwen2(dir, kv_heads);
     const Model model = load_model(dir);
-    REQUIRE(model.config.qkv_bias);
+    REQUIRE(model.config.family == ModelFamily::qwen2);
+    REQUIRE(model.config.has_bias(LinearId::v));
+    REQUIRE(!model.config.has_bias(LinearId::o));
     CHECK(model.config.n_kv_heads == kv_heads);
     CHECK(model.config.max_seq_len == 64);  // use_sliding_window false: the window does not cap the context
     CHECK(model.layers[1].v_proj.bias.size() == kv_heads * kHeadDim);
@@ -194,6 +198,56 @@ TEST_CASE("qwen2: QuaRot's rotations and SERQ's folds carry the biases, leaving 
   const std::vector<std::string> folds = fold_input_transforms(flattened);
   CHECK(std::find(folds.begin(), folds.end(), "layers.0.self_attn.o_proj: scale -> v_proj rows") != folds.end());
   CHECK(relative_difference(logits_of(flattened), before) < 1e-5);
+}
+
+TEST_CASE("qwen2: the same model as a GGUF file (qwen2.* metadata, biases, q/k rows not permuted), same logits") {
+  const fs::path dir = test::scratch_dir("qwen2_tiny_gguf");
+  const Tensors t = write_tiny_qwen2(dir, 2);
+  // llama.cpp's names for Hugging Face's, written by hand from its converter's tensor map.
+  const std::map<std::string, std::string> layer_names = {
+      {"input_layernorm.weight", "attn_norm.weight"}, {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"self_attn.q_proj.weight", "attn_q.weight"},   {"self_attn.q_proj.bias", "attn_q.bias"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},   {"self_attn.k_proj.bias", "attn_k.bias"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},   {"self_attn.v_proj.bias", "attn_v.bias"},
+      {"self_attn.o_proj.weight", "attn_output.weight"}, {"mlp.gate_proj.weight", "ffn_gate.weight"},
+      {"mlp.up_proj.weight", "ffn_up.weight"},        {"mlp.down_proj.weight", "ffn_down.weight"}};
+  test::GgufWriter w;
+  w.add_string("general.architecture", "qwen2");
+  w.add_u32("qwen2.block_count", kLayers);
+  w.add_u32("qwen2.embedding_length", kDim);
+  w.add_u32("qwen2.feed_forward_length", kHidden);
+  w.add_u32("qwen2.attention.head_count", kHeads);
+  w.add_u32("qwen2.attention.head_count_kv", 2);
+  w.add_u32("qwen2.context_length", 64);
+  w.add_f32("qwen2.attention.layer_norm_rms_epsilon", static_cast<float>(kEps));
+  w.add_f32("qwen2.rope.freq_base", static_cast<float>(kTheta));
+  for (const auto& [name, m] : t) {
+    std::string gguf = name == "model.embed_tokens.weight" ? "token_embd.weight"
+                       : name == "model.norm.weight"       ? "output_norm.weight"
+                                                           : "";
+    for (int l = 0; gguf.empty() && l < kLayers; ++l) {
+      const std::string prefix = "model.layers." + std::to_string(l) + ".";
+      if (!name.starts_with(prefix)) continue;
+      gguf = "blk." + std::to_string(l) + "." + layer_names.at(name.substr(prefix.size()));
+    }
+    REQUIRE(!gguf.empty());
+    std::vector<float> values;  // row-major: GGUF's ne0 is the row length
+    for (Eigen::Index r = 0; r < m.rows(); ++r)
+      for (Eigen::Index c = 0; c < m.cols(); ++c) values.push_back(static_cast<float>(m(r, c)));
+    const std::vector<std::uint64_t> ne = m.cols() == 1 ? std::vector<std::uint64_t>{std::uint64_t(m.rows())}
+                                                        : std::vector<std::uint64_t>{std::uint64_t(m.cols()),
+                                                                                     std::uint64_t(m.rows())};
+    w.add_f32_tensor(gguf, ne, values);
+  }
+  test::write_bytes(dir / "model.gguf", w.bytes());
+
+  const Model gguf = load_model(dir / "model.gguf");
+  CHECK(gguf.config.family == ModelFamily::qwen2);
+  CHECK(gguf.config.rope_layout == RopeLayout::half);
+  CHECK(gguf.layers[1].k_proj.bias.size() == 2 * kHeadDim);
+  const Eigen::MatrixXd want = reference_logits(t, kTokens, 2);
+  CHECK(relative_difference(logits_of(gguf), want.cast<float>()) < 1e-5);
+  CHECK(relative_difference(logits_of(gguf), logits_of(load_model(dir))) < 1e-6);
 }
 
 TEST_CASE("qwen2: config.json with use_sliding_window true is refused in one line") {

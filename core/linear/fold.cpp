@@ -3,9 +3,9 @@
 #include "core/linear/fold.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cassert>
-#include <initializer_list>
 
 #include "core/common/error.h"
 
@@ -62,8 +62,8 @@ void permute_output_rows(QuantLinear& layer, const std::vector<int>& order) {
 }
 
 // The layers of a group share one RMSNorm output; their common scale folds into its γ.
-bool fold_scale_into_norm(std::initializer_list<QuantLinear*> group, Vector& gamma) {
-  const Vector& s = (*group.begin())->input.scale;
+bool fold_scale_into_norm(const std::vector<QuantLinear*>& group, Vector& gamma) {
+  const Vector& s = group.front()->input.scale;
   for (const QuantLinear* layer : group) {
     if (layer->input.scale.size() == 0) return false;
     check_scale(*layer);
@@ -86,7 +86,7 @@ bool fold_scale_into_rows(QuantLinear& layer, QuantLinear& producer) {
 // The layer's input channels are the producers' output channels (one producer, or gate and up through the
 // elementwise SwiGLU product): the permutation folds into the producers' rows. Callers fold the scale first, so
 // the permutation is what the transform applies first.
-bool fold_order_into_rows(QuantLinear& layer, std::initializer_list<QuantLinear*> producers) {
+bool fold_order_into_rows(QuantLinear& layer, const std::vector<QuantLinear*>& producers) {
   assert(layer.input.scale.size() == 0);
   if (layer.input.order.empty()) return false;
   check_order(layer);
@@ -101,28 +101,47 @@ bool keeps_channels_in_heads(const std::vector<int>& order, int head_dim) {
   return true;
 }
 
+// A linear's name without its layer and block: "q_proj".
+std::string short_name(const QuantLinear& linear) { return linear.name.substr(linear.name.rfind('.') + 1); }
+
+// "layers.0.self_attn.q_proj/k_proj/v_proj": the first linear's full name, then the others' last parts.
+std::string names(const std::vector<QuantLinear*>& linears) {
+  std::string out = linears.front()->name;
+  for (std::size_t i = 1; i < linears.size(); ++i) out += "/" + short_name(*linears[i]);
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::string> fold_input_transforms(Model& model) {
   const ModelConfig& config = model.config;
   std::vector<std::string> folds;
-  for (std::size_t i = 0; i < model.layers.size(); ++i) {
-    DecoderLayer& layer = model.layers[i];
-    if (fold_scale_into_norm({&layer.q_proj, &layer.k_proj, &layer.v_proj}, layer.attn_norm))
-      folds.push_back(fmt::format("layers.{}.self_attn.q_proj/k_proj/v_proj: scale -> attn_norm γ", i));
-    if (fold_scale_into_norm({&layer.gate_proj, &layer.up_proj}, layer.ffn_norm))
-      folds.push_back(fmt::format("layers.{}.mlp.gate_proj/up_proj: scale -> ffn_norm γ", i));
-    if (fold_scale_into_rows(layer.down_proj, layer.up_proj))
-      folds.push_back(layer.down_proj.name + ": scale -> up_proj rows");
-    if (fold_order_into_rows(layer.down_proj, {&layer.gate_proj, &layer.up_proj}))
-      folds.push_back(layer.down_proj.name + ": order -> gate_proj and up_proj rows");
-    // With GQA a value channel feeds several heads' attention outputs, which o_proj may scale or order differently.
-    if (config.n_heads != config.n_kv_heads) continue;
-    if (fold_scale_into_rows(layer.o_proj, layer.v_proj))
-      folds.push_back(layer.o_proj.name + ": scale -> v_proj rows");
-    if (keeps_channels_in_heads(layer.o_proj.input.order, config.head_dim()) &&
-        fold_order_into_rows(layer.o_proj, {&layer.v_proj}))
-      folds.push_back(layer.o_proj.name + ": order -> v_proj rows");
+  for (DecoderLayer& layer : model.layers) {
+    for (const InputGroupDesc& group : layer_input_groups_desc()) {
+      std::vector<QuantLinear*> readers, producers;
+      for (const LinearId id : group.readers) readers.push_back(&layer.linear(id));
+      for (const LinearId id : group.producers) producers.push_back(&layer.linear(id));
+      if (group.norm) {
+        const char* norm = norm_desc(*group.norm).name;
+        if (fold_scale_into_norm(readers, layer.norm(*group.norm)))
+          folds.push_back(fmt::format("{}: scale -> {} γ", names(readers), norm));
+        continue;
+      }
+      // With GQA a value channel feeds several heads' attention outputs, which o_proj may scale or order differently.
+      if (group.through_attention && config.n_heads != config.n_kv_heads) continue;
+      assert(readers.size() == 1 && group.scaled_producer);
+      QuantLinear& reader = *readers.front();
+      QuantLinear& scaled = layer.linear(*group.scaled_producer);
+      if (fold_scale_into_rows(reader, scaled))
+        folds.push_back(fmt::format("{}: scale -> {} rows", reader.name, short_name(scaled)));
+      const bool order_folds =
+          !group.through_attention || keeps_channels_in_heads(reader.input.order, config.head_dim());
+      if (order_folds && fold_order_into_rows(reader, producers)) {
+        std::vector<std::string> rows;
+        for (const QuantLinear* producer : producers) rows.push_back(short_name(*producer));
+        folds.push_back(fmt::format("{}: order -> {} rows", reader.name, fmt::join(rows, " and ")));
+      }
+    }
   }
   return folds;
 }

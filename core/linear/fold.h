@@ -2,14 +2,15 @@
 // runtime does less work. Folding is an optimization of the QuantLinear form and keeps the model's outputs (up to
 // float rounding); tests/test_fold.cpp checks that.
 //
-// What folds, per decoder layer (anything else stays in the QuantLinear's InputTransform):
+// What folds follows the input groups of core/model/architecture.h, per decoder layer in forward order (anything
+// else stays in the QuantLinear's InputTransform):
 //   - q/k/v input scales, when all three are equal  → attn_norm γ_j / s_j
-//   - gate/up input scales, when both are equal     → ffn_norm γ_j / s_j
-//   - down_proj input scale                         → up_proj output row j (weight row, B row, R row) / s_j
-//   - down_proj input permutation                   → gate_proj and up_proj output rows (weights and corrections)
 //   - o_proj input scale                            → v_proj output rows, only without GQA (n_heads == n_kv_heads)
 //   - o_proj input permutation                      → v_proj output rows, only without GQA and when the
 //                                                     permutation keeps every channel inside its head
+//   - gate/up input scales, when both are equal     → ffn_norm γ_j / s_j
+//   - down_proj input scale                         → up_proj output row j (weight row, B row, R row) / s_j
+//   - down_proj input permutation                   → gate_proj and up_proj output rows (weights and corrections)
 // A scale or permutation folds only when it comes first in the transform (no rotation before it is possible, as
 // InputTransform applies scale, then order, then rotation).
 #pragma once

@@ -1,10 +1,12 @@
-// LLaMA-family model hyper-parameters, shared by every loader and by the forward pass.
+// LLaMA-family model hyper-parameters and family, shared by every loader and by the forward pass.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include "core/model/architecture.h"
 
 namespace serq {
 
@@ -38,7 +40,7 @@ struct ModelConfig {
   bool tied_embeddings = true;  // lm_head shares the token embedding
   RopeLayout rope_layout = RopeLayout::half;
   RopeScaling rope_scaling;
-  bool qkv_bias = false;  // q/k/v projections carry a bias (Qwen2/2.5)
+  ModelFamily family = ModelFamily::llama;  // what differs from plain LLaMA (core/model/architecture.h)
   int checkpoint_linear_bytes = 4;  // bytes per linear weight as the checkpoint says it stores them (config.json
                                     // torch_dtype: 2 for bfloat16/float16, which serq reads in place), for estimates
   int bos_id = 1;
@@ -49,6 +51,10 @@ struct ModelConfig {
   // compute it, then rope_scaling applied.
   std::vector<float> rope_frequencies() const;
   int kv_dim() const { return n_kv_heads * head_dim(); }
+  // Whether this family's linear `id` carries a bias (Qwen2's q/k/v).
+  bool has_bias(LinearId id) const;
+  // Weights of one decoder layer's linears (no biases, no norms).
+  std::int64_t layer_linear_weights() const;
   // Parameters of the decoder and head, counting a tied head once.
   std::int64_t parameter_count() const;
 };

@@ -1,4 +1,4 @@
-// Reads a Hugging Face config.json of a LLaMA-architecture model (model_type llama, mistral or qwen2) into
+// Reads a Hugging Face config.json of a LLaMA-architecture model (a family of core/model/architecture.h) into
 // ModelConfig.
 #include <algorithm>
 #include <fstream>
@@ -80,27 +80,25 @@ ModelConfig read_hf_config(const std::filesystem::path& config_json) {
   SERQ_CHECK(!config.is_discarded() && config.is_object(), "{}: not a valid JSON object (corrupted? re-fetch it)",
              where);
 
-  std::string model_type = "llama";
+  const FamilyDesc* family = &family_desc(ModelFamily::llama);  // older LLaMA config.json files name no type
   if (const json* type = optional_field(config, "model_type")) {
-    model_type = type->is_string() ? type->get<std::string>() : type->dump();
-    SERQ_CHECK(model_type == "llama" || model_type == "mistral" || model_type == "qwen2",
-               "{}: model_type '{}' is not supported; serq loads LLaMA-architecture models (model_type llama, "
-               "mistral or qwen2)", where, model_type);
+    const std::string model_type = type->is_string() ? type->get<std::string>() : type->dump();
+    family = find_hf_family(model_type);
+    SERQ_CHECK(family, "{}: model_type '{}' is not supported; serq loads LLaMA-architecture models: model_type {}",
+               where, model_type, supported_hf_model_types());
   }
-  const bool qwen2 = model_type == "qwen2";
-  if (qwen2) {  // Qwen2 applies sliding windows only to some layers, and only when use_sliding_window is set
-    const json* sliding = optional_field(config, "use_sliding_window");
-    SERQ_CHECK(!sliding || *sliding == false, "{}: use_sliding_window true is not supported (Qwen2's per-layer "
-               "sliding windows); use a checkpoint with it false, as Qwen2.5 ships", where);
-  }
+  const json* sliding = optional_field(config, "use_sliding_window");  // Qwen2: windows on some layers when true
+  SERQ_CHECK(family->sliding_window != SlidingWindow::refused_if_on || !sliding || *sliding == false,
+             "{}: use_sliding_window true is not supported ({}'s per-layer sliding windows); use a checkpoint with "
+             "it false, as Qwen2.5 ships", where, family->name);
   if (const json* act = optional_field(config, "hidden_act")) {
     SERQ_CHECK(*act == "silu", "{}: hidden_act {} is not supported; LLaMA-family MLPs use \"silu\"", where,
                act->dump());
   }
   for (const char* bias : {"attention_bias", "mlp_bias"}) {
     const json* value = optional_field(config, bias);
-    SERQ_CHECK(!value || *value == false, "{}: {} = {} is not supported; serq's linear layers have no bias", where,
-               bias, value ? value->dump() : "");
+    SERQ_CHECK(!value || *value == false, "{}: {} = {} is not supported; serq reads only the biases its family's "
+               "layout has", where, bias, value ? value->dump() : "");
   }
 
   ModelConfig c;
@@ -131,13 +129,14 @@ ModelConfig read_hf_config(const std::filesystem::path& config_json) {
     SERQ_CHECK(!list || !eos->empty(), "{}: 'eos_token_id' is an empty list; give at least one id", where);
     c.eos_id = token_id(list ? eos->front() : *eos, "eos_token_id", where);
   }
-  c.qkv_bias = qwen2;  // HF Qwen2Attention: bias on q/k/v, none on o
+  c.family = family->id;
   if (const json* dtype = optional_field(config, "torch_dtype"); dtype && dtype->is_string()) {
     const std::string name = dtype->get<std::string>();
     c.checkpoint_linear_bytes = name == "bfloat16" || name == "float16" ? 2 : 4;
   }
   // Mistral's sliding-window attention equals full causal attention on sequences no longer than the window.
-  if (const json* window = !qwen2 ? optional_field(config, "sliding_window") : nullptr) {
+  if (const json* window = family->sliding_window == SlidingWindow::caps_context
+                                ? optional_field(config, "sliding_window") : nullptr) {
     c.max_seq_len = std::min(c.max_seq_len, positive_int(*window, "sliding_window", where));
   }
   c.rope_layout = RopeLayout::half;

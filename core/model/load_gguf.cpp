@@ -1,4 +1,5 @@
-// GGUF checkpoints: llama.* metadata → ModelConfig, llama.cpp tensor names → serq::Model, with shape checks.
+// GGUF checkpoints: <arch>.* metadata → ModelConfig, llama.cpp tensor names (core/model/architecture.h) →
+// serq::Model, with shape checks.
 #include "core/model/load_gguf.h"
 
 #include <fmt/format.h>
@@ -67,11 +68,13 @@ class TensorReader {
 ModelConfig read_gguf_config(const GgufFile& file) {
   const std::string where = file.path().string();
   const std::string& arch = file.get_string("general.architecture");
-  SERQ_CHECK(arch == "llama", "{}: general.architecture is '{}'; serq reads LLaMA-architecture GGUF files ('llama': "
-             "LLaMA, Mistral, SmolLM2) only", where, arch);
+  const FamilyDesc* family = find_gguf_family(arch);
+  SERQ_CHECK(family, "{}: general.architecture is '{}'; serq reads LLaMA-architecture GGUF files: {}", where, arch,
+             supported_gguf_archs());
   const std::string a = arch + ".";
 
   ModelConfig c;
+  c.family = family->id;
   c.n_layers = positive_int(file, a + "block_count");
   c.dim = positive_int(file, a + "embedding_length");
   c.hidden_dim = positive_int(file, a + "feed_forward_length");
@@ -92,13 +95,13 @@ ModelConfig read_gguf_config(const GgufFile& file) {
   if (file.has(a + "vocab_size")) {
     c.vocab_size = positive_int(file, a + "vocab_size");
   } else {
-    const GgufTensorInfo* embed = file.find("token_embd.weight");
+    const GgufTensorInfo* embed = file.find(kGgufNames.embed);
     SERQ_CHECK(embed && embed->ne.size() == 2, "{}: neither metadata '{}vocab_size' nor a 2-D tensor "
-               "'token_embd.weight' gives the vocabulary size (re-convert the model)", where, a);
+               "'{}' gives the vocabulary size (re-convert the model)", where, a, kGgufNames.embed);
     c.vocab_size = static_cast<int>(embed->ne[1]);
   }
-  c.tied_embeddings = file.find("output.weight") == nullptr;
-  c.rope_layout = RopeLayout::interleaved;
+  c.tied_embeddings = file.find(kGgufNames.head) == nullptr;
+  c.rope_layout = family->gguf_interleaved_rope ? RopeLayout::interleaved : RopeLayout::half;
   c.bos_id = token_id(file, "tokenizer.ggml.bos_token_id", c.bos_id);
   c.eos_id = token_id(file, "tokenizer.ggml.eos_token_id", c.eos_id);
 
@@ -120,26 +123,25 @@ Model load_gguf(const std::filesystem::path& path) {
   Model model = make_empty_model(config);
   TensorReader reader(file);
 
-  const std::int64_t d = config.dim, h = config.hidden_dim, kv = config.kv_dim(), vocab = config.vocab_size;
-  reader.read("token_embd.weight", {d, vocab}, model.embed.data());
+  const std::int64_t d = config.dim, vocab = config.vocab_size;
+  reader.read(kGgufNames.embed, {d, vocab}, model.embed.data());
   for (int i = 0; i < config.n_layers; ++i) {
     DecoderLayer& layer = model.layers[i];
-    const std::string blk = fmt::format("blk.{}.", i);
-    reader.read(blk + "attn_norm.weight", {d}, layer.attn_norm.data());
-    reader.read(blk + "attn_q.weight", {d, d}, layer.q_proj.weight.data());
-    reader.read(blk + "attn_k.weight", {d, kv}, layer.k_proj.weight.data());
-    reader.read(blk + "attn_v.weight", {d, kv}, layer.v_proj.weight.data());
-    reader.read(blk + "attn_output.weight", {d, d}, layer.o_proj.weight.data());
-    reader.read(blk + "ffn_norm.weight", {d}, layer.ffn_norm.data());
-    reader.read(blk + "ffn_gate.weight", {d, h}, layer.gate_proj.weight.data());
-    reader.read(blk + "ffn_up.weight", {d, h}, layer.up_proj.weight.data());
-    reader.read(blk + "ffn_down.weight", {h, d}, layer.down_proj.weight.data());
+    for (const NormDesc& n : layer_norms()) {
+      reader.read(kGgufNames.layer_tensor(i, n.gguf, "weight"), {d}, layer.norm(n.id).data());
+    }
+    for (const LinearDesc& l : layer_linears()) {
+      QuantLinear& linear = layer.linear(l.id);
+      const std::int64_t d_out = width(config, l.d_out);
+      reader.read(kGgufNames.layer_tensor(i, l.gguf, "weight"), {width(config, l.d_in), d_out}, linear.weight.data());
+      if (config.has_bias(l.id)) reader.read(kGgufNames.layer_tensor(i, l.gguf, "bias"), {d_out}, linear.bias.data());
+    }
   }
-  reader.read("output_norm.weight", {d}, model.final_norm.data());
+  reader.read(kGgufNames.final_norm, {d}, model.final_norm.data());
   if (config.tied_embeddings) {
     model.lm_head.weight = model.embed;
   } else {
-    reader.read("output.weight", {d, vocab}, model.lm_head.weight.data());
+    reader.read(kGgufNames.head, {d, vocab}, model.lm_head.weight.data());
   }
   reader.check_all_used();
 

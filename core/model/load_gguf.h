@@ -1,5 +1,5 @@
-// Loads a llama.cpp GGUF checkpoint of a LLaMA-architecture model (general.architecture = llama): the model
-// config from its metadata, every tensor dequantized to float32.
+// Loads a llama.cpp GGUF checkpoint of a LLaMA-architecture model (general.architecture llama or qwen2, the
+// families of core/model/architecture.h): the model config from its metadata, every tensor dequantized to float32.
 #pragma once
 
 #include <filesystem>
@@ -9,9 +9,10 @@
 
 namespace serq {
 
-// The model config from a GGUF file's llama.* and tokenizer.ggml.* metadata. llama.cpp's converter permutes q/k
-// rows so that RoPE rotates interleaved pairs (as llama2.c), so rope_layout is interleaved. Throws serq::Error
-// naming the file and key: an unknown architecture, a missing or mistyped key, RoPE scaling or partial rotary.
+// The model config from a GGUF file's <arch>.* and tokenizer.ggml.* metadata. llama.cpp's converter permutes LLaMA's
+// q/k rows so that RoPE rotates interleaved pairs (as llama2.c), so rope_layout is interleaved there; Qwen2's rows
+// are not permuted and rotate halves. Throws serq::Error naming the file and key: an unknown architecture, a missing
+// or mistyped key, RoPE scaling or partial rotary.
 ModelConfig read_gguf_config(const GgufFile& file);
 
 // Throws serq::Error naming the file and tensor at fault: a missing tensor, a shape that disagrees with the

@@ -1,5 +1,5 @@
 // Hugging Face LLaMA-family checkpoints: which file holds each tensor, shape checks against config.json,
-// and the copy into serq::Model.
+// and the copy into serq::Model of the tensors core/model/architecture.h names.
 #include "core/model/load_hf.h"
 
 #include <fmt/format.h>
@@ -76,7 +76,7 @@ class Checkpoint {
 
   // Whether the linears are read in place from the file mapping (16-bit, aligned), judged by the first one.
   bool linears_in_place() const {
-    const std::string first = "model.layers.0.self_attn.q_proj.weight";
+    const std::string first = kHfNames.layer_tensor(0, layer_linears().front().name, "weight");
     const auto it = owner_.find(first);
     const TensorInfo* info = it == owner_.end() ? nullptr : it->second->find(first);
     return info && info->dtype != DType::F32 && it->second->maps_in_place(first);
@@ -140,35 +140,31 @@ Model load_hf(const std::filesystem::path& dir) {
   if (config.checkpoint_linear_bytes == 2 && !checkpoint.linears_in_place()) check_fits(model_bytes(config), what);
   Model model = make_empty_model(config, false);
 
-  const std::int64_t d = config.dim, h = config.hidden_dim, kv = config.kv_dim(), vocab = config.vocab_size;
-  checkpoint.read("model.embed_tokens.weight", {vocab, d}, values(model.embed));
+  const std::int64_t d = config.dim, vocab = config.vocab_size;
+  checkpoint.read(kHfNames.embed, {vocab, d}, values(model.embed));
   for (int i = 0; i < config.n_layers; ++i) {
     DecoderLayer& layer = model.layers[i];
-    const std::string prefix = fmt::format("model.layers.{}.", i);
-    checkpoint.read(prefix + "input_layernorm.weight", {d}, values(layer.attn_norm));
-    checkpoint.read_linear(prefix + "self_attn.q_proj.weight", {d, d}, layer.q_proj);
-    checkpoint.read_linear(prefix + "self_attn.k_proj.weight", {kv, d}, layer.k_proj);
-    checkpoint.read_linear(prefix + "self_attn.v_proj.weight", {kv, d}, layer.v_proj);
-    if (config.qkv_bias) {
-      checkpoint.read(prefix + "self_attn.q_proj.bias", {d}, values(layer.q_proj.bias));
-      checkpoint.read(prefix + "self_attn.k_proj.bias", {kv}, values(layer.k_proj.bias));
-      checkpoint.read(prefix + "self_attn.v_proj.bias", {kv}, values(layer.v_proj.bias));
+    for (const NormDesc& n : layer_norms()) {
+      checkpoint.read(kHfNames.layer_tensor(i, n.hf, "weight"), {d}, values(layer.norm(n.id)));
     }
-    checkpoint.read_linear(prefix + "self_attn.o_proj.weight", {d, d}, layer.o_proj);
-    checkpoint.read(prefix + "post_attention_layernorm.weight", {d}, values(layer.ffn_norm));
-    checkpoint.read_linear(prefix + "mlp.gate_proj.weight", {h, d}, layer.gate_proj);
-    checkpoint.read_linear(prefix + "mlp.up_proj.weight", {h, d}, layer.up_proj);
-    checkpoint.read_linear(prefix + "mlp.down_proj.weight", {d, h}, layer.down_proj);
+    for (const LinearDesc& l : layer_linears()) {
+      QuantLinear& linear = layer.linear(l.id);
+      const std::int64_t d_out = width(config, l.d_out);
+      checkpoint.read_linear(kHfNames.layer_tensor(i, l.name, "weight"), {d_out, width(config, l.d_in)}, linear);
+      if (config.has_bias(l.id)) {
+        checkpoint.read(kHfNames.layer_tensor(i, l.name, "bias"), {d_out}, values(linear.bias));
+      }
+    }
   }
-  checkpoint.read("model.norm.weight", {d}, values(model.final_norm));
+  checkpoint.read(kHfNames.final_norm, {d}, values(model.final_norm));
 
   if (config.tied_embeddings) {
     model.lm_head.weight = model.embed;
-    checkpoint.skip("lm_head.weight");  // a stored copy is ignored when tied, as Hugging Face does
+    checkpoint.skip(kHfNames.head);  // a stored copy is ignored when tied, as Hugging Face does
   } else {
-    SERQ_CHECK(checkpoint.has("lm_head.weight"), "{}: config.json sets tie_word_embeddings false but the checkpoint "
-               "has no lm_head.weight (set it true if the head is the token embedding)", dir.string());
-    checkpoint.read_linear("lm_head.weight", {vocab, d}, model.lm_head);
+    SERQ_CHECK(checkpoint.has(kHfNames.head), "{}: config.json sets tie_word_embeddings false but the checkpoint "
+               "has no {} (set it true if the head is the token embedding)", dir.string(), kHfNames.head);
+    checkpoint.read_linear(kHfNames.head, {vocab, d}, model.lm_head);
   }
   checkpoint.check_all_used();
 

@@ -101,18 +101,15 @@ Model load_llama2c(const std::filesystem::path& file) {
   Model model = make_empty_model(config);
   WeightReader reader(in, where);
   reader.read(values(model.embed), "token_embedding_table");
-  auto per_layer = [&](const char* what, auto member) {
-    for (int i = 0; i < layers; ++i) reader.read(values(member(model.layers[i])), fmt::format("{}[{}]", what, i));
-  };
-  per_layer("rms_att_weight", [](DecoderLayer& l) -> Vector& { return l.attn_norm; });
-  per_layer("wq", [](DecoderLayer& l) -> Matrix& { return l.q_proj.weight; });
-  per_layer("wk", [](DecoderLayer& l) -> Matrix& { return l.k_proj.weight; });
-  per_layer("wv", [](DecoderLayer& l) -> Matrix& { return l.v_proj.weight; });
-  per_layer("wo", [](DecoderLayer& l) -> Matrix& { return l.o_proj.weight; });
-  per_layer("rms_ffn_weight", [](DecoderLayer& l) -> Vector& { return l.ffn_norm; });
-  per_layer("w1", [](DecoderLayer& l) -> Matrix& { return l.gate_proj.weight; });
-  per_layer("w2", [](DecoderLayer& l) -> Matrix& { return l.down_proj.weight; });
-  per_layer("w3", [](DecoderLayer& l) -> Matrix& { return l.up_proj.weight; });
+  for (const Llama2cTensor& tensor : llama2c_layer_order()) {  // each tensor for every layer in turn
+    const char* what = tensor.norm ? norm_desc(*tensor.norm).llama2c : linear_desc(*tensor.linear).llama2c;
+    for (int i = 0; i < layers; ++i) {
+      DecoderLayer& layer = model.layers[i];
+      const std::span<float> out =
+          tensor.norm ? values(layer.norm(*tensor.norm)) : values(layer.linear(*tensor.linear).weight);
+      reader.read(out, fmt::format("{}[{}]", what, i));
+    }
+  }
   reader.read(values(model.final_norm), "rms_final_weight");
   reader.skip(static_cast<std::int64_t>(freq_floats));  // RoPE tables: serq computes them from rope_theta
   if (config.tied_embeddings) {

@@ -92,9 +92,8 @@ std::string gigabytes(std::int64_t bytes) {
 std::int64_t model_bytes(const ModelConfig& config, int linear_bytes) {
   ModelConfig held = config;
   held.tied_embeddings = false;  // a tied head is copied into lm_head
-  const std::int64_t d = config.dim, linears_per_layer = 2 * d * d + 2 * d * config.kv_dim() + 3 * d * config.hidden_dim;
-  std::int64_t linears = config.n_layers * linears_per_layer;
-  if (!config.tied_embeddings) linears += std::int64_t(config.vocab_size) * d;  // lm_head is stored like them
+  std::int64_t linears = config.n_layers * config.layer_linear_weights();
+  if (!config.tied_embeddings) linears += std::int64_t{config.vocab_size} * config.dim;  // lm_head is stored like them
   return (held.parameter_count() - linears) * static_cast<std::int64_t>(sizeof(float)) + linears * linear_bytes;
 }
 

@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <utility>
+
 namespace serq {
 namespace {
 
@@ -19,38 +22,44 @@ void restore_unquantized(QuantLinear& linear) {
 
 }  // namespace
 
+bool ModelConfig::has_bias(LinearId id) const {
+  for (const LinearId biased : family_desc(family).biased) {
+    if (biased == id) return true;
+  }
+  return false;
+}
+
+std::int64_t ModelConfig::layer_linear_weights() const {
+  std::int64_t weights = 0;
+  for (const LinearDesc& l : layer_linears()) weights += std::int64_t{width(*this, l.d_out)} * width(*this, l.d_in);
+  return weights;
+}
+
 std::int64_t ModelConfig::parameter_count() const {
-  const std::int64_t d = dim, h = hidden_dim, kv = kv_dim(), v = vocab_size;
-  const std::int64_t per_layer = 2 * d + d * d * 2 + d * kv * 2 + 3 * d * h + (qkv_bias ? d + 2 * kv : 0);
-  return v * d * (tied_embeddings ? 1 : 2) + n_layers * per_layer + d;
+  std::int64_t per_layer = layer_linear_weights() + std::int64_t{dim} * static_cast<std::int64_t>(layer_norms().size());
+  for (const LinearDesc& l : layer_linears()) {
+    if (has_bias(l.id)) per_layer += width(*this, l.d_out);
+  }
+  return std::int64_t{vocab_size} * dim * (tied_embeddings ? 1 : 2) + n_layers * per_layer + dim;
 }
 
 Model make_empty_model(const ModelConfig& config, bool allocate_linears) {
   Model model;
   model.config = config;
-  const int d = config.dim, h = config.hidden_dim, kv = config.kv_dim();
-  model.embed = Matrix::Zero(config.vocab_size, d);
+  model.embed = Matrix::Zero(config.vocab_size, config.dim);
   model.layers.resize(config.n_layers);
   for (int i = 0; i < config.n_layers; ++i) {
     DecoderLayer& layer = model.layers[i];
-    const std::string prefix = fmt::format("layers.{}.", i);
-    layer.attn_norm = Vector::Zero(d);
-    layer.ffn_norm = Vector::Zero(d);
-    layer.q_proj = make_linear(prefix + "self_attn.q_proj", d, d, allocate_linears);
-    layer.k_proj = make_linear(prefix + "self_attn.k_proj", kv, d, allocate_linears);
-    layer.v_proj = make_linear(prefix + "self_attn.v_proj", kv, d, allocate_linears);
-    layer.o_proj = make_linear(prefix + "self_attn.o_proj", d, d, allocate_linears);
-    layer.gate_proj = make_linear(prefix + "mlp.gate_proj", h, d, allocate_linears);
-    layer.up_proj = make_linear(prefix + "mlp.up_proj", h, d, allocate_linears);
-    layer.down_proj = make_linear(prefix + "mlp.down_proj", d, h, allocate_linears);
-    if (config.qkv_bias) {
-      layer.q_proj.bias = Vector::Zero(d);
-      layer.k_proj.bias = Vector::Zero(kv);
-      layer.v_proj.bias = Vector::Zero(kv);
+    for (const NormDesc& n : layer_norms()) layer.norm(n.id) = Vector::Zero(config.dim);
+    for (const LinearDesc& l : layer_linears()) {
+      QuantLinear& linear = layer.linear(l.id);
+      linear = make_linear(fmt::format("layers.{}.{}", i, l.name), width(config, l.d_out), width(config, l.d_in),
+                           allocate_linears);
+      if (config.has_bias(l.id)) linear.bias = Vector::Zero(width(config, l.d_out));
     }
   }
-  model.final_norm = Vector::Zero(d);
-  model.lm_head = make_linear("lm_head", config.vocab_size, d, allocate_linears);
+  model.final_norm = Vector::Zero(config.dim);
+  model.lm_head = make_linear("lm_head", config.vocab_size, config.dim, allocate_linears);
   return model;
 }
 
@@ -74,12 +83,37 @@ void release_layer_pages(const DecoderLayer& layer) {
   for (const QuantLinear* linear : layer.linears()) linear->packed.release_pages();
 }
 
+QuantLinear& DecoderLayer::linear(LinearId id) {
+  return const_cast<QuantLinear&>(std::as_const(*this).linear(id));
+}
+
+const QuantLinear& DecoderLayer::linear(LinearId id) const {
+  switch (id) {
+    case LinearId::q: return q_proj;
+    case LinearId::k: return k_proj;
+    case LinearId::v: return v_proj;
+    case LinearId::o: return o_proj;
+    case LinearId::gate: return gate_proj;
+    case LinearId::up: return up_proj;
+    case LinearId::down: return down_proj;
+  }
+  std::abort();
+}
+
+Vector& DecoderLayer::norm(NormId id) { return id == NormId::attn ? attn_norm : ffn_norm; }
+
+const Vector& DecoderLayer::norm(NormId id) const { return id == NormId::attn ? attn_norm : ffn_norm; }
+
 std::vector<QuantLinear*> DecoderLayer::linears() {
-  return {&q_proj, &k_proj, &v_proj, &o_proj, &gate_proj, &up_proj, &down_proj};
+  std::vector<QuantLinear*> out;
+  for (const LinearDesc& l : layer_linears()) out.push_back(&linear(l.id));
+  return out;
 }
 
 std::vector<const QuantLinear*> DecoderLayer::linears() const {
-  return {&q_proj, &k_proj, &v_proj, &o_proj, &gate_proj, &up_proj, &down_proj};
+  std::vector<const QuantLinear*> out;
+  for (const LinearDesc& l : layer_linears()) out.push_back(&linear(l.id));
+  return out;
 }
 
 std::vector<QuantLinear*> Model::linears() {

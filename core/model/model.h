@@ -1,4 +1,5 @@
-// A LLaMA-family decoder in memory: embeddings, norms and the QuantLinear layers, named stably.
+// A LLaMA-family decoder in memory: embeddings, norms and the QuantLinear layers, laid out and named as
+// core/model/architecture.h describes.
 #pragma once
 
 #include <string>
@@ -15,6 +16,12 @@ struct DecoderLayer {
   Vector ffn_norm;   // post_attention_layernorm γ (dim)
   QuantLinear q_proj, k_proj, v_proj, o_proj;  // self_attn.*
   QuantLinear gate_proj, up_proj, down_proj;   // mlp.* (SwiGLU: down(silu(gate x) * up x))
+
+  // The members that core/model/architecture.h describes.
+  QuantLinear& linear(LinearId id);
+  const QuantLinear& linear(LinearId id) const;
+  Vector& norm(NormId id);
+  const Vector& norm(NormId id) const;
 
   // Its seven linears in forward order.
   std::vector<QuantLinear*> linears();
