@@ -377,6 +377,41 @@ TEST_CASE("QuantLinear with every part: transform, activation quantization and e
   CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
 }
 
+TEST_CASE("Linears with the same input transform share one prepared input and give forward()'s outputs exactly") {
+  std::mt19937 rng(61);
+  const Vector scale = random_scale(64, rng);
+  const std::vector<int> order = random_order(64, rng);
+  auto reader = [&](const char* name, int d_out) {
+    QuantLinear layer = make_layer(name, random_matrix(d_out, 64, rng), QuantSpec{4, false, 32});
+    layer.input.scale = scale;
+    layer.input.order = order;
+    return layer;
+  };
+  QuantLinear q = reader("layers.0.self_attn.q_proj", 64), v = reader("layers.0.self_attn.v_proj", 32);
+  v.salient.r = random_matrix(32, 8, rng);
+  v.bias = random_matrix(32, 1, rng).col(0);
+  const Matrix x = random_matrix(9, 64, rng);
+  REQUIRE(q.transforms_input());
+  REQUIRE(q.shares_input_with(v));
+  const Matrix xq = q.prepare_input(x);
+  for (const QuantLinear* layer : {&q, &v}) {
+    Matrix alone, shared;
+    layer->forward(x, alone);
+    layer->forward_prepared(xq, shared);
+    CHECK(shared == alone);  // bit for bit
+  }
+
+  QuantLinear other_scale = v, other_quant = v, other_order = v;
+  other_scale.input.scale[3] *= 2.0f;
+  other_quant.act_quant.group_size = 16;
+  std::swap(other_order.input.order[0], other_order.input.order[1]);
+  for (const QuantLinear* differs : {&other_scale, &other_quant, &other_order}) {
+    CHECK_FALSE(q.shares_input_with(*differs));
+  }
+  QuantLinear plain = make_layer("lm_head", random_matrix(8, 64, rng), QuantSpec{});
+  CHECK_FALSE(plain.transforms_input());
+}
+
 TEST_CASE("QuantLinear storage_bits, measured from what is packed, and extra_parameters counted by hand") {
   std::mt19937 rng(61);
   QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{});

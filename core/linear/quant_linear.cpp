@@ -15,8 +15,12 @@ void InputTransform::apply(Matrix& x) const {
   if (!order.empty()) {
     SERQ_CHECK(static_cast<Eigen::Index>(order.size()) == x.cols(), "input order has {} channels, the input {}",
                order.size(), x.cols());
-    Matrix permuted(x.rows(), x.cols());
-    for (Eigen::Index j = 0; j < x.cols(); ++j) permuted.col(j) = x.col(order[static_cast<std::size_t>(j)]);
+    Matrix permuted(x.rows(), x.cols());  // row by row: a gather within each contiguous row
+    for (Eigen::Index r = 0; r < x.rows(); ++r) {
+      const float* in = x.row(r).data();
+      float* out = permuted.row(r).data();
+      for (std::size_t j = 0; j < order.size(); ++j) out[j] = in[order[j]];
+    }
     x.swap(permuted);
   }
   if (rotation.enabled()) rotation.apply(x);
@@ -63,20 +67,20 @@ void QuantLinear::restore_weight() {
   packed = PackedWeight();
 }
 
-void QuantLinear::forward(const Matrix& x, Matrix& y) const {
-  SERQ_CHECK(x.cols() == d_in(),
-             "{}: the input has {} columns but the layer takes d_in = {} (a shape bug in the caller)", name, x.cols(),
-             d_in());
-  const Matrix& w = main_weight();
-  if (input.empty() && !act_quant.enabled() && low_rank.rank() == 0 && salient.rank() == 0) {
-    gemm_xwt(x, w, y);
-  } else {
-    forward_transformed(x, w, y);
-  }
-  if (bias.size() > 0) y.rowwise() += bias.transpose();
+bool InputTransform::same_as(const InputTransform& other) const {
+  return scale.size() == other.scale.size() && scale == other.scale && order == other.order &&
+         rotation.hadamard_size == other.rotation.hadamard_size &&
+         rotation.factor.size() == other.rotation.factor.size() && rotation.factor == other.rotation.factor;
 }
 
-void QuantLinear::forward_transformed(const Matrix& x, const Matrix& w, Matrix& y) const {
+bool QuantLinear::transforms_input() const { return !input.empty() || act_quant.enabled(); }
+
+bool QuantLinear::shares_input_with(const QuantLinear& other) const {
+  return input.same_as(other.input) && act_quant == other.act_quant;
+}
+
+Matrix QuantLinear::prepare_input(const Matrix& x) const {
+  check_input(x);
   Matrix xq = x;
   try {
     input.apply(xq);
@@ -84,7 +88,26 @@ void QuantLinear::forward_transformed(const Matrix& x, const Matrix& w, Matrix& 
   } catch (const Error& e) {
     fail("{}: {}", name, e.what());
   }
-  gemm_xwt(xq, w, y);
+  return xq;
+}
+
+void QuantLinear::forward(const Matrix& x, Matrix& y) const {
+  if (transforms_input()) {
+    forward_prepared(prepare_input(x), y);
+  } else {
+    forward_prepared(x, y);
+  }
+}
+
+void QuantLinear::check_input(const Matrix& x) const {
+  SERQ_CHECK(x.cols() == d_in(),
+             "{}: the input has {} columns but the layer takes d_in = {} (a shape bug in the caller)", name, x.cols(),
+             d_in());
+}
+
+void QuantLinear::forward_prepared(const Matrix& xq, Matrix& y) const {
+  check_input(xq);
+  gemm_xwt(xq, main_weight(), y);
   if (low_rank.rank() > 0) {
     Matrix t;
     gemm_xwt(xq, low_rank.a, t);
@@ -96,6 +119,7 @@ void QuantLinear::forward_transformed(const Matrix& x, const Matrix& w, Matrix& 
     gemm_xwt_add(t, low_rank.b, y);
   }
   if (salient.rank() > 0) gemm_xwt_add(xq, salient.r, y);  // reads X̂[:, :r] in place
+  if (bias.size() > 0) y.rowwise() += bias.transpose();
 }
 
 namespace {

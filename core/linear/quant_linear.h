@@ -10,9 +10,10 @@
 //      + b                        optional bias (d_out; Qwen2's q/k/v), kept in full precision
 // At most one correction path is present. Quantized weights are stored packed (core/quant/packed_weight.h): the
 // main weight, A, B and R each keep their codes and scales beside the float values the fake-quant path reads, and
-// release_weight() drops the main weight's floats, which forward() then dequantizes into a per-thread workspace. Methods are offline transforms that produce this form; the backends run
-// it and never know which method made it. Folding a transform into the previous operation (core/linear/fold.h) is
-// an optimization of this form that keeps its outputs.
+// release_weight() drops the main weight's floats, which forward() then dequantizes into a per-thread workspace.
+// Methods are offline transforms that produce this form; the backends run it and never know which method made it.
+// Folding a transform into the previous operation (core/linear/fold.h) is an optimization of this form that keeps
+// its outputs.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,8 @@ struct InputTransform {
   InputRotation rotation;    // applied last (QuaRot's online Hadamard)
 
   bool empty() const { return scale.size() == 0 && order.empty() && !rotation.enabled(); }
+  // The same transform, part for part (linears of one input group built alike: their T(X) is one matrix).
+  bool same_as(const InputTransform& other) const;
   // x ← T(x) in place.
   void apply(Matrix& x) const;
   // The Gram matrix of T(X) from that of X (d_in × d_in): Ĥ = Tᵀ H T with T the matrix of the transform, so GPTQ
@@ -85,6 +88,13 @@ struct QuantLinear {
 
   // Y (rows × d_out) for X (rows × d_in), as in the formula above. Y is resized as needed.
   void forward(const Matrix& x, Matrix& y) const;
+  // forward() in two steps, so that linears reading one input share the first (core/model/forward.cpp):
+  // prepare_input gives Xq = Q_a(T(X)), and forward_prepared the GEMMs, corrections and bias on it. Linears whose
+  // shares_input_with holds give equal Xq for equal X; without transforms_input, Xq is X itself.
+  bool transforms_input() const;
+  bool shares_input_with(const QuantLinear& other) const;
+  Matrix prepare_input(const Matrix& x) const;
+  void forward_prepared(const Matrix& xq, Matrix& y) const;
 
   // Storage in bits, measured from what is stored: the packed main weight and correction factors (codes, scales,
   // zero points, folded row divisors), 16 bits per weight of whatever is kept in full precision, and 16 bits per
@@ -94,7 +104,7 @@ struct QuantLinear {
   std::int64_t extra_parameters() const;
 
  private:
-  void forward_transformed(const Matrix& x, const Matrix& w, Matrix& y) const;  // forward() without the bias
+  void check_input(const Matrix& x) const;
   const Matrix& main_weight() const;  // `weight`, or `packed` dequantized into this thread's workspace
 };
 

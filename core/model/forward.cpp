@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <initializer_list>
+#include <utility>
 
 #include "core/common/error.h"
 
@@ -95,6 +97,24 @@ void run_linear(const QuantLinear& layer, const Matrix& x, Matrix& y, LinearInpu
   layer.forward(x, y);
 }
 
+// Linears that read one input (an input group of core/model/architecture.h): when they transform and quantize it
+// alike, Xq is computed once and shared, which gives the same outputs as running each on its own.
+void run_input_group(std::initializer_list<std::pair<const QuantLinear*, Matrix*>> linears, const Matrix& x,
+                     LinearInputObserver* observer) {
+  const QuantLinear& first = *linears.begin()->first;
+  bool shared = first.transforms_input();
+  for (const auto& [layer, y] : linears) shared = shared && layer->shares_input_with(first);
+  if (!shared) {
+    for (const auto& [layer, y] : linears) run_linear(*layer, x, *y, observer);
+    return;
+  }
+  const Matrix xq = first.prepare_input(x);
+  for (const auto& [layer, y] : linears) {
+    if (observer) observer->observe(*layer, x);
+    layer->forward_prepared(xq, *y);
+  }
+}
+
 }  // namespace
 
 KVCache make_kv_cache(const ModelConfig& config, int batch, int capacity) {
@@ -119,9 +139,7 @@ void decoder_layer_forward(const Model& model, int layer_index, Matrix& h, int b
 
   Matrix x, q, k, v;
   rms_norm(h, layer.attn_norm, c.rms_norm_eps, x);
-  run_linear(layer.q_proj, x, q, observer);
-  run_linear(layer.k_proj, x, k, observer);
-  run_linear(layer.v_proj, x, v, observer);
+  run_input_group({{&layer.q_proj, &q}, {&layer.k_proj, &k}, {&layer.v_proj, &v}}, x, observer);
   apply_rope(q, c.n_heads, head_dim, batch, seq, pos0, c);
   apply_rope(k, c.n_kv_heads, head_dim, batch, seq, pos0, c);
 
@@ -160,8 +178,7 @@ void decoder_layer_forward(const Model& model, int layer_index, Matrix& h, int b
 
   rms_norm(h, layer.ffn_norm, c.rms_norm_eps, x);
   Matrix gate, up;
-  run_linear(layer.gate_proj, x, gate, observer);
-  run_linear(layer.up_proj, x, up, observer);
+  run_input_group({{&layer.gate_proj, &gate}, {&layer.up_proj, &up}}, x, observer);
   auto g = gate.array();
   g = g / (1.0f + (-g).exp()) * up.array();  // silu(gate) · up
   run_linear(layer.down_proj, gate, out, observer);

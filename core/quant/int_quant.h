@@ -38,6 +38,7 @@ struct QuantSpec {
   bool f16_scales = false; // integer only: group scales rounded to IEEE half (weights; see the top of this file)
 
   bool enabled() const { return bits < 16; }
+  bool operator==(const QuantSpec&) const = default;
   std::string describe() const;  // e.g. "int4-sym-g32", "int8-asym-row", "mxfp4-g32", "fp"
 };
 
