@@ -251,6 +251,32 @@ void PackedWeight::dequantize(Matrix& out) const {
   if (divisor_.size() > 0) out.array().colwise() /= divisor_.array();
 }
 
+PackedWeight::SignedCodes PackedWeight::signed_codes() const {
+  SERQ_CHECK(storage_ == Storage::int_codes && (spec_.symmetric || spec_.bits <= 7), "an integer kernel reads INT "
+             "weights whose codes fit int8 (symmetric, or asymmetric up to 7 bits), not {}", spec_.describe());
+  SignedCodes out;
+  out.group_width = group_width();
+  out.groups = groups_per_row();
+  out.values.resize(static_cast<std::size_t>(rows_) * cols_);
+  out.scales.resize(static_cast<std::size_t>(rows_) * out.groups);
+  out.divisor = divisor_;
+  const int offset = spec_.symmetric ? 1 << (spec_.bits - 1) : 0;
+  for (int r = 0; r < rows_; ++r) {
+    const std::uint8_t* stream = codes_.data() + r * code_row_bytes();
+    for (int g = 0; g < out.groups; ++g) {
+      const std::size_t at = static_cast<std::size_t>(r) * out.groups + g;
+      const int zero =
+          spec_.symmetric ? offset : static_cast<int>(get_field(zeros_.data() + r * zero_row_bytes(), g, spec_.bits));
+      out.scales[at] = f16_to_f32(half_[at]);
+      for (int c = g * out.group_width; c < std::min(cols_, (g + 1) * out.group_width); ++c) {
+        out.values[static_cast<std::size_t>(r) * cols_ + c] =
+            static_cast<std::int8_t>(static_cast<int>(get_field(stream, c, spec_.bits)) - zero);
+      }
+    }
+  }
+  return out;
+}
+
 void PackedWeight::divide_rows(const Vector& divisor) {
   SERQ_CHECK(divisor.size() == rows_, "dividing the rows of a {}-row weight needs {} divisors, not {}", rows_, rows_,
              divisor.size());

@@ -71,6 +71,16 @@ class PackedWeight {
   // the next read faults them in from the page cache or the file); anything else is left as it is.
   void release_pages() const;
 
+  // An INT weight as an integer kernel reads it (core/backend/cpu/int_gemm.h): value = (code − zero) · scale / divisor.
+  struct SignedCodes {
+    int group_width = 0, groups = 0;
+    std::vector<std::int8_t> values;  // rows × cols, code − zero
+    std::vector<float> scales;        // rows × groups
+    Vector divisor;                   // one per row, or empty
+  };
+  // Requires int storage whose code − zero fits int8: symmetric, or asymmetric up to 7 bits (serq::Error otherwise).
+  SignedCodes signed_codes() const;
+
   std::int64_t storage_bits() const;
   double bits_per_weight() const { return static_cast<double>(storage_bits()) / (double(rows_) * double(cols_)); }
 

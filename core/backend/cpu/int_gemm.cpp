@@ -1,0 +1,225 @@
+// The integer low-bit GEMM (see int_gemm.h): activation codes, the int8 weight layout, the plain reference and the
+// AVX-512 VNNI kernel, compiled for that ISA alone and chosen at run time.
+#include "core/backend/cpu/int_gemm.h"
+
+// GCC 12's _mm512_cvtepi32_ps passes an undefined vector as its unused merge source, which -Wmaybe-uninitialized
+// reports from inside the intrinsics header.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "core/common/error.h"
+#include "core/quant/grid.h"
+
+extern "C" int openblas_get_num_threads(void);
+
+namespace serq {
+namespace {
+
+constexpr int kLanes = 16;     // int32 lanes of a 512-bit register: 16 weight rows per block
+constexpr int kTileRows = 32;  // weight rows a kernel tile covers (two blocks)
+constexpr int kTileTokens = 4;
+
+int round_up(int n, int multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+// One group of activations to codes, with fake_quant_group's formula (int_quant.cpp) step for step.
+void quantize_group(const float* x, int n, int bits, bool symmetric, std::uint8_t* codes, float& scale,
+                    std::int32_t& offset) {
+  const IntCodeRange range = int_code_range(bits, symmetric);
+  float lo = 0.0f, hi = 0.0f, amax = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    SERQ_CHECK(std::isfinite(x[i]), "non-finite value in a quantization group; the input has NaN/Inf — check the "
+               "weights/activations");
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+    amax = std::max(amax, std::fabs(x[i]));
+  }
+  scale = symmetric ? amax / range.max : (hi - lo) / range.max;
+  const float zero = symmetric || scale == 0.0f ? 0.0f : int_zero(lo, scale, range);
+  offset = symmetric ? -static_cast<std::int32_t>(range.min) : static_cast<std::int32_t>(zero);
+  for (int i = 0; i < n; ++i) {
+    const float q = scale == 0.0f ? 0.0f : std::clamp(std::nearbyint(x[i] / scale) + zero, range.min, range.max);
+    codes[i] = static_cast<std::uint8_t>(static_cast<std::int32_t>(q) + (symmetric ? offset : 0));
+  }
+  if (scale == 0.0f) std::fill(codes, codes + n, static_cast<std::uint8_t>(offset));
+}
+
+void check_shapes(const IntActivations& x, const Int8Weight& w) {
+  SERQ_CHECK(x.cols == w.cols() && x.group_width == w.group_width(), "integer GEMM: activations of {} columns in "
+             "groups of {} against a weight of {} columns in groups of {}; quantize both with the same groups",
+             x.cols, x.group_width, w.cols(), w.group_width());
+}
+
+// One tile: tokens t0..t0+T−1 against weight rows 32·pair .. +31, every group.
+template <int T>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntActivations& x, const Int8Weight& w,
+                                                                        int t0, int pair, Matrix& y) {
+  const int groups = w.groups(), quads = w.padded_group() / 4;
+  const std::size_t act_stride = static_cast<std::size_t>(groups) * w.padded_group();
+  const __m512i* block0 = reinterpret_cast<const __m512i*>(w.blocks()) + std::size_t(2 * pair) * groups * quads;
+  const __m512i* block1 = block0 + std::size_t(groups) * quads;
+  __m512 acc[T][2];
+  for (int i = 0; i < T; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  const int row0 = pair * kTileRows;
+  for (int g = 0; g < groups; ++g) {
+    __m512i dot[T][2];
+    for (int i = 0; i < T; ++i) dot[i][0] = dot[i][1] = _mm512_setzero_si512();
+    const __m512i* w0 = block0 + std::size_t(g) * quads;
+    const __m512i* w1 = block1 + std::size_t(g) * quads;
+    for (int q = 0; q < quads; ++q) {
+      const __m512i a0 = _mm512_loadu_si512(w0 + q), a1 = _mm512_loadu_si512(w1 + q);
+      for (int i = 0; i < T; ++i) {
+        std::int32_t quad;
+        std::memcpy(&quad, &x.codes[(t0 + i) * act_stride + std::size_t(g) * w.padded_group() + 4 * q], 4);
+        const __m512i u = _mm512_set1_epi32(quad);
+        dot[i][0] = _mm512_dpbusd_epi32(dot[i][0], u, a0);
+        dot[i][1] = _mm512_dpbusd_epi32(dot[i][1], u, a1);
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const std::size_t lanes = w.lane_index(row0 + h * kLanes, g);
+      const __m512 s_w = _mm512_loadu_ps(w.lane_scales() + lanes);
+      const __m512i sums = _mm512_loadu_si512(w.lane_sums() + lanes);
+      for (int i = 0; i < T; ++i) {
+        const std::size_t at = std::size_t(t0 + i) * groups + g;
+        const __m512i exact = _mm512_sub_epi32(dot[i][h], _mm512_mullo_epi32(_mm512_set1_epi32(x.offsets[at]), sums));
+        acc[i][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), _mm512_mul_ps(s_w, _mm512_set1_ps(x.scales[at])),
+                                    acc[i][h]);
+      }
+    }
+  }
+  for (int i = 0; i < T; ++i) {
+    alignas(64) float out[kTileRows];
+    _mm512_store_ps(out, acc[i][0]);
+    _mm512_store_ps(out + kLanes, acc[i][1]);
+    float* y_row = y.row(t0 + i).data();
+    for (int r = 0; r < kTileRows && row0 + r < w.rows(); ++r) y_row[row0 + r] = out[r] / w.divisor(row0 + r);
+  }
+}
+
+void vnni_pairs(const IntActivations& x, const Int8Weight& w, int pair_begin, int pair_end, Matrix& y) {
+  for (int pair = pair_begin; pair < pair_end; ++pair) {
+    int t = 0;
+    for (; t + kTileTokens <= x.rows; t += kTileTokens) vnni_tile<kTileTokens>(x, w, t, pair, y);
+    for (; t < x.rows; ++t) vnni_tile<1>(x, w, t, pair, y);
+  }
+}
+
+bool has_vnni() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vnni");
+}
+
+}  // namespace
+
+IntActivations quantize_activations(const Matrix& x, const QuantSpec& spec) {
+  SERQ_CHECK(spec.enabled() && spec.format == NumberFormat::integer, "integer activations need an INT spec of 2..8 "
+             "bits, not {}", spec.describe());
+  IntActivations a;
+  a.rows = static_cast<int>(x.rows());
+  a.cols = static_cast<int>(x.cols());
+  a.group_width = spec.group_size > 0 ? std::min(spec.group_size, a.cols) : a.cols;
+  a.groups = (a.cols + a.group_width - 1) / a.group_width;
+  a.padded_group = round_up(a.group_width, 4);
+  const std::size_t stride = static_cast<std::size_t>(a.groups) * a.padded_group;
+  a.codes.assign(static_cast<std::size_t>(a.rows) * stride, 0);
+  a.scales.resize(static_cast<std::size_t>(a.rows) * a.groups);
+  a.offsets.resize(a.scales.size());
+  for (int r = 0; r < a.rows; ++r) {
+    for (int g = 0; g < a.groups; ++g) {
+      const int c0 = g * a.group_width, n = std::min(a.group_width, a.cols - c0);
+      const std::size_t at = static_cast<std::size_t>(r) * a.groups + g;
+      quantize_group(x.row(r).data() + c0, n, spec.bits, spec.symmetric,
+                     a.codes.data() + r * stride + std::size_t(g) * a.padded_group, a.scales[at], a.offsets[at]);
+    }
+  }
+  return a;
+}
+
+Int8Weight::Int8Weight(const PackedWeight& weight) {
+  const PackedWeight::SignedCodes codes = weight.signed_codes();
+  rows_ = weight.rows();
+  cols_ = weight.cols();
+  group_width_ = codes.group_width;
+  groups_ = codes.groups;
+  padded_group_ = round_up(group_width_, 4);
+  padded_rows_ = round_up(rows_, kTileRows);
+  divisor_ = codes.divisor;
+  scales_.assign(static_cast<std::size_t>(padded_rows_) * groups_, 0.0f);
+  sums_.assign(scales_.size(), 0);
+  const int quads = padded_group_ / 4;
+  blocks_.assign(static_cast<std::size_t>(padded_rows_) * groups_ * padded_group_, 0);
+  for (int r = 0; r < rows_; ++r) {
+    for (int g = 0; g < groups_; ++g) {
+      const std::size_t at = lane_index(r, g);
+      scales_[at] = codes.scales[static_cast<std::size_t>(r) * groups_ + g];
+      for (int k = 0; k < std::min(group_width_, cols_ - g * group_width_); ++k) {
+        const std::int8_t v = codes.values[static_cast<std::size_t>(r) * cols_ + g * group_width_ + k];
+        sums_[at] += v;
+        const std::size_t quad = (static_cast<std::size_t>(r / kLanes) * groups_ + g) * quads + k / 4;
+        blocks_[quad * 64 + static_cast<std::size_t>(r % kLanes) * 4 + k % 4] = v;
+      }
+    }
+  }
+}
+
+std::int8_t Int8Weight::value(int row, int col) const {
+  const int g = col / group_width_, k = col % group_width_;
+  const std::size_t quad = (static_cast<std::size_t>(row / kLanes) * groups_ + g) * (padded_group_ / 4) + k / 4;
+  return blocks_[quad * 64 + static_cast<std::size_t>(row % kLanes) * 4 + k % 4];
+}
+
+std::size_t Int8Weight::lane_index(int row, int group) const {
+  return (static_cast<std::size_t>(row / kLanes) * groups_ + group) * kLanes + row % kLanes;
+}
+
+float Int8Weight::scale(int row, int group) const { return scales_[lane_index(row, group)]; }
+
+std::int32_t Int8Weight::group_sum(int row, int group) const { return sums_[lane_index(row, group)]; }
+
+void int_gemm_reference(const IntActivations& x, const Int8Weight& w, Matrix& y) {
+  check_shapes(x, w);
+  y.resize(x.rows, w.rows());
+  const std::size_t stride = static_cast<std::size_t>(x.groups) * x.padded_group;
+  for (int t = 0; t < x.rows; ++t) {
+    for (int n = 0; n < w.rows(); ++n) {
+      double sum = 0.0;
+      for (int g = 0; g < x.groups; ++g) {
+        const std::size_t at = static_cast<std::size_t>(t) * x.groups + g;
+        std::int64_t dot = 0;
+        for (int k = g * x.group_width; k < std::min(x.cols, (g + 1) * x.group_width); ++k) {
+          const int u = x.codes[t * stride + std::size_t(g) * x.padded_group + k - g * x.group_width];
+          dot += std::int64_t(u - x.offsets[at]) * w.value(n, k);
+        }
+        sum += static_cast<double>(x.scales[at]) * w.scale(n, g) * static_cast<double>(dot);
+      }
+      y(t, n) = static_cast<float>(sum / w.divisor(n));
+    }
+  }
+}
+
+void int_gemm(const IntActivations& x, const Int8Weight& w, Matrix& y, int threads) {
+  if (!has_vnni()) {
+    int_gemm_reference(x, w, y);
+    return;
+  }
+  check_shapes(x, w);
+  y.resize(x.rows, w.rows());
+  const int pairs = w.padded_rows() / kTileRows;
+  const int workers = std::clamp(threads > 0 ? threads : openblas_get_num_threads(), 1, std::max(pairs, 1));
+  std::vector<std::thread> pool;
+  for (int i = 1; i < workers; ++i) {
+    pool.emplace_back(vnni_pairs, std::cref(x), std::cref(w), pairs * i / workers, pairs * (i + 1) / workers,
+                      std::ref(y));
+  }
+  vnni_pairs(x, w, 0, pairs / workers, y);
+  for (std::thread& worker : pool) worker.join();
+}
+
+const char* int_gemm_kernel() { return has_vnni() ? "avx512-vnni" : "reference"; }
+
+}  // namespace serq

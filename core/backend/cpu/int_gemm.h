@@ -1,0 +1,78 @@
+// The CPU's integer low-bit GEMM, Y = Q_a(X) · Q_w(W)ᵀ on integer codes: activations quantized to unsigned 8-bit
+// codes per token and group, an INT weight (PackedWeight) widened to int8, exact int32 dot products per group,
+// then the scales in float:
+//
+//   Y[t, n] = Σ_g s_a[t, g] · s_w[n, g] · (Σ_{k ∈ g} u[t, k] · w[n, k]  −  c[t, g] · Σ_{k ∈ g} w[n, k]) / d[n]
+//
+// where an activation is s_a · (u − c) (asymmetric: c is the zero point; symmetric: u = q + 2^(b−1), c = 2^(b−1)),
+// a weight is s_w · w / d (w = code − zero, d the folded row divisor, or 1). Activation and weight groups must be
+// the same columns. The codes are those of fake quantization (core/quant/int_quant.h), so Y equals the fake-quant
+// float path up to the float rounding of the scale products and of the sums.
+//
+// Kernels: AVX-512 VNNI (vpdpbusd: four u8 × s8 products into each int32 lane), chosen at run time where the CPU has
+// it, and the plain reference (int_gemm_reference) everywhere else.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/common/matrix.h"
+#include "core/quant/int_quant.h"
+#include "core/quant/packed_weight.h"
+
+namespace serq {
+
+// Activations as integer codes. Each group's codes are padded with zeros to a multiple of 4 (padded_group).
+struct IntActivations {
+  int rows = 0, cols = 0, group_width = 0, groups = 0, padded_group = 0;
+  std::vector<std::uint8_t> codes;    // rows × (groups · padded_group)
+  std::vector<float> scales;          // rows × groups: s_a
+  std::vector<std::int32_t> offsets;  // rows × groups: c
+};
+
+// Quantizes x (rows × cols) per row and group with an INT spec of at most 8 bits, as fake_quant_rows does:
+// s_a · (u − c) equals its fake-quantized value. A non-finite value is a serq::Error.
+IntActivations quantize_activations(const Matrix& x, const QuantSpec& spec);
+
+// An INT weight laid out for the kernels: rows padded to a multiple of 32 and each group to padded_group columns,
+// blocks of 16 rows with 4 consecutive columns per lane.
+class Int8Weight {
+ public:
+  explicit Int8Weight(const PackedWeight& weight);
+
+  int rows() const { return rows_; }
+  int cols() const { return cols_; }
+  int group_width() const { return group_width_; }
+  int groups() const { return groups_; }
+  int padded_group() const { return padded_group_; }
+  std::int8_t value(int row, int col) const;  // w = code − zero
+  float scale(int row, int group) const;      // s_w
+  std::int32_t group_sum(int row, int group) const;  // Σ_{k ∈ group} w
+  float divisor(int row) const { return divisor_.size() > 0 ? divisor_[row] : 1.0f; }
+
+  // Kernel layout: block b of 16 rows, group g, column quad q: 64 bytes at ((b · groups + g) · padded_group/4 + q),
+  // lane l (row 16b + l) holding columns 4q..4q+3 of the group. Scales and sums of (row, group) sit at
+  // lane_index(row, group): the 16 rows of a block side by side for each group.
+  const std::int8_t* blocks() const { return blocks_.data(); }
+  const float* lane_scales() const { return scales_.data(); }
+  const std::int32_t* lane_sums() const { return sums_.data(); }
+  std::size_t lane_index(int row, int group) const;
+  int padded_rows() const { return padded_rows_; }
+
+ private:
+  int rows_ = 0, cols_ = 0, group_width_ = 0, groups_ = 0, padded_group_ = 0, padded_rows_ = 0;
+  std::vector<std::int8_t> blocks_;
+  std::vector<float> scales_;       // padded_rows × groups, at lane_index
+  std::vector<std::int32_t> sums_;  // padded_rows × groups, at lane_index
+  Vector divisor_;
+};
+
+// y (x.rows × w.rows) as above, with the fastest kernel this CPU has, on `threads` threads (0: OpenBLAS's count).
+// A mismatch of widths or groups is a serq::Error.
+void int_gemm(const IntActivations& x, const Int8Weight& w, Matrix& y, int threads = 0);
+// The same, one dot product at a time in plain loops (int64 sums, double scaling): the reference.
+void int_gemm_reference(const IntActivations& x, const Int8Weight& w, Matrix& y);
+// The kernel int_gemm runs on this CPU: "avx512-vnni" or "reference".
+const char* int_gemm_kernel();
+
+}  // namespace serq

@@ -1,0 +1,116 @@
+// The integer low-bit GEMM (core/backend/cpu/int_gemm.h): activation codes equal fake quantization bit for bit, the
+// int8 weight layout holds the packed codes, the kernel this CPU runs equals the plain reference, and both equal the
+// fake-quant float path up to float rounding; shapes with short groups, padded rows and single tokens.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/int_gemm.h"
+#include "core/common/error.h"
+
+using namespace serq;
+
+namespace {
+
+Matrix random_matrix(Eigen::Index rows, Eigen::Index cols, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  Matrix m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
+  return m;
+}
+
+double max_relative(const Matrix& a, const Matrix& b) { return (a - b).cwiseAbs().maxCoeff() / b.cwiseAbs().maxCoeff(); }
+
+}  // namespace
+
+TEST_CASE("int_gemm: activation codes dequantize to fake quantization's values bit for bit") {
+  std::mt19937 rng(3);
+  for (const int cols : {70, 172}) {  // last groups of 6 and 12 columns
+    Matrix x = random_matrix(5, cols, rng);
+    x.row(2).setZero();              // a zero row: scale 0
+    x(3, 5) = 40.0f;                 // an outlier
+    for (const QuantSpec spec : {QuantSpec{4, false, 32}, QuantSpec{8, false, 32}, QuantSpec{4, true, 32},
+                                 QuantSpec{8, true, 0}, QuantSpec{3, false, 0}}) {
+      INFO(spec.describe() << ", " << cols << " columns");
+      const IntActivations a = quantize_activations(x, spec);
+      Matrix fake = x;
+      fake_quant_rows(fake, spec);
+      const std::size_t stride = std::size_t(a.groups) * a.padded_group;
+      for (int r = 0; r < a.rows; ++r)
+        for (int c = 0; c < cols; ++c) {
+          const int g = c / a.group_width;
+          const std::size_t at = std::size_t(r) * a.groups + g;
+          const int u = a.codes[r * stride + std::size_t(g) * a.padded_group + c % a.group_width];
+          REQUIRE(static_cast<float>(u - a.offsets[at]) * a.scales[at] == fake(r, c));
+        }
+    }
+  }
+  Matrix bad = random_matrix(2, 8, rng);
+  bad(1, 3) = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_AS(quantize_activations(bad, QuantSpec{4, false, 0}), Error);
+}
+
+TEST_CASE("int_gemm: the int8 weight holds code - zero, its scales and sums, as the packed weight dequantizes") {
+  std::mt19937 rng(5);
+  for (const bool symmetric : {true, false}) {
+    const Matrix w = random_matrix(40, 70, rng);
+    PackedWeight packed = PackedWeight::quantize(w, stored_weight_spec(QuantSpec{4, symmetric, 32}));
+    Vector divisor = Vector::Constant(40, 1.0f) + random_matrix(40, 1, rng).col(0).cwiseAbs();
+    packed.divide_rows(divisor);
+    const Matrix values = packed.dequantize();
+    const Int8Weight int8(packed);
+    REQUIRE(int8.padded_rows() == 64);
+    for (int r = 0; r < 40; ++r)
+      for (int g = 0; g < int8.groups(); ++g) {
+        std::int32_t sum = 0;
+        for (int c = g * 32; c < std::min(70, (g + 1) * 32); ++c) {
+          sum += int8.value(r, c);
+          REQUIRE(static_cast<float>(int8.value(r, c)) * int8.scale(r, g) / int8.divisor(r) == values(r, c));
+        }
+        REQUIRE(sum == int8.group_sum(r, g));
+      }
+  }
+  const PackedWeight eight_bit_asym = PackedWeight::quantize(random_matrix(4, 8, rng), stored_weight_spec({8, false, 0}));
+  CHECK_THROWS_WITH(Int8Weight(eight_bit_asym), Catch::Contains("fit int8"));
+}
+
+TEST_CASE("int_gemm: the kernel equals the reference, and both the fake-quant float path up to float rounding") {
+  INFO("kernel " << int_gemm_kernel());
+  std::mt19937 rng(7);
+  struct Shape {
+    int tokens, d_out, d_in, group;
+  };
+  for (const Shape s : {Shape{1, 40, 70, 32}, Shape{5, 64, 64, 64}, Shape{37, 96, 172, 32}, Shape{9, 33, 64, 0}}) {
+    for (const QuantSpec act : {QuantSpec{4, false, s.group}, QuantSpec{8, false, s.group}, QuantSpec{8, true, s.group}}) {
+      for (const bool w_sym : {true, false}) {
+        INFO(s.tokens << " x " << s.d_out << " x " << s.d_in << ", activations " << act.describe() << ", weights "
+                      << (w_sym ? "sym" : "asym"));
+        const Matrix x = random_matrix(s.tokens, s.d_in, rng);
+        PackedWeight packed =
+            PackedWeight::quantize(random_matrix(s.d_out, s.d_in, rng), stored_weight_spec({4, w_sym, s.group}));
+        packed.divide_rows(Vector::Constant(s.d_out, 1.0f) + random_matrix(s.d_out, 1, rng).col(0).cwiseAbs());
+        const IntActivations codes = quantize_activations(x, act);
+        const Int8Weight weight(packed);
+        Matrix y, reference, fake;
+        int_gemm(codes, weight, y, 2);
+        int_gemm_reference(codes, weight, reference);
+        CHECK(max_relative(y, reference) < 1e-6);
+        Matrix xq = x;
+        fake_quant_rows(xq, act);
+        gemm_xwt(xq, packed.dequantize(), fake);
+        CHECK(max_relative(reference, fake) < 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("int_gemm: activation and weight groups must be the same columns") {
+  std::mt19937 rng(11);
+  const IntActivations codes = quantize_activations(random_matrix(2, 64, rng), QuantSpec{4, false, 32});
+  const Int8Weight weight(PackedWeight::quantize(random_matrix(8, 64, rng), stored_weight_spec({4, true, 64})));
+  Matrix y;
+  CHECK_THROWS_WITH(int_gemm(codes, weight, y), Catch::Contains("same groups"));
+}

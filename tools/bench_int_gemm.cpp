@@ -1,0 +1,110 @@
+// Benchmark: the integer W4A4/W4A8 GEMM (core/backend/cpu/int_gemm.h) against OpenBLAS SGEMM and against the
+// fake-quant float path, on LLaMA-2-7B and SmolLM2-135M linear shapes with RANDOM weights and activations.
+// Each row times, medians of repeated runs in one process:
+//   sgemm      X · Wᵀ in float32 (the FP baseline);
+//   fake-quant fake_quant_rows(X) then X̂ · Ŵᵀ in float32 (what serq evaluates today);
+//   int        quantize_activations(X) then int_gemm (codes, int32 dot products per group, float scales);
+//   int gemm   int_gemm alone, the activations already quantized.
+// GOP/s count 2·M·N·K for every row. Weights are INT4 symmetric, activations asymmetric, both in groups of --group.
+//
+// usage: bench_int_gemm [--tokens M] [--repeats N] [--group G] [--a-bits B] [--threads T]
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/int_gemm.h"
+#include "core/common/build_info.h"
+#include "core/common/error.h"
+#include "tools/bench_support.h"
+
+using namespace serq;
+
+namespace {
+
+struct Options {
+  int tokens = 2048, repeats = 5, group = 64, a_bits = 4, threads = 0;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> int {
+      SERQ_CHECK(i + 1 < argc, "bench_int_gemm: {} needs a value", arg);
+      return std::stoi(argv[++i]);
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::printf("usage: bench_int_gemm [--tokens M] [--repeats N] [--group G] [--a-bits B] [--threads T]\n"
+                  "Integer W4 GEMM against OpenBLAS SGEMM and the fake-quant float path (RANDOM data).\n");
+      std::exit(0);
+    } else if (arg == "--tokens") {
+      o.tokens = value();
+    } else if (arg == "--repeats") {
+      o.repeats = value();
+    } else if (arg == "--group") {
+      o.group = value();
+    } else if (arg == "--a-bits") {
+      o.a_bits = value();
+    } else if (arg == "--threads") {
+      o.threads = value();
+    } else {
+      fail("bench_int_gemm: unknown option '{}'; see --help", arg);
+    }
+  }
+  return o;
+}
+
+Matrix random_matrix(int rows, int cols, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  Matrix m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
+  return m;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const Options o = parse(argc, argv);
+  const BuildInfo build = build_info();
+  std::printf("bench_int_gemm: M = %d tokens, W4 sym g%d, A%d asym g%d, median of %d; kernel %s, %d threads\n",
+              o.tokens, o.group, o.a_bits, o.group, o.repeats, int_gemm_kernel(),
+              o.threads > 0 ? o.threads : build.blas_threads);
+  std::printf("BLAS: %s, %d threads; commit %s; %s\n\n", build.blas.c_str(), build.blas_threads,
+              build.git_commit.c_str(), build.compiler.c_str());
+  std::printf("| shape (N × K) | sgemm s | GOP/s | fake-quant s | int s | int gemm s | GOP/s | sgemm / int |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
+  struct Shape {
+    const char* name;
+    int n, k;
+  };
+  const QuantSpec act{o.a_bits, false, o.group};
+  for (const Shape s : {Shape{"7B q/o", 4096, 4096}, Shape{"7B gate/up", 11008, 4096}, Shape{"7B down", 4096, 11008},
+                        Shape{"SmolLM2 q/o", 576, 576}, Shape{"SmolLM2 gate/up", 1536, 576},
+                        Shape{"SmolLM2 down", 576, 1536}}) {
+    const Matrix x = random_matrix(o.tokens, s.k, 1);
+    const PackedWeight packed = PackedWeight::quantize(random_matrix(s.n, s.k, 2) * 0.02f,
+                                                       stored_weight_spec(QuantSpec{4, true, o.group}));
+    const Matrix w = packed.dequantize();
+    const Int8Weight int8(packed);
+    Matrix y, xq;
+    const double sgemm = bench::median_seconds(o.repeats, [&] { gemm_xwt(x, w, y); });
+    const double fake = bench::median_seconds(o.repeats, [&] {
+      xq = x;
+      fake_quant_rows(xq, act);
+      gemm_xwt(xq, w, y);
+    });
+    const double full =
+        bench::median_seconds(o.repeats, [&] { int_gemm(quantize_activations(x, act), int8, y, o.threads); });
+    const IntActivations codes = quantize_activations(x, act);
+    const double gemm_only = bench::median_seconds(o.repeats, [&] { int_gemm(codes, int8, y, o.threads); });
+    const double ops = 2.0 * o.tokens * s.n * double(s.k) / 1e9;
+    std::printf("| %s (%d × %d) | %.4f | %.1f | %.4f | %.4f | %.4f | %.1f | %.2f× |\n", s.name, s.n, s.k, sgemm,
+                ops / sgemm, fake, full, gemm_only, ops / gemm_only, sgemm / full);
+  }
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_int_gemm: error: %s\n", e.what());
+  return 1;
+}
