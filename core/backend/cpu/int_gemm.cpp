@@ -22,7 +22,7 @@ namespace {
 
 constexpr int kLanes = 16;     // int32 lanes of a 512-bit register: 16 weight rows per block
 constexpr int kTileRows = 32;  // weight rows a kernel tile covers (two blocks)
-constexpr int kTileTokens = 4;
+constexpr int kTileTokens = 6;  // 6 tokens × 2 blocks: 12 int32 and 12 float accumulators of the 32 registers
 
 int round_up(int n, int multiple) { return (n + multiple - 1) / multiple * multiple; }
 
@@ -83,12 +83,13 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntA
     for (int h = 0; h < 2; ++h) {
       const std::size_t lanes = w.lane_index(row0 + h * kLanes, g);
       const __m512 s_w = _mm512_loadu_ps(w.lane_scales() + lanes);
-      const __m512i sums = _mm512_loadu_si512(w.lane_sums() + lanes);
+      const __m512 sums = _mm512_loadu_ps(w.lane_sums() + lanes);
       for (int i = 0; i < T; ++i) {
         const std::size_t at = std::size_t(t0 + i) * groups + g;
-        const __m512i exact = _mm512_sub_epi32(dot[i][h], _mm512_mullo_epi32(_mm512_set1_epi32(x.offsets[at]), sums));
-        acc[i][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), _mm512_mul_ps(s_w, _mm512_set1_ps(x.scales[at])),
-                                    acc[i][h]);
+        // dot − c · Σw in float: exact while both stay below 2^24 (groups up to 512 of 8-bit codes)
+        const __m512 centered = _mm512_fnmadd_ps(_mm512_set1_ps(static_cast<float>(x.offsets[at])), sums,
+                                                 _mm512_cvtepi32_ps(dot[i][h]));
+        acc[i][h] = _mm512_fmadd_ps(centered, _mm512_mul_ps(s_w, _mm512_set1_ps(x.scales[at])), acc[i][h]);
       }
     }
   }
@@ -159,7 +160,7 @@ Int8Weight::Int8Weight(const PackedWeight& weight) {
       scales_[at] = codes.scales[static_cast<std::size_t>(r) * groups_ + g];
       for (int k = 0; k < std::min(group_width_, cols_ - g * group_width_); ++k) {
         const std::int8_t v = codes.values[static_cast<std::size_t>(r) * cols_ + g * group_width_ + k];
-        sums_[at] += v;
+        sums_[at] += static_cast<float>(v);
         const std::size_t quad = (static_cast<std::size_t>(r / kLanes) * groups_ + g) * quads + k / 4;
         blocks_[quad * 64 + static_cast<std::size_t>(r % kLanes) * 4 + k % 4] = v;
       }
@@ -179,7 +180,9 @@ std::size_t Int8Weight::lane_index(int row, int group) const {
 
 float Int8Weight::scale(int row, int group) const { return scales_[lane_index(row, group)]; }
 
-std::int32_t Int8Weight::group_sum(int row, int group) const { return sums_[lane_index(row, group)]; }
+std::int32_t Int8Weight::group_sum(int row, int group) const {
+  return static_cast<std::int32_t>(sums_[lane_index(row, group)]);
+}
 
 void int_gemm_reference(const IntActivations& x, const Int8Weight& w, Matrix& y) {
   check_shapes(x, w);

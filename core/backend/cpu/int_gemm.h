@@ -6,7 +6,8 @@
 //
 // where an activation is s_a · (u − c) (asymmetric: c is the zero point; symmetric: u = q + 2^(b−1), c = 2^(b−1)),
 // a weight is s_w · w / d (w = code − zero, d the folded row divisor, or 1). Activation and weight groups must be
-// the same columns. The codes are those of fake quantization (core/quant/int_quant.h), so Y equals the fake-quant
+// the same columns. The dot product is an int32 sum; the centering − c · Σw is taken in float, exact while both terms
+// stay below 2^24. The codes are those of fake quantization (core/quant/int_quant.h), so Y equals the fake-quant
 // float path up to the float rounding of the scale products and of the sums.
 //
 // Kernels: AVX-512 VNNI (vpdpbusd: four u8 × s8 products into each int32 lane), chosen at run time where the CPU has
@@ -55,7 +56,7 @@ class Int8Weight {
   // lane_index(row, group): the 16 rows of a block side by side for each group.
   const std::int8_t* blocks() const { return blocks_.data(); }
   const float* lane_scales() const { return scales_.data(); }
-  const std::int32_t* lane_sums() const { return sums_.data(); }
+  const float* lane_sums() const { return sums_.data(); }
   std::size_t lane_index(int row, int group) const;
   int padded_rows() const { return padded_rows_; }
 
@@ -63,7 +64,7 @@ class Int8Weight {
   int rows_ = 0, cols_ = 0, group_width_ = 0, groups_ = 0, padded_group_ = 0, padded_rows_ = 0;
   std::vector<std::int8_t> blocks_;
   std::vector<float> scales_;       // padded_rows × groups, at lane_index
-  std::vector<std::int32_t> sums_;  // padded_rows × groups, at lane_index
+  std::vector<float> sums_;         // padded_rows × groups, at lane_index (exact integers)
   Vector divisor_;
 };
 
