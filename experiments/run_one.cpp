@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/int_gemm.h"
 #include "core/common/build_info.h"
 #include "core/common/error.h"
 #include "core/common/progress.h"
@@ -172,6 +173,21 @@ std::string hold_weights_for_evaluation(Model& model) {
   return "stored form (dequantized per layer as it runs)";
 }
 
+// runtime.kernels: with `int`, every linear the integer kernel applies to runs on it. Returns what ran, for
+// info.kernels.
+std::string choose_kernels(const std::string& choice, Model& model) {
+  if (choice != "int") return cpu_kernels();
+  int on_int = 0, total = 0;
+  for (QuantLinear* layer : model.linears()) {
+    ++total;
+    if (!layer->int_kernel_applies()) continue;
+    layer->use_int_kernel();
+    ++on_int;
+  }
+  return fmt::format("integer GEMM ({}) for the main weight of {} of {} linear layers; OpenBLAS cblas_sgemm for the "
+                     "rest, the correction paths and attention", int_gemm_kernel(), on_int, total);
+}
+
 // One line per linear layer that a method transformed: "layers.0.mlp.down_proj: <what>".
 std::string layer_transforms(const Model& model) {
   std::string text;
@@ -309,6 +325,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const MethodReport& report = quantized.report;
   const std::vector<std::string> folds = fold_input_transforms(model);
   const std::string weights_held = hold_weights_for_evaluation(model);
+  const std::string kernels = choose_kernels(config.get_string("runtime.kernels"), model);
   const PerplexityResult ppl =
       evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()), kld_against);
   std::map<std::string, std::string> task_info;
@@ -356,7 +373,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"folds", fmt::format("{}", fmt::join(folds, "\n"))},
                  {"tokenizer", assets.tokenizer(tokenizer_file).describe()},
                  {"backend", config.get_string("runtime.device")},
-                 {"kernels", cpu_kernels()},
+                 {"kernels", kernels},
                  {"git_commit", build.git_commit},
                  {"compiler", build.compiler},
                  {"build_type", build.build_type},

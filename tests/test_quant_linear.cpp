@@ -393,7 +393,7 @@ TEST_CASE("Linears with the same input transform share one prepared input and gi
   const Matrix x = random_matrix(9, 64, rng);
   REQUIRE(q.transforms_input());
   REQUIRE(q.shares_input_with(v));
-  const Matrix xq = q.prepare_input(x);
+  const PreparedInput xq = q.prepare_input(x);
   for (const QuantLinear* layer : {&q, &v}) {
     Matrix alone, shared;
     layer->forward(x, alone);

@@ -251,6 +251,12 @@ std::vector<KeySpec> make_schema() {
        .doc = "where the model runs",
        .default_value = std::string{"cpu"},
        .choices = {"cpu"}},
+      {.path = "runtime.kernels",
+       .type = ValueType::choice,
+       .doc = "float: every linear is a float32 GEMM on fake-quantized values; int: INT weights with INT activations "
+              "in the same groups run the integer kernel (core/backend/cpu/int_gemm.h), the rest float",
+       .default_value = std::string{"float"},
+       .choices = {"float", "int"}},
       {.path = "runtime.threads",
        .type = ValueType::integer,
        .doc = "BLAS threads; 0 = all cores",

@@ -2,6 +2,8 @@
 // for the main weight and the correction path.
 #include "core/linear/quant_linear.h"
 
+#include <algorithm>
+
 #include "core/backend/cpu/gemm.h"
 #include "core/common/error.h"
 
@@ -76,27 +78,50 @@ bool InputTransform::same_as(const InputTransform& other) const {
 bool QuantLinear::transforms_input() const { return !input.empty() || act_quant.enabled(); }
 
 bool QuantLinear::shares_input_with(const QuantLinear& other) const {
-  return input.same_as(other.input) && act_quant == other.act_quant;
+  return input.same_as(other.input) && act_quant == other.act_quant && !int_weight == !other.int_weight &&
+         needs_float_input() == other.needs_float_input();
 }
 
-Matrix QuantLinear::prepare_input(const Matrix& x) const {
+PreparedInput QuantLinear::prepare_input(const Matrix& x) const {
   check_input(x);
-  Matrix xq = x;
+  PreparedInput in;
+  Matrix t = x;
   try {
-    input.apply(xq);
-    fake_quant_rows(xq, act_quant);
+    input.apply(t);
+    if (int_weight) in.codes = quantize_activations(t, act_quant);
+    if (needs_float_input()) {
+      fake_quant_rows(t, act_quant);
+      in.xq = std::move(t);
+    }
   } catch (const Error& e) {
     fail("{}: {}", name, e.what());
   }
-  return xq;
+  return in;
 }
 
 void QuantLinear::forward(const Matrix& x, Matrix& y) const {
   if (transforms_input()) {
     forward_prepared(prepare_input(x), y);
   } else {
-    forward_prepared(x, y);
+    check_input(x);
+    run_gemms(x, nullptr, y);
   }
+}
+
+bool QuantLinear::int_kernel_applies() const {
+  if (packed.storage() != PackedWeight::Storage::int_codes || !act_quant.enabled() ||
+      act_quant.format != NumberFormat::integer) {
+    return false;
+  }
+  const QuantSpec& w = packed.spec();
+  const int act_group = act_quant.group_size > 0 ? std::min(act_quant.group_size, d_in()) : d_in();
+  return (w.symmetric || w.bits <= 7) && act_group == packed.group_width();
+}
+
+void QuantLinear::use_int_kernel() {
+  SERQ_CHECK(int_kernel_applies(), "{}: the integer kernel runs INT weights with INT activations in the same groups, "
+             "not weights {} with activations {}", name, weight_quant.describe(), act_quant.describe());
+  int_weight = std::make_shared<const Int8Weight>(packed);
 }
 
 void QuantLinear::check_input(const Matrix& x) const {
@@ -105,9 +130,16 @@ void QuantLinear::check_input(const Matrix& x) const {
              d_in());
 }
 
-void QuantLinear::forward_prepared(const Matrix& xq, Matrix& y) const {
-  check_input(xq);
-  gemm_xwt(xq, main_weight(), y);
+void QuantLinear::forward_prepared(const PreparedInput& in, Matrix& y) const {
+  run_gemms(in.xq, int_weight ? &in.codes : nullptr, y);
+}
+
+void QuantLinear::run_gemms(const Matrix& xq, const IntActivations* codes, Matrix& y) const {
+  if (codes) {
+    int_gemm(*codes, *int_weight, y);
+  } else {
+    gemm_xwt(xq, main_weight(), y);
+  }
   if (low_rank.rank() > 0) {
     Matrix t;
     gemm_xwt(xq, low_rank.a, t);

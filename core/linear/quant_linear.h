@@ -17,9 +17,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/backend/cpu/int_gemm.h"
 #include "core/common/matrix.h"
 #include "core/linear/rotation.h"
 #include "core/quant/int_quant.h"
@@ -63,6 +65,12 @@ struct SalientCorrection {
   int rank() const { return static_cast<int>(r.cols()); }
 };
 
+// A layer's input after its transform and activation quantization, as the linears of one input group share it.
+struct PreparedInput {
+  Matrix xq;             // Q_a(T(X)) in float, for the float GEMM and the correction paths; empty when none reads it
+  IntActivations codes;  // the same as integer codes, for a layer on the integer kernel; empty otherwise
+};
+
 struct QuantLinear {
   std::string name;        // stable, e.g. "layers.3.mlp.down_proj" or "lm_head"
   Matrix weight;           // main weight (d_out × d_in) in the X̂ basis; dequantized values once quantized; may be
@@ -75,6 +83,7 @@ struct QuantLinear {
   LowRankCorrection low_rank;  // present when low_rank.rank() > 0
   SalientCorrection salient;   // present when salient.rank() > 0
   Vector bias;             // b (d_out) added to every row of Y; empty = none
+  std::shared_ptr<const Int8Weight> int_weight;  // set by use_int_kernel(): the main weight on the integer kernel
   std::string transform;   // what the method built, for result files, e.g. "rotation hadamard(64); online ..."
 
   int d_in() const { return static_cast<int>(weight.size() > 0 || packed.empty() ? weight.cols() : packed.cols()); }
@@ -90,11 +99,17 @@ struct QuantLinear {
   void forward(const Matrix& x, Matrix& y) const;
   // forward() in two steps, so that linears reading one input share the first (core/model/forward.cpp):
   // prepare_input gives Xq = Q_a(T(X)), and forward_prepared the GEMMs, corrections and bias on it. Linears whose
-  // shares_input_with holds give equal Xq for equal X; without transforms_input, Xq is X itself.
+  // shares_input_with holds give equal Xq for equal X; without transforms_input, forward() reads X itself.
   bool transforms_input() const;
   bool shares_input_with(const QuantLinear& other) const;
-  Matrix prepare_input(const Matrix& x) const;
-  void forward_prepared(const Matrix& xq, Matrix& y) const;
+  PreparedInput prepare_input(const Matrix& x) const;
+  void forward_prepared(const PreparedInput& in, Matrix& y) const;
+
+  // The integer kernel (core/backend/cpu/int_gemm.h) for the main weight: it applies to an INT main weight whose
+  // codes fit int8, read by INT activations in the same groups. use_int_kernel() builds int_weight from `packed`
+  // (after folding, which edits it); the correction paths stay float GEMMs on Xq.
+  bool int_kernel_applies() const;
+  void use_int_kernel();
 
   // Storage in bits, measured from what is stored: the packed main weight and correction factors (codes, scales,
   // zero points, folded row divisors), 16 bits per weight of whatever is kept in full precision, and 16 bits per
@@ -105,6 +120,8 @@ struct QuantLinear {
 
  private:
   void check_input(const Matrix& x) const;
+  bool needs_float_input() const { return !int_weight || low_rank.rank() > 0 || salient.rank() > 0; }
+  void run_gemms(const Matrix& xq, const IntActivations* codes, Matrix& y) const;
   const Matrix& main_weight() const;  // `weight`, or `packed` dequantized into this thread's workspace
 };
 

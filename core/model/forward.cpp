@@ -108,7 +108,7 @@ void run_input_group(std::initializer_list<std::pair<const QuantLinear*, Matrix*
     for (const auto& [layer, y] : linears) run_linear(*layer, x, *y, observer);
     return;
   }
-  const Matrix xq = first.prepare_input(x);
+  const PreparedInput xq = first.prepare_input(x);
   for (const auto& [layer, y] : linears) {
     if (observer) observer->observe(*layer, x);
     layer->forward_prepared(xq, *y);

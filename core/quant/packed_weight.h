@@ -54,6 +54,7 @@ class PackedWeight {
                                 const Eigen::ArrayXXf& zeros);
 
   Storage storage() const { return storage_; }
+  const QuantSpec& spec() const { return spec_; }  // int and mxfp4: the grid the codes are on
   bool empty() const { return storage_ == Storage::none; }
   int rows() const { return rows_; }
   int cols() const { return cols_; }
@@ -81,12 +82,14 @@ class PackedWeight {
   // Requires int storage whose code − zero fits int8: symmetric, or asymmetric up to 7 bits (serq::Error otherwise).
   SignedCodes signed_codes() const;
 
+  // int and mxfp4: the columns of a group (the last one may be shorter).
+  int group_width() const;
+
   std::int64_t storage_bits() const;
   double bits_per_weight() const { return static_cast<double>(storage_bits()) / (double(rows_) * double(cols_)); }
 
  private:
   PackedWeight(const QuantSpec& spec, int rows, int cols);  // int or mxfp4, codes zeroed
-  int group_width() const;
   int groups_per_row() const;
   std::int64_t code_row_bytes() const;
   std::int64_t zero_row_bytes() const;
