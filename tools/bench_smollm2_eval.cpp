@@ -1,7 +1,8 @@
 // Benchmark: SmolLM2-135M WikiText-2 evaluation throughput (the perplexity pass serq-run runs: forward, lm_head and
-// log-softmax) in full precision and with RTN W4A4 g64 fake quantization, beside OpenBLAS SGEMM in the same run.
-// Model FLOPs per token: 2·(linear weights + lm_head) plus the causal attention 2·L·d·(T+1). The two evaluations are
-// timed in alternation (fp, w4a4, fp, ...) and their medians compared, so machine load cancels in the ratio.
+// log-softmax) in full precision and with RTN W4A4 g64, fake-quantized in float and on the integer kernel
+// (runtime.kernels: int), beside OpenBLAS SGEMM in the same run. Model FLOPs per token: 2·(linear weights + lm_head)
+// plus the causal attention 2·L·d·(T+1). Each W4A4 evaluation is timed in alternation with fp32's (fp, w4a4, fp,
+// ...) and the medians compared, so machine load cancels in the ratio.
 //
 // usage: bench_smollm2_eval [--windows N] [--repeats N]
 #include <cblas.h>
@@ -10,6 +11,7 @@
 #include <utility>
 #include <string>
 
+#include "core/backend/cpu/int_gemm.h"
 #include "core/common/build_info.h"
 #include "core/common/error.h"
 #include "core/common/paths.h"
@@ -42,8 +44,8 @@ int main(int argc, char** argv) try {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       std::printf("usage: bench_smollm2_eval [--windows N] [--repeats N]\nSmolLM2-135M WikiText-2 evaluation "
-                  "(N windows of 2048) in fp32 and RTN W4A4 g64 fake quantization, tokens/s and share of the "
-                  "OpenBLAS SGEMM rate measured in the same run (medians of N runs).\n");
+                  "(N windows of 2048) in fp32 and RTN W4A4 g64, fake-quantized and on the integer kernel, tokens/s "
+                  "and share of the OpenBLAS SGEMM rate measured in the same run (medians of N runs).\n");
       return 0;
     }
     SERQ_CHECK(i + 1 < argc && (arg == "--windows" || arg == "--repeats"),
@@ -63,6 +65,10 @@ int main(int argc, char** argv) try {
   params.activation = {4, false, 64};
   serq::make_method("rtn")->quantize(w4a4, params, serq::Calibration{});
   serq::fold_input_transforms(w4a4);
+  serq::Model w4a4_int = w4a4;
+  for (serq::QuantLinear* layer : w4a4_int.linears()) {
+    if (layer->int_kernel_applies()) layer->use_int_kernel();
+  }
 
   // SGEMM rates in the same run: the peak (a large square product) and the model's FFN shape at the window's token
   // count, (2048 × 576)·(1536 × 576)ᵀ, whose short K = 576 keeps OpenBLAS below its peak.
@@ -77,10 +83,13 @@ int main(int argc, char** argv) try {
   const auto [peak_seconds, sgemm_rate] = sgemm(kSeq, kSeq, kSeq);
   const auto [ffn_seconds, ffn_rate] = sgemm(kSeq, fp.config.hidden_dim, fp.config.dim);
 
-  double fp_ppl = 0, q_ppl = 0;
+  double fp_ppl = 0, q_ppl = 0, int_ppl = 0;
   const serq::bench::PairedMedians seconds = serq::bench::paired_median_seconds(
       repeats, [&] { fp_ppl = serq::evaluate_perplexity(fp, eval, 1).ppl; },
       [&] { q_ppl = serq::evaluate_perplexity(w4a4, eval, 1).ppl; });
+  const serq::bench::PairedMedians int_seconds = serq::bench::paired_median_seconds(
+      repeats, [&] { fp_ppl = serq::evaluate_perplexity(fp, eval, 1).ppl; },
+      [&] { int_ppl = serq::evaluate_perplexity(w4a4_int, eval, 1).ppl; });
   const double tokens = static_cast<double>(eval.size()) * kSeq;
   const double gflop = flops_per_token(fp.config, kSeq) * tokens / 1e9;
 
@@ -101,7 +110,12 @@ int main(int argc, char** argv) try {
   };
   row("evaluation, fp32", seconds.baseline, fp_ppl);
   row("evaluation, RTN W4A4 g64 (fake quantization)", seconds.candidate, q_ppl);
-  std::printf("W4A4 fake-quant / fp32 time: %.2f×\n", seconds.candidate / seconds.baseline);
+  row("evaluation, fp32 (paired with the next row)", int_seconds.baseline, fp_ppl);
+  const std::string int_row = std::string("evaluation, RTN W4A4 g64 (integer kernel, ") + serq::int_gemm_kernel() + ")";
+  row(int_row.c_str(), int_seconds.candidate, int_ppl);
+  std::printf("W4A4 fake-quant / fp32 time: %.2f×; integer kernel / fp32 time: %.2f× (fp32 is %.2f× the integer "
+              "kernel's time)\n", seconds.candidate / seconds.baseline, int_seconds.candidate / int_seconds.baseline,
+              int_seconds.baseline / int_seconds.candidate);
   return 0;
 } catch (const serq::Error& e) {
   std::fprintf(stderr, "bench_smollm2_eval: error: %s\n", e.what());

@@ -26,26 +26,27 @@ constexpr int kTileTokens = 6;  // 6 tokens × 2 blocks: 12 int32 and 12 float a
 
 int round_up(int n, int multiple) { return (n + multiple - 1) / multiple * multiple; }
 
-// One group of activations to codes, with fake_quant_group's formula (int_quant.cpp) step for step.
+// One group of activations to codes, with fake_quant_group's formula (int_quant.cpp) step for step, vectorized the
+// same way through Eigen array maps; `work` holds the group's codes as int32 on the way to bytes.
 void quantize_group(const float* x, int n, int bits, bool symmetric, std::uint8_t* codes, float& scale,
-                    std::int32_t& offset) {
+                    std::int32_t& offset, Eigen::ArrayXi& work) {
+  const Eigen::Map<const Eigen::ArrayXf> in(x, n);
   const IntCodeRange range = int_code_range(bits, symmetric);
-  float lo = 0.0f, hi = 0.0f, amax = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    SERQ_CHECK(std::isfinite(x[i]), "non-finite value in a quantization group; the input has NaN/Inf — check the "
-               "weights/activations");
-    lo = std::min(lo, x[i]);
-    hi = std::max(hi, x[i]);
-    amax = std::max(amax, std::fabs(x[i]));
+  const float lo = std::min(in.minCoeff<Eigen::PropagateNaN>(), 0.0f);
+  const float hi = std::max(in.maxCoeff<Eigen::PropagateNaN>(), 0.0f);
+  SERQ_CHECK(std::isfinite(lo) && std::isfinite(hi), "non-finite value in a quantization group; the input has NaN/Inf "
+             "— check the weights/activations");
+  scale = symmetric ? std::max(-lo, hi) / range.max : (hi - lo) / range.max;
+  offset = symmetric ? -static_cast<std::int32_t>(range.min) : 0;
+  if (scale == 0.0f) {  // all zeros: every value is the offset's code, which dequantizes to 0
+    std::fill(codes, codes + n, static_cast<std::uint8_t>(offset));
+    return;
   }
-  scale = symmetric ? amax / range.max : (hi - lo) / range.max;
-  const float zero = symmetric || scale == 0.0f ? 0.0f : int_zero(lo, scale, range);
-  offset = symmetric ? -static_cast<std::int32_t>(range.min) : static_cast<std::int32_t>(zero);
-  for (int i = 0; i < n; ++i) {
-    const float q = scale == 0.0f ? 0.0f : std::clamp(std::nearbyint(x[i] / scale) + zero, range.min, range.max);
-    codes[i] = static_cast<std::uint8_t>(static_cast<std::int32_t>(q) + (symmetric ? offset : 0));
-  }
-  if (scale == 0.0f) std::fill(codes, codes + n, static_cast<std::uint8_t>(offset));
+  const float zero = symmetric ? 0.0f : int_zero(lo, scale, range);
+  if (!symmetric) offset = static_cast<std::int32_t>(zero);
+  const float shift = symmetric ? static_cast<float>(offset) : zero;  // symmetric codes stored as q + 2^(b−1)
+  work = ((in / scale).rint() + zero).max(range.min).min(range.max).cast<int>() + static_cast<int>(shift - zero);
+  for (int i = 0; i < n; ++i) codes[i] = static_cast<std::uint8_t>(work[i]);
 }
 
 void check_shapes(const IntActivations& x, const Int8Weight& w) {
@@ -130,12 +131,13 @@ IntActivations quantize_activations(const Matrix& x, const QuantSpec& spec) {
   a.codes.assign(static_cast<std::size_t>(a.rows) * stride, 0);
   a.scales.resize(static_cast<std::size_t>(a.rows) * a.groups);
   a.offsets.resize(a.scales.size());
+  Eigen::ArrayXi work;
   for (int r = 0; r < a.rows; ++r) {
     for (int g = 0; g < a.groups; ++g) {
       const int c0 = g * a.group_width, n = std::min(a.group_width, a.cols - c0);
       const std::size_t at = static_cast<std::size_t>(r) * a.groups + g;
       quantize_group(x.row(r).data() + c0, n, spec.bits, spec.symmetric,
-                     a.codes.data() + r * stride + std::size_t(g) * a.padded_group, a.scales[at], a.offsets[at]);
+                     a.codes.data() + r * stride + std::size_t(g) * a.padded_group, a.scales[at], a.offsets[at], work);
     }
   }
   return a;
