@@ -27,9 +27,9 @@ constexpr int kTileTokens = 6;  // 6 tokens × 2 blocks: 12 int32 and 12 float a
 int round_up(int n, int multiple) { return (n + multiple - 1) / multiple * multiple; }
 
 // One group of activations to codes, with fake_quant_group's formula (int_quant.cpp) step for step, vectorized the
-// same way through Eigen array maps; `work` holds the group's codes as int32 on the way to bytes.
+// same way through Eigen array maps; `work` holds the group's codes as floats on the way to bytes.
 void quantize_group(const float* x, int n, int bits, bool symmetric, std::uint8_t* codes, float& scale,
-                    std::int32_t& offset, Eigen::ArrayXi& work) {
+                    std::int32_t& offset, Eigen::ArrayXf& work) {
   const Eigen::Map<const Eigen::ArrayXf> in(x, n);
   const IntCodeRange range = int_code_range(bits, symmetric);
   const float lo = std::min(in.minCoeff<Eigen::PropagateNaN>(), 0.0f);
@@ -45,8 +45,9 @@ void quantize_group(const float* x, int n, int bits, bool symmetric, std::uint8_
   const float zero = symmetric ? 0.0f : int_zero(lo, scale, range);
   if (!symmetric) offset = static_cast<std::int32_t>(zero);
   const float shift = symmetric ? static_cast<float>(offset) : zero;  // symmetric codes stored as q + 2^(b−1)
-  work = ((in / scale).rint() + zero).max(range.min).min(range.max).cast<int>() + static_cast<int>(shift - zero);
-  for (int i = 0; i < n; ++i) codes[i] = static_cast<std::uint8_t>(work[i]);
+  work = ((in / scale).rint() + zero).max(range.min).min(range.max) + (shift - zero);  // exact small integers
+  const float* q = work.data();
+  for (int i = 0; i < n; ++i) codes[i] = static_cast<std::uint8_t>(static_cast<int>(q[i]));
 }
 
 void check_shapes(const IntActivations& x, const Int8Weight& w) {
@@ -131,7 +132,7 @@ IntActivations quantize_activations(const Matrix& x, const QuantSpec& spec) {
   a.codes.assign(static_cast<std::size_t>(a.rows) * stride, 0);
   a.scales.resize(static_cast<std::size_t>(a.rows) * a.groups);
   a.offsets.resize(a.scales.size());
-  Eigen::ArrayXi work;
+  Eigen::ArrayXf work;
   for (int r = 0; r < a.rows; ++r) {
     for (int g = 0; g < a.groups; ++g) {
       const int c0 = g * a.group_width, n = std::min(a.group_width, a.cols - c0);
