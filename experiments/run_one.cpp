@@ -255,6 +255,12 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
   if (method.quantizes()) {
     validate(params.weight, "quant.w_bits/quant.group_size");
     validate(params.activation, "quant.a_bits/quant.a_group_size");
+    SERQ_CHECK(config.get_string("runtime.kernels") != "int" ||
+                   (format == NumberFormat::integer && params.weight.enabled() && params.activation.enabled() &&
+                    params.weight.group_size == params.activation.group_size),
+               "runtime.kernels: int runs INT weights with INT activations in the same groups, not weights {} with "
+               "activations {}; use runtime.kernels: float, or INT bits with quant.a_group_size = quant.group_size",
+               params.weight.describe(), params.activation.describe());
   }
   params.quantize_lm_head = config.get_bool("quant.quantize_lm_head");
   params.weight_quantizer = method.requires_gptq() || config.get_string("quant.weight_quantizer") == "gptq"

@@ -199,6 +199,7 @@ int run(const Options& options) {
     dataset_file(config->get_string("eval.dataset"), assets_root());
     dataset_file(config->get_string("calib.dataset"), assets_root(), "calib.dataset");
     resolve_tokenizer(config->get_string("model.path"), config->get_string("model.tokenizer"));
+    quant_params(*config, *make_method(config->get_string("quant.method")));  // formats and kernels that fit
   }
   AssetCache assets(std::filesystem::path(options.out) / "calibration-cache");
   for (const ResolvedConfig* config : runs) {  // read once here, reused by the runs

@@ -175,6 +175,14 @@ TEST_CASE("serq-run: a group size below 1 is a one-line error") {
                        {"quant.group_size"});
 }
 
+TEST_CASE("serq-run: runtime.kernels int with activations in other groups than the weights is a one-line error") {
+  const auto dir = test::scratch_dir("serq_run_int_groups");
+  check_one_line_error(serq_run(write_config(dir, kSmallRun).string() +
+                                    " --set runtime.kernels=int --set quant.a_group_size=16",
+                                dir),
+                       {"runtime.kernels", "same groups"});
+}
+
 TEST_CASE("serq-run: a missing model path is a one-line error") {
   const auto dir = test::scratch_dir("serq_run_no_model");
   check_one_line_error(serq_run(write_config(dir, kSmallRun).string() + " --set model.path=/nonexistent/llama", dir),
