@@ -9,7 +9,7 @@
 #include <map>
 #include <optional>
 
-#include "core/backend/cpu/gemm.h"
+#include "core/backend/backend.h"
 #include "core/backend/cpu/int_gemm.h"
 #include "core/common/build_info.h"
 #include "core/common/error.h"
@@ -173,19 +173,12 @@ std::string hold_weights_for_evaluation(Model& model) {
   return "stored form (dequantized per layer as it runs)";
 }
 
-// runtime.kernels: with `int`, every linear the integer kernel applies to runs on it. Returns what ran, for
-// info.kernels.
-std::string choose_kernels(const std::string& choice, Model& model) {
-  if (choice != "int") return cpu_kernels();
-  int on_int = 0, total = 0;
+// runtime.kernels: with `int`, every linear the integer kernel applies to runs on it.
+void choose_kernels(const std::string& choice, Model& model) {
+  if (choice != "int") return;
   for (QuantLinear* layer : model.linears()) {
-    ++total;
-    if (!layer->int_kernel_applies()) continue;
-    layer->use_int_kernel();
-    ++on_int;
+    if (layer->int_kernel_applies()) layer->use_int_kernel();
   }
-  return fmt::format("integer GEMM ({}) for the main weight of {} of {} linear layers; OpenBLAS cblas_sgemm for the "
-                     "rest, the correction paths and attention", int_gemm_kernel(), on_int, total);
 }
 
 // One line per linear layer that a method transformed: "layers.0.mlp.down_proj: <what>".
@@ -255,7 +248,15 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
   if (method.quantizes()) {
     validate(params.weight, "quant.w_bits/quant.group_size");
     validate(params.activation, "quant.a_bits/quant.a_group_size");
-    SERQ_CHECK(config.get_string("runtime.kernels") != "int" ||
+    const bool int_kernels = config.get_string("runtime.kernels") == "int";
+    SERQ_CHECK(!int_kernels || config.get_string("runtime.device") == "cpu", "runtime.kernels: int is a kernel of the "
+               "cpu backend, not of runtime.device {}; use runtime.device: cpu, or runtime.kernels: float",
+               config.get_string("runtime.device"));
+    const bool scalar_only = std::string_view(int_gemm_kernel()) == "reference";
+    SERQ_CHECK(!int_kernels || !config.get_bool("runtime.strict") || !scalar_only,
+               "runtime.strict: this CPU has no AVX-512 VNNI, so runtime.kernels: int would run the integer GEMM's "
+               "scalar reference; use runtime.kernels: float, or runtime.strict: false to accept the slow kernel");
+    SERQ_CHECK(!int_kernels ||
                    (format == NumberFormat::integer && params.weight.enabled() && params.activation.enabled() &&
                     params.weight.group_size == params.activation.group_size),
                "runtime.kernels: int runs INT weights with INT activations in the same groups, not weights {} with "
@@ -301,6 +302,8 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
 
   double load_seconds = 0.0;
   Model model = assets.fresh_model(model_path, &load_seconds);
+  model.backend = &find_backend(config.get_string("runtime.device"), "runtime.device");
+  model.backend->strict = config.get_bool("runtime.strict");
   const int seq_len = static_cast<int>(config.get_int("eval.seq_len"));
   const int batch = static_cast<int>(config.get_int("eval.batch_size"));
   SERQ_CHECK(seq_len <= model.config.max_seq_len, "eval.seq_len: {} exceeds the model's max_position_embeddings {}; "
@@ -331,7 +334,8 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const MethodReport& report = quantized.report;
   const std::vector<std::string> folds = fold_input_transforms(model);
   const std::string weights_held = hold_weights_for_evaluation(model);
-  const std::string kernels = choose_kernels(config.get_string("runtime.kernels"), model);
+  choose_kernels(config.get_string("runtime.kernels"), model);
+  model.backend->kernels().clear();  // from here on, what the evaluation ran
   const PerplexityResult ppl =
       evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()), kld_against);
   std::map<std::string, std::string> task_info;
@@ -378,8 +382,8 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"layer_transforms", layer_transforms(model)},
                  {"folds", fmt::format("{}", fmt::join(folds, "\n"))},
                  {"tokenizer", assets.tokenizer(tokenizer_file).describe()},
-                 {"backend", config.get_string("runtime.device")},
-                 {"kernels", kernels},
+                 {"backend", std::string(model.backend->name())},
+                 {"kernels", model.backend->kernels().describe()},
                  {"git_commit", build.git_commit},
                  {"compiler", build.compiler},
                  {"build_type", build.build_type},

@@ -16,22 +16,29 @@ namespace {
 // XᵀX of each group's input, accumulated once per group: its other layers see the same input.
 class GroupHessians final : public LinearInputObserver {
  public:
-  explicit GroupHessians(const std::vector<InputGroup>& groups) {
+  GroupHessians(Backend& backend, const std::vector<InputGroup>& groups) : backend_(backend) {
     for (const InputGroup& group : groups) leaders_[group.front()->name] = {};
   }
   void observe(const QuantLinear& layer, const Matrix& input) override {
     const auto found = leaders_.find(layer.name);
     if (found == leaders_.end()) return;
-    Eigen::MatrixXd& hessian = found->second.hessian;
-    if (hessian.size() == 0) hessian = Eigen::MatrixXd::Zero(input.cols(), input.cols());
-    add_gram(hessian, input);
-    found->second.tokens += input.rows();
+    ChannelSums& sums = found->second;
+    if (sums.tokens == 0) {
+      const Eigen::Index d = input.cols();
+      sums = {.abs_max = Eigen::VectorXf::Zero(d), .sum_abs = Eigen::VectorXd::Zero(d),
+              .gram = Eigen::MatrixXd::Zero(d, d)};
+    }
+    backend_.observe(input, sums);
   }
   // The group's Hessian, handed over (it exists once).
-  ChannelStats take(const InputGroup& group) { return std::move(leaders_.at(group.front()->name)); }
+  ChannelStats take(const InputGroup& group) {
+    ChannelSums& sums = leaders_.at(group.front()->name);
+    return {.hessian = std::move(sums.gram), .tokens = sums.tokens};
+  }
 
  private:
-  std::map<std::string, ChannelStats> leaders_;  // Hessian and token count by the group's first layer
+  Backend& backend_;
+  std::map<std::string, ChannelSums> leaders_;  // by the group's first layer
 };
 
 // Turns a layer's activation (and intermediate) quantizers off while it produces the next layer's calibration
@@ -107,7 +114,7 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
     restore_layer_weights(layer);  // methods edit float weights
     method.prepare_layer(model, i, params, activation_stats);
     const std::vector<InputGroup> groups = layer_input_groups(layer);
-    GroupHessians hessians(groups);
+    GroupHessians hessians(*model.backend, groups);
     if (observe) {
       for (const Matrix& h : hidden) {
         Matrix copy = h;
@@ -127,7 +134,7 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
   method.prepare_head(model, params, activation_stats);
   if (params.quantize_lm_head) {
     const std::vector<InputGroup> head = {{&model.lm_head}};
-    GroupHessians hessians(head);
+    GroupHessians hessians(*model.backend, head);
     if (observe) {
       for (const Matrix& h : hidden) hessians.observe(model.lm_head, final_norm(model, h));  // lm_head's input
     }

@@ -1,7 +1,7 @@
-// Tests for QuantLinear (core/linear/quant_linear.h) and the CPU GEMM under it: forward against a plain dense
-// reference written here (input scale, order and rotation as dense matrices, the activation and intermediate
-// quantizers from their formula), each part alone and combined; storage and parameter counts by hand; the Gram
-// matrix of transformed inputs; odd shapes and a real stories260K layer.
+// Tests for QuantLinear (core/linear/quant_linear.h) and the CPU GEMM under it: forward against the reference
+// backend's (core/backend/reference/), each part alone and combined; input groups; storage and parameter counts by
+// hand; the Gram matrix of transformed inputs against a dense transform written here; odd shapes and a real
+// stories260K layer.
 #include <catch2/catch.hpp>
 
 #include <Eigen/QR>
@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 
+#include "core/backend/backend.h"
 #include "core/backend/cpu/gemm.h"
 #include "core/common/error.h"
 #include "core/linear/quant_linear.h"
@@ -89,27 +90,13 @@ Eigen::MatrixXd dense_transform(const InputTransform& transform, int d) {
   return t;
 }
 
-// QuantLinear's formula written densely in double, the quantizers asymmetric as the tests use them:
-// Xq = Q_a(X·T), Y = Xq·Wᵀ + Q_i(Xq·Aᵀ)·Bᵀ + Xq[:, :r]·Rᵀ.
+// QuantLinear's formula from the library's reference backend (plain loops in double).
 Matrix reference_forward(const QuantLinear& layer, const Matrix& x) {
-  Matrix xq = (x.cast<double>() * dense_transform(layer.input, layer.d_in())).cast<float>();
-  if (layer.act_quant.enabled()) {
-    REQUIRE_FALSE(layer.act_quant.symmetric);
-    xq = reference_int_fake_quant(xq, layer.act_quant.bits, false, layer.act_quant.group_size);
-  }
-  const Eigen::MatrixXd xd = xq.cast<double>();
-  Eigen::MatrixXd y = xd * layer.weight.cast<double>().transpose();
-  if (layer.low_rank.rank() > 0) {
-    Matrix t = (xd * layer.low_rank.a.cast<double>().transpose()).cast<float>();
-    const QuantSpec& inter = layer.low_rank.intermediate_quant;
-    if (inter.enabled()) {
-      REQUIRE_FALSE(inter.symmetric);
-      t = reference_int_fake_quant(t, inter.bits, false, inter.group_size);
-    }
-    y += t.cast<double>() * layer.low_rank.b.cast<double>().transpose();
-  }
-  if (layer.salient.rank() > 0) y += xd.leftCols(layer.salient.rank()) * layer.salient.r.cast<double>().transpose();
-  return y.cast<float>();
+  Matrix y;
+  const QuantLinear* layers[] = {&layer};
+  Matrix* outputs[] = {&y};
+  reference_backend().quant_linear(layers, x, outputs);
+  return y;
 }
 
 Vector random_scale(Eigen::Index d, std::mt19937& rng) {
@@ -377,7 +364,7 @@ TEST_CASE("QuantLinear with every part: transform, activation quantization and e
   CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
 }
 
-TEST_CASE("Linears with the same input transform share one prepared input and give forward()'s outputs exactly") {
+TEST_CASE("A group of linears on the CPU backend gives each linear's own outputs exactly, shared input or not") {
   std::mt19937 rng(61);
   const Vector scale = random_scale(64, rng);
   const std::vector<int> order = random_order(64, rng);
@@ -390,26 +377,25 @@ TEST_CASE("Linears with the same input transform share one prepared input and gi
   QuantLinear q = reader("layers.0.self_attn.q_proj", 64), v = reader("layers.0.self_attn.v_proj", 32);
   v.salient.r = random_matrix(32, 8, rng);
   v.bias = random_matrix(32, 1, rng).col(0);
-  const Matrix x = random_matrix(9, 64, rng);
-  REQUIRE(q.transforms_input());
-  REQUIRE(q.shares_input_with(v));
-  const PreparedInput xq = q.prepare_input(x);
-  for (const QuantLinear* layer : {&q, &v}) {
-    Matrix alone, shared;
-    layer->forward(x, alone);
-    layer->forward_prepared(xq, shared);
-    CHECK(shared == alone);  // bit for bit
-  }
-
   QuantLinear other_scale = v, other_quant = v, other_order = v;
   other_scale.input.scale[3] *= 2.0f;
   other_quant.act_quant.group_size = 16;
   std::swap(other_order.input.order[0], other_order.input.order[1]);
-  for (const QuantLinear* differs : {&other_scale, &other_quant, &other_order}) {
-    CHECK_FALSE(q.shares_input_with(*differs));
+  const QuantLinear plain = make_layer("lm_head", random_matrix(8, 64, rng), QuantSpec{});
+  const Matrix x = random_matrix(9, 64, rng);
+  // q and v share T(X) and Q_a; the others differ from q in one part each, so sharing q's would change them.
+  const std::vector<const QuantLinear*> seconds = {&v, &other_scale, &other_quant, &other_order, &plain};
+  for (const QuantLinear* second : seconds) {
+    const QuantLinear* group[] = {&q, second};
+    Matrix y_first, y_second;
+    Matrix* outputs[] = {&y_first, &y_second};
+    cpu_backend().quant_linear(group, x, outputs);
+    Matrix alone_first, alone_second;
+    q.forward(x, alone_first);
+    second->forward(x, alone_second);
+    CHECK(y_first == alone_first);  // bit for bit
+    CHECK(y_second == alone_second);
   }
-  QuantLinear plain = make_layer("lm_head", random_matrix(8, 64, rng), QuantSpec{});
-  CHECK_FALSE(plain.transforms_input());
 }
 
 TEST_CASE("QuantLinear storage_bits, measured from what is packed, and extra_parameters counted by hand") {

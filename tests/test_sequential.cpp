@@ -42,10 +42,13 @@ const std::vector<std::vector<int>>& samples() {
 class Grams final : public LinearInputObserver {
  public:
   void observe(const QuantLinear& layer, const Matrix& input) override {
-    Eigen::MatrixXd& h = grams[layer.name];
-    if (h.size() == 0) h = Eigen::MatrixXd::Zero(input.cols(), input.cols());
-    add_gram(h, input);
+    ChannelSums& sums = all[layer.name];
+    const Eigen::Index d = input.cols();
+    if (sums.tokens == 0) sums = {Eigen::VectorXf::Zero(d), Eigen::VectorXd::Zero(d), Eigen::MatrixXd::Zero(d, d)};
+    cpu_backend().observe(input, sums);
+    grams[layer.name] = sums.gram;
   }
+  std::map<std::string, ChannelSums> all;
   std::map<std::string, Eigen::MatrixXd> grams;
 };
 

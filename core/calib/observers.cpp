@@ -9,40 +9,32 @@
 
 namespace serq {
 
-void add_gram(Eigen::MatrixXd& hessian, const Matrix& input) {
-  const Matrix xtx = input.transpose() * input;
-  hessian += xtx.cast<double>();
-}
-
-CalibrationObserver::CalibrationObserver(StatsRequest request) : request_(std::move(request)) {}
+CalibrationObserver::CalibrationObserver(Backend& backend, StatsRequest request)
+    : backend_(backend), request_(std::move(request)) {}
 
 void CalibrationObserver::observe(const QuantLinear& layer, const Matrix& input) {
   if (!request_.layers.contains(layer.name)) return;
-  ChannelStats& s = stats_[layer.name];
+  ChannelSums& s = sums_[layer.name];
   const Eigen::Index d = input.cols();
   if (s.tokens == 0) {
     s.abs_max = Eigen::VectorXf::Zero(d);
-    s.mean_abs = Eigen::VectorXd::Zero(d);  // holds the sum of |x| until finish()
-    if (request_.hessian) s.hessian = Eigen::MatrixXd::Zero(d, d);
+    s.sum_abs = Eigen::VectorXd::Zero(d);
+    if (request_.hessian) s.gram = Eigen::MatrixXd::Zero(d, d);
   }
-  // max() drops NaN, so NaN channels are marked explicitly for finish() to report.
-  s.abs_max = s.abs_max.array().max(input.cwiseAbs().colwise().maxCoeff().transpose().array()).matrix();
-  if (input.hasNaN()) {  // rare: find the channels, so finish() can name them
-    for (Eigen::Index j = 0; j < d; ++j) {
-      if (input.col(j).hasNaN()) s.abs_max[j] = std::numeric_limits<float>::quiet_NaN();
-    }
-  }
-  s.mean_abs += input.cwiseAbs().colwise().sum().transpose().cast<double>();
-  if (request_.hessian) add_gram(s.hessian, input);
-  s.tokens += input.rows();
+  backend_.observe(input, s);
 }
 
 std::map<std::string, ChannelStats> CalibrationObserver::finish() {
   for (const std::string& name : request_.layers) {
-    SERQ_CHECK(stats_.contains(name), "calibration: layer {} was never run; check the layer name", name);
+    SERQ_CHECK(sums_.contains(name), "calibration: layer {} was never run; check the layer name", name);
   }
-  for (auto& [name, s] : stats_) {
-    s.mean_abs /= static_cast<double>(s.tokens);
+  std::map<std::string, ChannelStats> stats;
+  for (auto& [name, sums] : sums_) {
+    ChannelStats& s = stats[name];
+    s.abs_max = std::move(sums.abs_max);
+    s.mean_abs = sums.sum_abs / static_cast<double>(sums.tokens);
+    s.hessian = std::move(sums.gram);
+    s.tokens = sums.tokens;
     for (Eigen::Index j = 0; j < s.abs_max.size(); ++j) {
       SERQ_CHECK(std::isfinite(s.abs_max[j]), "calibration: {} input channel {} has NaN/Inf values; check the model "
                  "weights and the calibration data", name, j);
@@ -50,13 +42,13 @@ std::map<std::string, ChannelStats> CalibrationObserver::finish() {
                  "scale can be derived from it; use more or different calibration samples", name, j);
     }
   }
-  return std::move(stats_);
+  return stats;
 }
 
 std::map<std::string, ChannelStats> collect_calibration_stats(const Model& model,
                                                               const std::vector<std::vector<int>>& samples,
                                                               const StatsRequest& request) {
-  CalibrationObserver observer(request);
+  CalibrationObserver observer(*model.backend, request);
   const int layers = model.config.n_layers;
   const bool head = request.layers.contains(model.lm_head.name);
   Progress progress("calibration", static_cast<std::int64_t>(samples.size()) * (layers + (head ? 1 : 0)),

@@ -27,21 +27,19 @@ struct StatsRequest {
   bool hessian = false;
 };
 
-// hessian += XᵀX of a batch of inputs (tokens × d_in): a float GEMM per batch, accumulated in double.
-void add_gram(Eigen::MatrixXd& hessian, const Matrix& input);
-
-// Accumulates ChannelStats for the requested layers as the forward pass runs.
+// Accumulates ChannelStats for the requested layers as the forward pass runs, with the backend's observe op.
 class CalibrationObserver final : public LinearInputObserver {
  public:
-  explicit CalibrationObserver(StatsRequest request);
+  CalibrationObserver(Backend& backend, StatsRequest request);
   void observe(const QuantLinear& layer, const Matrix& input) override;
   // Finalizes the means and checks every channel: an all-zero or non-finite channel is a serq::Error naming the
   // layer and channel (a scale derived from it would be 0 or NaN).
   std::map<std::string, ChannelStats> finish();
 
  private:
+  Backend& backend_;
   StatsRequest request_;
-  std::map<std::string, ChannelStats> stats_;
+  std::map<std::string, ChannelSums> sums_;
 };
 
 // Runs the model over the samples (each one sequence) and returns the requested statistics. Layer by layer: every

@@ -1,4 +1,5 @@
-// KL divergence, top-1 agreement and Δp against the full-precision model, position by position, in double.
+// KL divergence, top-1 agreement and Δp against the full-precision model: the backend's kld op per position, and
+// the statistics over positions.
 #include "core/eval/kld.h"
 
 #include <algorithm>
@@ -8,16 +9,6 @@
 #include "core/common/error.h"
 
 namespace serq {
-namespace {
-
-// log softmax of one row of logits, in double (Eigen's exp is vectorized for doubles).
-void log_softmax(const float* row, Eigen::Index n, Eigen::ArrayXd& out) {
-  out = Eigen::Map<const Eigen::ArrayXf>(row, n).cast<double>();
-  const double max = out.maxCoeff();
-  out -= max + std::log((out - max).exp().sum());
-}
-
-}  // namespace
 
 double quantile(const std::vector<double>& sorted, double q) {
   SERQ_CHECK(!sorted.empty(), "quantile of no values");
@@ -27,27 +18,21 @@ double quantile(const std::vector<double>& sorted, double q) {
   return sorted[below] + (position - static_cast<double>(below)) * (sorted[above] - sorted[below]);
 }
 
+KldAccumulator::KldAccumulator(Backend& backend) : backend_(backend) {}
+
 double KldAccumulator::add(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets) {
   SERQ_CHECK(reference_logits.rows() == logits.rows() && reference_logits.cols() == logits.cols() &&
              static_cast<std::size_t>(logits.rows()) == targets.size(),
              "KL divergence needs logits of the same shape from both models and one target per row");
-  Eigen::ArrayXd log_p, log_q;
+  rows_.clear();
+  backend_.kld(reference_logits, logits, targets, rows_);
   double nll = 0.0;
-  const Eigen::Index vocab = logits.cols();
-  for (Eigen::Index r = 0; r < logits.rows(); ++r) {
-    log_softmax(reference_logits.row(r).data(), vocab, log_p);
-    log_softmax(logits.row(r).data(), vocab, log_q);
-    const double kld = (log_p.exp() * (log_p - log_q)).sum();
-    // Rounding can leave a tiny negative sum where the distributions are equal; KL is never below 0.
-    kld_.push_back(std::max(kld, 0.0));
-    Eigen::Index argmax_p = 0, argmax_q = 0;
-    log_p.maxCoeff(&argmax_p);
-    log_q.maxCoeff(&argmax_q);
-    top1_agree_ += argmax_p == argmax_q;
-    const auto target = static_cast<Eigen::Index>(targets[static_cast<std::size_t>(r)]);
-    delta_p_.push_back(std::exp(log_q[target]) - std::exp(log_p[target]));
-    reference_nll_ -= log_p[target];
-    nll -= log_q[target];
+  for (const KldRow& row : rows_) {
+    kld_.push_back(row.kld);
+    delta_p_.push_back(row.delta_p);
+    top1_agree_ += row.top1_agrees;
+    reference_nll_ += row.reference_nll;
+    nll += row.nll;
   }
   return nll;
 }

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "core/backend/backend.h"
 #include "core/common/matrix.h"
 
 namespace serq {
@@ -24,13 +25,17 @@ struct KldResult {
 // position), so the percentiles are exact.
 class KldAccumulator {
  public:
+  // The per-position values come from `backend`'s kld op.
+  explicit KldAccumulator(Backend& backend);
   // rows × vocab logits of the full-precision and the evaluated model at the same positions, and the next tokens.
-  // Returns the evaluated model's Σ −log q(target) over the rows, equal to sum_nll(logits, targets), so that a
-  // caller computing both needs one log-softmax of the logits.
+  // Returns the evaluated model's Σ −log q(target) over the rows, as the nll op gives it, so that a caller computing
+  // both needs one log-softmax of the logits.
   double add(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets);
   KldResult result() const;
 
  private:
+  Backend& backend_;
+  std::vector<KldRow> rows_;  // one chunk's, reused
   std::vector<double> kld_, delta_p_;
   std::int64_t top1_agree_ = 0;
   double reference_nll_ = 0;

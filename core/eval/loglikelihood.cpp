@@ -106,7 +106,8 @@ std::vector<Loglikelihood> score_fitting(const Model& model, const std::vector<T
         while (s1 < c1 && owners[s1] == owners[s0]) ++s1;
         Loglikelihood& result = results[owners[s0]];
         const auto offset = static_cast<Eigen::Index>(s0 - c0), count = static_cast<Eigen::Index>(s1 - s0);
-        result.logprob -= sum_nll(logits.middleRows(offset, count), std::span<const int>(targets).subspan(s0, s1 - s0));
+        result.logprob -= model.backend->nll(logits.middleRows(offset, count),
+                                             std::span<const int>(targets).subspan(s0, s1 - s0));
         for (std::size_t r = s0; r < s1; ++r)
           result.greedy = result.greedy && is_first_argmax(logits.row(static_cast<Eigen::Index>(r - c0)).data(),
                                                            vocab, targets[r]);

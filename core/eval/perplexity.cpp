@@ -16,17 +16,6 @@ constexpr Eigen::Index kLogitRowChunk = 1024;
 
 }  // namespace
 
-double sum_nll(const Matrix& logits, std::span<const int> targets) {
-  double total = 0.0;
-  Eigen::ArrayXd row;  // one buffer for every row: a vocabulary-wide allocation per row would cost page faults
-  for (Eigen::Index r = 0; r < logits.rows(); ++r) {
-    row = logits.row(r).transpose().array().cast<double>();
-    const double max = row.maxCoeff();
-    total += std::log((row - max).exp().sum()) + max - row[targets[static_cast<std::size_t>(r)]];
-  }
-  return total;
-}
-
 PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::span<const int>>& windows,
                                      int batch_size, const std::string& what, KldReference* reference) {
   const auto start = std::chrono::steady_clock::now();
@@ -36,7 +25,7 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::
   Progress progress(what, total_tokens, "tok");
 
   double nll = 0.0;
-  KldAccumulator kld;
+  KldAccumulator kld(*model.backend);
   for (std::size_t first = 0; first < windows.size();) {
     // A batch is up to batch_size consecutive windows of the same length.
     const int seq = static_cast<int>(windows[first].size());
@@ -60,7 +49,7 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::
         const Matrix logits = forward_logits(model, hidden.middleRows(first_row, rows));
         nll += reference ? kld.add(forward_logits(reference->model(), reference_hidden->middleRows(first_row, rows)),
                                    logits, targets)
-                         : sum_nll(logits, targets);
+                         : model.backend->nll(logits, targets);
       }
     }
     result.scored_tokens += static_cast<std::int64_t>(batch) * (seq - 1);

@@ -30,7 +30,4 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::
                                      int batch_size, const std::string& what = "perplexity",
                                      KldReference* reference = nullptr);
 
-// Sum over positions of −log softmax(logits_row)[target], in double; rows × vocab logits.
-double sum_nll(const Matrix& logits, std::span<const int> targets);
-
 }  // namespace serq

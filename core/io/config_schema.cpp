@@ -248,9 +248,15 @@ std::vector<KeySpec> make_schema() {
 
       {.path = "runtime.device",
        .type = ValueType::choice,
-       .doc = "where the model runs",
+       .doc = "the backend that runs every op (core/backend/backend.h): cpu (OpenBLAS, Eigen, integer kernels), or "
+              "reference (plain loops in double: slow, for checking a result)",
        .default_value = std::string{"cpu"},
-       .choices = {"cpu"}},
+       .choices = {"cpu", "reference"}},
+      {.path = "runtime.strict",
+       .type = ValueType::boolean,
+       .doc = "fail instead of falling back to a slower kernel (the integer GEMM's scalar reference on a CPU "
+              "without AVX-512 VNNI)",
+       .default_value = false},
       {.path = "runtime.kernels",
        .type = ValueType::choice,
        .doc = "float: every linear is a float32 GEMM on fake-quantized values; int: INT weights with INT activations "

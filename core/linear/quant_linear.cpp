@@ -1,10 +1,10 @@
-// QuantLinear on the CPU: input transform and dynamic activation fake quantization on a copy of X, then GEMMs
-// for the main weight and the correction path.
+// QuantLinear's parts: the input transform, the stored main weight, the integer kernel's weight, and accounting.
+// The arithmetic of a forward runs on a backend (core/backend/cpu/cpu_quant_linear.cpp on the CPU).
 #include "core/linear/quant_linear.h"
 
 #include <algorithm>
 
-#include "core/backend/cpu/gemm.h"
+#include "core/backend/backend.h"
 #include "core/common/error.h"
 
 namespace serq {
@@ -75,37 +75,10 @@ bool InputTransform::same_as(const InputTransform& other) const {
          rotation.factor.size() == other.rotation.factor.size() && rotation.factor == other.rotation.factor;
 }
 
-bool QuantLinear::transforms_input() const { return !input.empty() || act_quant.enabled(); }
-
-bool QuantLinear::shares_input_with(const QuantLinear& other) const {
-  return input.same_as(other.input) && act_quant == other.act_quant && !int_weight == !other.int_weight &&
-         needs_float_input() == other.needs_float_input();
-}
-
-PreparedInput QuantLinear::prepare_input(const Matrix& x) const {
-  check_input(x);
-  PreparedInput in;
-  Matrix t = x;
-  try {
-    input.apply(t);
-    if (int_weight) in.codes = quantize_activations(t, act_quant);
-    if (needs_float_input()) {
-      fake_quant_rows(t, act_quant);
-      in.xq = std::move(t);
-    }
-  } catch (const Error& e) {
-    fail("{}: {}", name, e.what());
-  }
-  return in;
-}
-
 void QuantLinear::forward(const Matrix& x, Matrix& y) const {
-  if (transforms_input()) {
-    forward_prepared(prepare_input(x), y);
-  } else {
-    check_input(x);
-    run_gemms(x, nullptr, y);
-  }
+  const QuantLinear* layers[] = {this};
+  Matrix* outputs[] = {&y};
+  cpu_backend().quant_linear(layers, x, outputs);
 }
 
 bool QuantLinear::int_kernel_applies() const {
@@ -122,36 +95,6 @@ void QuantLinear::use_int_kernel() {
   SERQ_CHECK(int_kernel_applies(), "{}: the integer kernel runs INT weights with INT activations in the same groups, "
              "not weights {} with activations {}", name, weight_quant.describe(), act_quant.describe());
   int_weight = std::make_shared<const Int8Weight>(packed);
-}
-
-void QuantLinear::check_input(const Matrix& x) const {
-  SERQ_CHECK(x.cols() == d_in(),
-             "{}: the input has {} columns but the layer takes d_in = {} (a shape bug in the caller)", name, x.cols(),
-             d_in());
-}
-
-void QuantLinear::forward_prepared(const PreparedInput& in, Matrix& y) const {
-  run_gemms(in.xq, int_weight ? &in.codes : nullptr, y);
-}
-
-void QuantLinear::run_gemms(const Matrix& xq, const IntActivations* codes, Matrix& y) const {
-  if (codes) {
-    int_gemm(*codes, *int_weight, y);
-  } else {
-    gemm_xwt(xq, main_weight(), y);
-  }
-  if (low_rank.rank() > 0) {
-    Matrix t;
-    gemm_xwt(xq, low_rank.a, t);
-    try {
-      fake_quant_rows(t, low_rank.intermediate_quant);
-    } catch (const Error& e) {
-      fail("{}: intermediate X·Aᵀ: {}", name, e.what());
-    }
-    gemm_xwt_add(t, low_rank.b, y);
-  }
-  if (salient.rank() > 0) gemm_xwt_add(xq, salient.r, y);  // reads X̂[:, :r] in place
-  if (bias.size() > 0) y.rowwise() += bias.transpose();
 }
 
 namespace {

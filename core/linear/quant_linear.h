@@ -11,7 +11,8 @@
 // At most one correction path is present. Quantized weights are stored packed (core/quant/packed_weight.h): the
 // main weight, A, B and R each keep their codes and scales beside the float values the fake-quant path reads, and
 // release_weight() drops the main weight's floats, which forward() then dequantizes into a per-thread workspace.
-// Methods are offline transforms that produce this form; the backends run it and never know which method made it.
+// Methods are offline transforms that produce this form; the backends run it (Op::quant_linear) and never know
+// which method made it.
 // Folding a transform into the previous operation (core/linear/fold.h) is an optimization of this form that keeps
 // its outputs.
 #pragma once
@@ -65,12 +66,6 @@ struct SalientCorrection {
   int rank() const { return static_cast<int>(r.cols()); }
 };
 
-// A layer's input after its transform and activation quantization, as the linears of one input group share it.
-struct PreparedInput {
-  Matrix xq;             // Q_a(T(X)) in float, for the float GEMM and the correction paths; empty when none reads it
-  IntActivations codes;  // the same as integer codes, for a layer on the integer kernel; empty otherwise
-};
-
 struct QuantLinear {
   std::string name;        // stable, e.g. "layers.3.mlp.down_proj" or "lm_head"
   Matrix weight;           // main weight (d_out × d_in) in the X̂ basis; dequantized values once quantized; may be
@@ -95,15 +90,12 @@ struct QuantLinear {
   void release_weight();
   void restore_weight();
 
-  // Y (rows × d_out) for X (rows × d_in), as in the formula above. Y is resized as needed.
+  // Y (rows × d_out) for X (rows × d_in), as in the formula above, on the CPU backend (for methods and tests that
+  // run one layer; the forward pass runs linears on its model's backend, core/backend/backend.h). Y is resized.
   void forward(const Matrix& x, Matrix& y) const;
-  // forward() in two steps, so that linears reading one input share the first (core/model/forward.cpp):
-  // prepare_input gives Xq = Q_a(T(X)), and forward_prepared the GEMMs, corrections and bias on it. Linears whose
-  // shares_input_with holds give equal Xq for equal X; without transforms_input, forward() reads X itself.
-  bool transforms_input() const;
-  bool shares_input_with(const QuantLinear& other) const;
-  PreparedInput prepare_input(const Matrix& x) const;
-  void forward_prepared(const PreparedInput& in, Matrix& y) const;
+  // The main weight's float values: `weight`, or `packed` dequantized into this thread's workspace (valid until the
+  // thread's next call).
+  const Matrix& main_weight() const;
 
   // The integer kernel (core/backend/cpu/int_gemm.h) for the main weight: it applies to an INT main weight whose
   // codes fit int8, read by INT activations in the same groups. use_int_kernel() builds int_weight from `packed`
@@ -118,11 +110,6 @@ struct QuantLinear {
   // Parameters of the correction path (A and B, or R).
   std::int64_t extra_parameters() const;
 
- private:
-  void check_input(const Matrix& x) const;
-  bool needs_float_input() const { return !int_weight || low_rank.rank() > 0 || salient.rank() > 0; }
-  void run_gemms(const Matrix& xq, const IntActivations* codes, Matrix& y) const;
-  const Matrix& main_weight() const;  // `weight`, or `packed` dequantized into this thread's workspace
 };
 
 }  // namespace serq

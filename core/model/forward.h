@@ -1,7 +1,8 @@
-// The LLaMA decoder forward pass on the CPU: RMSNorm, RoPE (both layouts), causal GQA attention, SwiGLU.
+// The LLaMA decoder forward pass: RMSNorm, RoPE (both layouts), causal GQA attention, SwiGLU, as ops of the
+// model's backend (core/backend/backend.h).
 //
-// Sequences are processed in batches of equal length: `tokens` holds batch × seq ids, row-major. Every linear
-// layer runs through QuantLinear::forward, and an optional observer sees each linear layer's input first.
+// Sequences are processed in batches of equal length: `tokens` holds batch × seq ids, row-major. The linears run as
+// Op::quant_linear, one input group at a time, and an optional observer sees each linear layer's input first.
 #pragma once
 
 #include <cstdint>

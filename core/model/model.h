@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/backend/backend.h"
 #include "core/common/matrix.h"
 #include "core/linear/quant_linear.h"
 #include "core/model/config.h"
@@ -35,6 +36,7 @@ struct Model {
   Vector final_norm;   // (dim)
   QuantLinear lm_head; // (vocab × dim); a copy of embed when the checkpoint ties them
   std::string source;  // where it was loaded from, e.g. "hf-safetensors:BF16 /path" or "llama2c-v0 /path"
+  Backend* backend = &cpu_backend();  // runs every op of its forward pass (runtime.device)
 
   // Every linear layer in forward order: layers.i.self_attn.{q,k,v,o}_proj, layers.i.mlp.{gate,up,down}_proj,
   // then lm_head.

@@ -7,10 +7,6 @@
 
 namespace serq {
 
-const char* cpu_kernels() {
-  return "OpenBLAS cblas_sgemm for linear layers and attention; float32 fake quantization";
-}
-
 void gemm_xwt(const Matrix& x, const Matrix& w, Matrix& y) {
   assert(x.cols() == w.cols());
   assert(&y != &x && &y != &w);

@@ -15,7 +15,4 @@ void gemm_xwt(const Matrix& x, const Matrix& w, Matrix& y);
 // channels, the second factor of a low-rank correction).
 void gemm_xwt_add(const Matrix& x, const Matrix& w, Matrix& y);
 
-// The kernels the CPU backend runs, as result files record them (info.kernels).
-const char* cpu_kernels();
-
 }  // namespace serq
