@@ -252,10 +252,10 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
     SERQ_CHECK(!int_kernels || config.get_string("runtime.device") == "cpu", "runtime.kernels: int is a kernel of the "
                "cpu backend, not of runtime.device {}; use runtime.device: cpu, or runtime.kernels: float",
                config.get_string("runtime.device"));
-    const bool scalar_only = std::string_view(int_gemm_kernel()) == "reference";
+    const bool scalar_only = int_gemm_kernel() == IntKernel::reference;
     SERQ_CHECK(!int_kernels || !config.get_bool("runtime.strict") || !scalar_only,
-               "runtime.strict: this CPU has no AVX-512 VNNI, so runtime.kernels: int would run the integer GEMM's "
-               "scalar reference; use runtime.kernels: float, or runtime.strict: false to accept the slow kernel");
+               "runtime.strict: this CPU has neither AVX-512 VNNI nor AVX2, so runtime.kernels: int would run the "
+               "integer GEMM's scalar reference; use runtime.kernels: float, or runtime.strict: false to accept it");
     SERQ_CHECK(!int_kernels ||
                    (format == NumberFormat::integer && params.weight.enabled() && params.activation.enabled() &&
                     params.weight.group_size == params.activation.group_size),

@@ -33,7 +33,10 @@ class GroupHessians final : public LinearInputObserver {
   // The group's Hessian, handed over (it exists once).
   ChannelStats take(const InputGroup& group) {
     ChannelSums& sums = leaders_.at(group.front()->name);
-    return {.hessian = std::move(sums.gram), .tokens = sums.tokens};
+    ChannelStats stats;
+    stats.hessian = std::move(sums.gram);
+    stats.tokens = sums.tokens;
+    return stats;
   }
 
  private:

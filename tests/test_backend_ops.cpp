@@ -101,7 +101,10 @@ TEST_CASE("rope: both layouts, from position 0 and from 1000, with and without l
   for (const bool interleaved : {true, false}) {
     for (const int pos0 : {0, 1000}) {
       for (const bool scaled : {false, true}) {
-        ModelConfig config{.dim = 96, .n_heads = 3, .rope_theta = 500000.0f};
+        ModelConfig config;
+        config.dim = 96;
+        config.n_heads = 3;
+        config.rope_theta = 500000.0f;
         if (scaled) {
           config.rope_scaling = {.type = RopeScaling::Type::llama3, .factor = 8.0f, .low_freq_factor = 1.0f,
                                  .high_freq_factor = 4.0f, .original_max_position_embeddings = 64};
@@ -168,7 +171,8 @@ TEST_CASE("act_quant: INT symmetric and asymmetric, per token and per group with
 
 TEST_CASE("hadamard: H_8 alone, and H_4 ⊗ a random orthogonal 43 × 43 on 172 channels") {
   std::mt19937 rng(7);
-  InputRotation plain{.hadamard_size = 8, .description = "hadamard(8)"};
+  InputRotation plain;
+  plain.hadamard_size = 8;
   const Matrix x = random_matrix(5, 64, rng);
   check_op("hadamard", 1e-12, [&](Backend& b) { Matrix y = x; b.hadamard(y, plain); return y; });
   InputRotation kron{.hadamard_size = 4, .factor = random_orthogonal(43, rng), .description = "hadamard(4) x F"};

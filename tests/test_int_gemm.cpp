@@ -87,8 +87,33 @@ TEST_CASE("int_gemm: the int8 weight holds code - zero, its scales and sums, as 
   CHECK_THROWS_WITH(Int8Weight(eight_bit_asym), Catch::Contains("fit int8"));
 }
 
-TEST_CASE("int_gemm: the kernel equals the reference, and both the fake-quant float path up to float rounding") {
-  INFO("kernel " << int_gemm_kernel());
+TEST_CASE("int_gemm: AVX2's int16 pair sums fit weights of up to 7 bits symmetric; 8-bit weights take another kernel") {
+  std::mt19937 rng(5);
+  const Int8Weight seven(PackedWeight::quantize(random_matrix(16, 64, rng), stored_weight_spec({7, true, 32})));
+  const Int8Weight eight(PackedWeight::quantize(random_matrix(16, 64, rng), stored_weight_spec({8, true, 32})));
+  CHECK(seven.max_abs_value() <= 64);  // 2 · 255 · 64 = 32640 ≤ 32767
+  CHECK(eight.max_abs_value() > 64);
+  CHECK(int_gemm_kernel(eight) != IntKernel::avx2);
+  if (cpu_has(IntKernel::avx2)) {
+    const IntActivations codes = quantize_activations(random_matrix(3, 64, rng), QuantSpec{8, false, 32});
+    Matrix y, reference;
+    CHECK_THROWS_WITH(int_gemm(codes, eight, y, IntKernel::avx2), Catch::Contains("saturate"));
+    int_gemm(codes, seven, y, IntKernel::avx2);
+    int_gemm_reference(codes, seven, reference);
+    CHECK(max_relative(y, reference) < 1e-6);
+  }
+}
+
+TEST_CASE("int_gemm: every kernel this CPU has equals the reference, and the reference the fake-quant float path up "
+          "to float rounding; AVX2 and VNNI give the same bits") {
+  std::vector<IntKernel> kernels;
+  for (const IntKernel kernel : {IntKernel::avx2, IntKernel::avx512_vnni}) {
+    if (cpu_has(kernel)) {
+      kernels.push_back(kernel);
+    } else {
+      WARN("this CPU lacks the " << int_kernel_name(kernel) << " kernel: not tested here");
+    }
+  }
   std::mt19937 rng(7);
   struct Shape {
     int tokens, d_out, d_in, group;
@@ -104,10 +129,15 @@ TEST_CASE("int_gemm: the kernel equals the reference, and both the fake-quant fl
         packed.divide_rows(Vector::Constant(s.d_out, 1.0f) + random_matrix(s.d_out, 1, rng).col(0).cwiseAbs());
         const IntActivations codes = quantize_activations(x, act);
         const Int8Weight weight(packed);
-        Matrix y, reference, fake;
-        int_gemm(codes, weight, y, 2);
+        Matrix reference, fake;
         int_gemm_reference(codes, weight, reference);
-        CHECK(max_relative(y, reference) < 1e-6);
+        std::vector<Matrix> outputs;
+        for (const IntKernel kernel : kernels) {
+          INFO(int_kernel_name(kernel));
+          int_gemm(codes, weight, outputs.emplace_back(), kernel, 2);
+          CHECK(max_relative(outputs.back(), reference) < 1e-6);
+        }
+        if (outputs.size() == 2) CHECK(outputs[0] == outputs[1]);
         Matrix xq = x;
         fake_quant_rows(xq, act);
         gemm_xwt(xq, packed.dequantize(), fake);

@@ -69,7 +69,7 @@ int main(int argc, char** argv) try {
   const Options o = parse(argc, argv);
   const BuildInfo build = build_info();
   std::printf("bench_int_gemm: M = %d tokens, W4 sym g%d, A%d asym g%d, median of %d; kernel %s, %d threads\n",
-              o.tokens, o.group, o.a_bits, o.group, o.repeats, int_gemm_kernel(),
+              o.tokens, o.group, o.a_bits, o.group, o.repeats, int_kernel_name(int_gemm_kernel()),
               o.threads > 0 ? o.threads : build.blas_threads);
   std::printf("BLAS: %s, %d threads; commit %s; %s\n\n", build.blas.c_str(), build.blas_threads,
               build.git_commit.c_str(), build.compiler.c_str());

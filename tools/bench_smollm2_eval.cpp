@@ -111,7 +111,7 @@ int main(int argc, char** argv) try {
   row("evaluation, fp32", seconds.baseline, fp_ppl);
   row("evaluation, RTN W4A4 g64 (fake quantization)", seconds.candidate, q_ppl);
   row("evaluation, fp32 (paired with the next row)", int_seconds.baseline, fp_ppl);
-  const std::string int_row = std::string("evaluation, RTN W4A4 g64 (integer kernel, ") + serq::int_gemm_kernel() + ")";
+  const std::string int_row = std::string("evaluation, RTN W4A4 g64 (integer kernel, ") + serq::int_kernel_name(serq::int_gemm_kernel()) + ")";
   row(int_row.c_str(), int_seconds.candidate, int_ppl);
   std::printf("W4A4 fake-quant / fp32 time: %.2f×; integer kernel / fp32 time: %.2f× (fp32 is %.2f× the integer "
               "kernel's time)\n", seconds.candidate / seconds.baseline, int_seconds.candidate / int_seconds.baseline,

@@ -49,12 +49,12 @@ PreparedInput prepare(const QuantLinear& layer, const Matrix& x) {
 void run_gemms(const QuantLinear& layer, const Matrix& xq, const IntActivations* codes, Matrix& y, bool strict,
                KernelRecord& record) {
   if (codes) {
-    const std::string_view kernel = int_gemm_kernel();
-    SERQ_CHECK(!strict || kernel != "reference", "runtime.strict: {} runs on the integer kernel, but this CPU has no "
-               "AVX-512 VNNI, so only the scalar reference would run; use runtime.kernels: float, or runtime.strict: "
-               "false to accept the slow kernel", layer.name);
-    int_gemm(*codes, *layer.int_weight, y);
-    record.add(Op::quant_linear, fmt::format("cpu-int-{}", kernel));
+    const IntKernel kernel = int_gemm_kernel(*layer.int_weight);
+    SERQ_CHECK(!strict || kernel != IntKernel::reference, "runtime.strict: {} runs on the integer kernel, but no "
+               "vector kernel of this CPU fits it, so only the scalar reference would run; use runtime.kernels: float, "
+               "or runtime.strict: false to accept the slow kernel", layer.name);
+    int_gemm(*codes, *layer.int_weight, y, kernel);
+    record.add(Op::quant_linear, fmt::format("cpu-int-{}", int_kernel_name(kernel)));
   } else {
     gemm_xwt(xq, layer.main_weight(), y);
     const bool quantized = layer.act_quant.enabled() || layer.weight_quant.enabled();

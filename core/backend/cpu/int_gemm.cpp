@@ -1,5 +1,5 @@
-// The integer low-bit GEMM (see int_gemm.h): activation codes, the int8 weight layout, the plain reference and the
-// AVX-512 VNNI kernel, compiled for that ISA alone and chosen at run time.
+// The integer low-bit GEMM (see int_gemm.h): activation codes, the int8 weight layout, the plain reference, and the
+// AVX-512 VNNI and AVX2 kernels, each compiled for its ISA alone and chosen at run time.
 #include "core/backend/cpu/int_gemm.h"
 
 // GCC 12's _mm512_cvtepi32_ps passes an undefined vector as its unused merge source, which -Wmaybe-uninitialized
@@ -112,10 +112,72 @@ void vnni_pairs(const IntActivations& x, const Int8Weight& w, int pair_begin, in
   }
 }
 
+// One AVX2 tile: tokens t0..t0+T−1 against the 16 weight rows of `block`, every group. A 64-byte quad of the
+// layout is two registers (rows 0–7, rows 8–15); vpmaddubsw multiplies u8 × s8 and adds neighbouring pairs into int16
+// (which saturates unless 2 · 255 · max|w| ≤ 32767: the caller checks), and vpmaddwd by ones adds the two pairs of
+// each row into its int32 lane. The float steps are the VNNI kernel's, so both give the same bits.
+template <int T>
+__attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, const Int8Weight& w, int t0, int block,
+                                                   Matrix& y) {
+  const int groups = w.groups(), quads = w.padded_group() / 4;
+  const std::size_t act_stride = static_cast<std::size_t>(groups) * w.padded_group();
+  const __m256i* weights = reinterpret_cast<const __m256i*>(w.blocks()) + std::size_t(block) * groups * quads * 2;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[T][2];
+  for (int i = 0; i < T; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  const int row0 = block * kLanes;
+  for (int g = 0; g < groups; ++g) {
+    __m256i dot[T][2];
+    for (int i = 0; i < T; ++i) dot[i][0] = dot[i][1] = _mm256_setzero_si256();
+    const __m256i* wg = weights + std::size_t(g) * quads * 2;
+    for (int q = 0; q < quads; ++q) {
+      const __m256i lo = _mm256_loadu_si256(wg + 2 * q), hi = _mm256_loadu_si256(wg + 2 * q + 1);
+      for (int i = 0; i < T; ++i) {
+        std::int32_t quad;
+        std::memcpy(&quad, &x.codes[(t0 + i) * act_stride + std::size_t(g) * w.padded_group() + 4 * q], 4);
+        const __m256i u = _mm256_set1_epi32(quad);
+        dot[i][0] = _mm256_add_epi32(dot[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(u, lo), ones));
+        dot[i][1] = _mm256_add_epi32(dot[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(u, hi), ones));
+      }
+    }
+    const std::size_t lanes = w.lane_index(row0, g);
+    for (int h = 0; h < 2; ++h) {
+      const __m256 s_w = _mm256_loadu_ps(w.lane_scales() + lanes + 8 * h);
+      const __m256 sums = _mm256_loadu_ps(w.lane_sums() + lanes + 8 * h);
+      for (int i = 0; i < T; ++i) {
+        const std::size_t at = std::size_t(t0 + i) * groups + g;
+        const __m256 centered = _mm256_fnmadd_ps(_mm256_set1_ps(static_cast<float>(x.offsets[at])), sums,
+                                                 _mm256_cvtepi32_ps(dot[i][h]));
+        acc[i][h] = _mm256_fmadd_ps(centered, _mm256_mul_ps(s_w, _mm256_set1_ps(x.scales[at])), acc[i][h]);
+      }
+    }
+  }
+  for (int i = 0; i < T; ++i) {
+    alignas(32) float out[kLanes];
+    _mm256_store_ps(out, acc[i][0]);
+    _mm256_store_ps(out + 8, acc[i][1]);
+    float* y_row = y.row(t0 + i).data();
+    for (int r = 0; r < kLanes && row0 + r < w.rows(); ++r) y_row[row0 + r] = out[r] / w.divisor(row0 + r);
+  }
+}
+
+constexpr int kAvx2TileTokens = 4;  // 4 tokens × 2 halves: 8 int32 and 8 float accumulators of the 16 registers
+
+// Weight rows in tiles of 32 (two blocks of 16), as the VNNI kernel splits them.
+void avx2_pairs(const IntActivations& x, const Int8Weight& w, int pair_begin, int pair_end, Matrix& y) {
+  for (int block = 2 * pair_begin; block < 2 * pair_end; ++block) {
+    int t = 0;
+    for (; t + kAvx2TileTokens <= x.rows; t += kAvx2TileTokens) avx2_tile<kAvx2TileTokens>(x, w, t, block, y);
+    for (; t < x.rows; ++t) avx2_tile<1>(x, w, t, block, y);
+  }
+}
+
 bool has_vnni() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vnni");
 }
+
+bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
 }  // namespace
 
@@ -164,6 +226,7 @@ Int8Weight::Int8Weight(const PackedWeight& weight) {
       for (int k = 0; k < std::min(group_width_, cols_ - g * group_width_); ++k) {
         const std::int8_t v = codes.values[static_cast<std::size_t>(r) * cols_ + g * group_width_ + k];
         sums_[at] += static_cast<float>(v);
+        max_abs_ = std::max(max_abs_, std::abs(static_cast<int>(v)));
         const std::size_t quad = (static_cast<std::size_t>(r / kLanes) * groups_ + g) * quads + k / 4;
         blocks_[quad * 64 + static_cast<std::size_t>(r % kLanes) * 4 + k % 4] = v;
       }
@@ -208,24 +271,55 @@ void int_gemm_reference(const IntActivations& x, const Int8Weight& w, Matrix& y)
   }
 }
 
+const char* int_kernel_name(IntKernel kernel) {
+  switch (kernel) {
+    case IntKernel::avx512_vnni: return "avx512-vnni";
+    case IntKernel::avx2: return "avx2";
+    case IntKernel::reference: break;
+  }
+  return "reference";
+}
+
+bool cpu_has(IntKernel kernel) {
+  return kernel == IntKernel::reference || (kernel == IntKernel::avx2 ? has_avx2() : has_vnni());
+}
+
+bool kernel_fits(IntKernel kernel, const Int8Weight& w) {
+  return kernel != IntKernel::avx2 || 2 * 255 * w.max_abs_value() <= 32767;
+}
+
+IntKernel int_gemm_kernel() {
+  return has_vnni() ? IntKernel::avx512_vnni : has_avx2() ? IntKernel::avx2 : IntKernel::reference;
+}
+
+IntKernel int_gemm_kernel(const Int8Weight& w) {
+  const IntKernel best = int_gemm_kernel();
+  return kernel_fits(best, w) ? best : IntKernel::reference;
+}
+
 void int_gemm(const IntActivations& x, const Int8Weight& w, Matrix& y, int threads) {
-  if (!has_vnni()) {
+  int_gemm(x, w, y, int_gemm_kernel(w), threads);
+}
+
+void int_gemm(const IntActivations& x, const Int8Weight& w, Matrix& y, IntKernel kernel, int threads) {
+  SERQ_CHECK(cpu_has(kernel), "integer GEMM: this CPU cannot run the {} kernel", int_kernel_name(kernel));
+  SERQ_CHECK(kernel_fits(kernel, w), "integer GEMM: the {} kernel's int16 pair sums would saturate on weights up to "
+             "|{}|; use another kernel", int_kernel_name(kernel), w.max_abs_value());
+  if (kernel == IntKernel::reference) {
     int_gemm_reference(x, w, y);
     return;
   }
   check_shapes(x, w);
   y.resize(x.rows, w.rows());
+  const auto run = kernel == IntKernel::avx2 ? avx2_pairs : vnni_pairs;
   const int pairs = w.padded_rows() / kTileRows;
   const int workers = std::clamp(threads > 0 ? threads : openblas_get_num_threads(), 1, std::max(pairs, 1));
   std::vector<std::thread> pool;
   for (int i = 1; i < workers; ++i) {
-    pool.emplace_back(vnni_pairs, std::cref(x), std::cref(w), pairs * i / workers, pairs * (i + 1) / workers,
-                      std::ref(y));
+    pool.emplace_back(run, std::cref(x), std::cref(w), pairs * i / workers, pairs * (i + 1) / workers, std::ref(y));
   }
-  vnni_pairs(x, w, 0, pairs / workers, y);
+  run(x, w, 0, pairs / workers, y);
   for (std::thread& worker : pool) worker.join();
 }
-
-const char* int_gemm_kernel() { return has_vnni() ? "avx512-vnni" : "reference"; }
 
 }  // namespace serq

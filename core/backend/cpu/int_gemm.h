@@ -10,8 +10,8 @@
 // stay below 2^24. The codes are those of fake quantization (core/quant/int_quant.h), so Y equals the fake-quant
 // float path up to the float rounding of the scale products and of the sums.
 //
-// Kernels: AVX-512 VNNI (vpdpbusd: four u8 × s8 products into each int32 lane), chosen at run time where the CPU has
-// it, and the plain reference (int_gemm_reference) everywhere else.
+// Kernels, chosen at run time: AVX-512 VNNI (vpdpbusd: four u8 × s8 products into each int32 lane) where the CPU has
+// it, else AVX2 (vpmaddubsw + vpmaddwd, llama.cpp's Q4_0 × Q8_0 path), else the plain reference (int_gemm_reference).
 #pragma once
 
 #include <cstdint>
@@ -50,6 +50,7 @@ class Int8Weight {
   float scale(int row, int group) const;      // s_w
   std::int32_t group_sum(int row, int group) const;  // Σ_{k ∈ group} w
   float divisor(int row) const { return divisor_.size() > 0 ? divisor_[row] : 1.0f; }
+  int max_abs_value() const { return max_abs_; }  // max |w|
 
   // Kernel layout: block b of 16 rows, group g, column quad q: 64 bytes at ((b · groups + g) · padded_group/4 + q),
   // lane l (row 16b + l) holding columns 4q..4q+3 of the group. Scales and sums of (row, group) sit at
@@ -61,19 +62,26 @@ class Int8Weight {
   int padded_rows() const { return padded_rows_; }
 
  private:
-  int rows_ = 0, cols_ = 0, group_width_ = 0, groups_ = 0, padded_group_ = 0, padded_rows_ = 0;
+  int rows_ = 0, cols_ = 0, group_width_ = 0, groups_ = 0, padded_group_ = 0, padded_rows_ = 0, max_abs_ = 0;
   std::vector<std::int8_t> blocks_;
   std::vector<float> scales_;       // padded_rows × groups, at lane_index
   std::vector<float> sums_;         // padded_rows × groups, at lane_index (exact integers)
   Vector divisor_;
 };
 
-// y (x.rows × w.rows) as above, with the fastest kernel this CPU has, on `threads` threads (0: OpenBLAS's count).
-// A mismatch of widths or groups is a serq::Error.
+enum class IntKernel { reference, avx2, avx512_vnni };
+const char* int_kernel_name(IntKernel kernel);  // "reference", "avx2", "avx512-vnni"
+bool cpu_has(IntKernel kernel);
+// The fastest kernel this CPU has; for a weight, the fastest that also fits it (AVX2's int16 pair sums need
+// 2 · 255 · max|w| ≤ 32767: weights of up to 6 bits, or 7 symmetric), else the reference.
+IntKernel int_gemm_kernel();
+IntKernel int_gemm_kernel(const Int8Weight& w);
+
+// y (x.rows × w.rows) as above, on `threads` threads (0: OpenBLAS's count), with int_gemm_kernel(w) or the kernel
+// named. A mismatch of widths or groups, or a kernel this CPU lacks or that does not fit w, is a serq::Error.
 void int_gemm(const IntActivations& x, const Int8Weight& w, Matrix& y, int threads = 0);
+void int_gemm(const IntActivations& x, const Int8Weight& w, Matrix& y, IntKernel kernel, int threads = 0);
 // The same, one dot product at a time in plain loops (int64 sums, double scaling): the reference.
 void int_gemm_reference(const IntActivations& x, const Int8Weight& w, Matrix& y);
-// The kernel int_gemm runs on this CPU: "avx512-vnni" or "reference".
-const char* int_gemm_kernel();
 
 }  // namespace serq
