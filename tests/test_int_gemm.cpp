@@ -147,6 +147,48 @@ TEST_CASE("int_gemm: every kernel this CPU has equals the reference, and the ref
   }
 }
 
+TEST_CASE("int_gemm: SERQ's R rides along as extra K, cut at the activation groups, on every kernel") {
+  std::mt19937 rng(17);
+  struct Case {
+    int r, r_group;  // R's columns and its own quantization groups (0: one per row)
+    bool fits;
+  };
+  // Activations in groups of 32: R of 80 columns is cut 32 + 32 + 16; R's groups of 64 hold two activation groups
+  // each; groups of 48 would straddle one, so that R stays a float GEMM.
+  for (const Case c : {Case{16, 0, true}, Case{80, 0, true}, Case{80, 64, true}, Case{80, 48, false}}) {
+    INFO("r " << c.r << ", R groups " << c.r_group);
+    PackedWeight main = PackedWeight::quantize(random_matrix(40, 172, rng), stored_weight_spec({4, true, 32}));
+    PackedWeight r = PackedWeight::quantize(random_matrix(40, c.r, rng), stored_weight_spec({4, true, c.r_group}));
+    const Vector divisor = Vector::Constant(40, 1.0f) + random_matrix(40, 1, rng).col(0).cwiseAbs();
+    main.divide_rows(divisor);
+    r.divide_rows(divisor);
+    REQUIRE(Int8Weight::fits_salient(main, r) == c.fits);
+    if (!c.fits) continue;
+    const Int8Weight fused(main, &r);
+    CHECK(fused.groups() == fused.main_groups() + (c.r + 31) / 32);
+    const Matrix x = random_matrix(13, 172, rng);
+    const IntActivations codes = quantize_activations(x, QuantSpec{4, false, 32});
+    Matrix reference, fake;
+    int_gemm_reference(codes, fused, reference);
+    Matrix xq = x;
+    fake_quant_rows(xq, QuantSpec{4, false, 32});
+    gemm_xwt(xq, main.dequantize(), fake);
+    gemm_xwt_add(xq, r.dequantize(), fake);
+    CHECK(max_relative(reference, fake) < 2e-6);
+    for (const IntKernel kernel : {IntKernel::avx2, IntKernel::avx512_vnni}) {
+      if (!cpu_has(kernel)) continue;
+      Matrix y;
+      int_gemm(codes, fused, y, kernel, 2);
+      INFO(int_kernel_name(kernel));
+      CHECK(max_relative(y, reference) < 1e-6);
+    }
+  }
+  PackedWeight other_divisor = PackedWeight::quantize(random_matrix(40, 16, rng), stored_weight_spec({4, true, 0}));
+  other_divisor.divide_rows(Vector::Constant(40, 2.0f));
+  CHECK_FALSE(Int8Weight::fits_salient(
+      PackedWeight::quantize(random_matrix(40, 64, rng), stored_weight_spec({4, true, 32})), other_divisor));
+}
+
 TEST_CASE("int_gemm: activation and weight groups must be the same columns") {
   std::mt19937 rng(11);
   const IntActivations codes = quantize_activations(random_matrix(2, 64, rng), QuantSpec{4, false, 32});
@@ -180,6 +222,17 @@ TEST_CASE("int_gemm: a layer on the integer kernel gives the fake-quant outputs,
   cpu_backend().quant_linear(group, x, outputs);
   CHECK(grouped_fake == fake);
   CHECK(grouped_integer == integer);
+  CHECK_FALSE(on_int.int_weight->has_salient());  // R in full precision: a float GEMM beside the integer one
+
+  // R packed as SERQ stores it (4-bit, one scale per row): it runs inside the integer GEMM.
+  layer.salient.packed = PackedWeight::quantize(layer.salient.r, stored_weight_spec({4, true, 0}));
+  layer.salient.r = layer.salient.packed.dequantize();
+  layer.forward(x, fake);
+  QuantLinear fused = layer;
+  fused.use_int_kernel();
+  CHECK(fused.int_weight->has_salient());
+  fused.forward(x, integer);
+  CHECK(max_relative(integer, fake) < 2e-6);
 
   QuantLinear other_groups = layer;
   other_groups.act_quant.group_size = 64;

@@ -94,7 +94,8 @@ bool QuantLinear::int_kernel_applies() const {
 void QuantLinear::use_int_kernel() {
   SERQ_CHECK(int_kernel_applies(), "{}: the integer kernel runs INT weights with INT activations in the same groups, "
              "not weights {} with activations {}", name, weight_quant.describe(), act_quant.describe());
-  int_weight = std::make_shared<const Int8Weight>(packed);
+  const bool fused = salient.rank() > 0 && !salient.packed.empty() && Int8Weight::fits_salient(packed, salient.packed);
+  int_weight = std::make_shared<const Int8Weight>(packed, fused ? &salient.packed : nullptr);
 }
 
 namespace {

@@ -99,7 +99,8 @@ struct QuantLinear {
 
   // The integer kernel (core/backend/cpu/int_gemm.h) for the main weight: it applies to an INT main weight whose
   // codes fit int8, read by INT activations in the same groups. use_int_kernel() builds int_weight from `packed`
-  // (after folding, which edits it); the correction paths stay float GEMMs on Xq.
+  // (after folding, which edits it), with SERQ's R as extra K where its packed form fits (Int8Weight::fits_salient);
+  // a low-rank correction, or an R that does not fit, stays a float GEMM on Xq.
   bool int_kernel_applies() const;
   void use_int_kernel();
 

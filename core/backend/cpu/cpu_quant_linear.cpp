@@ -19,8 +19,11 @@ struct PreparedInput {
 
 bool transforms_input(const QuantLinear& layer) { return !layer.input.empty() || layer.act_quant.enabled(); }
 
+// Whether R runs inside the integer GEMM (as extra K).
+bool salient_in_int_gemm(const QuantLinear& layer) { return layer.int_weight && layer.int_weight->has_salient(); }
+
 bool needs_float_input(const QuantLinear& layer) {
-  return !layer.int_weight || layer.low_rank.rank() > 0 || layer.salient.rank() > 0;
+  return !layer.int_weight || layer.low_rank.rank() > 0 || (layer.salient.rank() > 0 && !salient_in_int_gemm(layer));
 }
 
 // Linears that give equal prepared inputs for equal X.
@@ -70,7 +73,9 @@ void run_gemms(const QuantLinear& layer, const Matrix& xq, const IntActivations*
     }
     gemm_xwt_add(t, layer.low_rank.b, y);
   }
-  if (layer.salient.rank() > 0) gemm_xwt_add(xq, layer.salient.r, y);  // reads X̂[:, :r] in place
+  if (layer.salient.rank() > 0 && !(codes && salient_in_int_gemm(layer))) {
+    gemm_xwt_add(xq, layer.salient.r, y);  // reads X̂[:, :r] in place
+  }
   if (layer.bias.size() > 0) y.rowwise() += layer.bias.transpose();
 }
 

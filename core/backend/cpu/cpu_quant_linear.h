@@ -1,8 +1,8 @@
 // The CPU's QuantLinear kernels for one input group (Backend::quant_linear): the input transform and activation
 // quantization, computed once where the linears of the group agree on them, then per linear either the float GEMM
 // on fake-quantized values (OpenBLAS: "cpu-fakequant-sgemm", or "cpu-sgemm" for a layer left in float) or the
-// integer GEMM on codes for a main weight with an Int8Weight (int_gemm.h: "cpu-int-<kernel>"). The correction paths
-// and the bias follow in float.
+// integer GEMM on codes for a main weight with an Int8Weight (int_gemm.h: "cpu-int-<kernel>"), SERQ's R inside it
+// where it fits. A low-rank correction, an R that does not fit, and the bias follow in float.
 #pragma once
 
 #include <span>

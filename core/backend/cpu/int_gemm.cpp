@@ -61,13 +61,14 @@ template <int T>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntActivations& x, const Int8Weight& w,
                                                                         int t0, int pair, Matrix& y) {
   const int groups = w.groups(), quads = w.padded_group() / 4;
-  const std::size_t act_stride = static_cast<std::size_t>(groups) * w.padded_group();
+  const std::size_t act_stride = static_cast<std::size_t>(x.groups) * w.padded_group();
   const __m512i* block0 = reinterpret_cast<const __m512i*>(w.blocks()) + std::size_t(2 * pair) * groups * quads;
   const __m512i* block1 = block0 + std::size_t(groups) * quads;
   __m512 acc[T][2];
   for (int i = 0; i < T; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   const int row0 = pair * kTileRows;
   for (int g = 0; g < groups; ++g) {
+    const int a = w.activation_group(g);
     __m512i dot[T][2];
     for (int i = 0; i < T; ++i) dot[i][0] = dot[i][1] = _mm512_setzero_si512();
     const __m512i* w0 = block0 + std::size_t(g) * quads;
@@ -76,7 +77,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntA
       const __m512i a0 = _mm512_loadu_si512(w0 + q), a1 = _mm512_loadu_si512(w1 + q);
       for (int i = 0; i < T; ++i) {
         std::int32_t quad;
-        std::memcpy(&quad, &x.codes[(t0 + i) * act_stride + std::size_t(g) * w.padded_group() + 4 * q], 4);
+        std::memcpy(&quad, &x.codes[(t0 + i) * act_stride + std::size_t(a) * w.padded_group() + 4 * q], 4);
         const __m512i u = _mm512_set1_epi32(quad);
         dot[i][0] = _mm512_dpbusd_epi32(dot[i][0], u, a0);
         dot[i][1] = _mm512_dpbusd_epi32(dot[i][1], u, a1);
@@ -87,7 +88,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntA
       const __m512 s_w = _mm512_loadu_ps(w.lane_scales() + lanes);
       const __m512 sums = _mm512_loadu_ps(w.lane_sums() + lanes);
       for (int i = 0; i < T; ++i) {
-        const std::size_t at = std::size_t(t0 + i) * groups + g;
+        const std::size_t at = std::size_t(t0 + i) * x.groups + a;
         // dot − c · Σw in float: exact while both stay below 2^24 (groups up to 512 of 8-bit codes)
         const __m512 centered = _mm512_fnmadd_ps(_mm512_set1_ps(static_cast<float>(x.offsets[at])), sums,
                                                  _mm512_cvtepi32_ps(dot[i][h]));
@@ -120,13 +121,14 @@ template <int T>
 __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, const Int8Weight& w, int t0, int block,
                                                    Matrix& y) {
   const int groups = w.groups(), quads = w.padded_group() / 4;
-  const std::size_t act_stride = static_cast<std::size_t>(groups) * w.padded_group();
+  const std::size_t act_stride = static_cast<std::size_t>(x.groups) * w.padded_group();
   const __m256i* weights = reinterpret_cast<const __m256i*>(w.blocks()) + std::size_t(block) * groups * quads * 2;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[T][2];
   for (int i = 0; i < T; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   const int row0 = block * kLanes;
   for (int g = 0; g < groups; ++g) {
+    const int a = w.activation_group(g);
     __m256i dot[T][2];
     for (int i = 0; i < T; ++i) dot[i][0] = dot[i][1] = _mm256_setzero_si256();
     const __m256i* wg = weights + std::size_t(g) * quads * 2;
@@ -134,7 +136,7 @@ __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, cons
       const __m256i lo = _mm256_loadu_si256(wg + 2 * q), hi = _mm256_loadu_si256(wg + 2 * q + 1);
       for (int i = 0; i < T; ++i) {
         std::int32_t quad;
-        std::memcpy(&quad, &x.codes[(t0 + i) * act_stride + std::size_t(g) * w.padded_group() + 4 * q], 4);
+        std::memcpy(&quad, &x.codes[(t0 + i) * act_stride + std::size_t(a) * w.padded_group() + 4 * q], 4);
         const __m256i u = _mm256_set1_epi32(quad);
         dot[i][0] = _mm256_add_epi32(dot[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(u, lo), ones));
         dot[i][1] = _mm256_add_epi32(dot[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(u, hi), ones));
@@ -145,7 +147,7 @@ __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, cons
       const __m256 s_w = _mm256_loadu_ps(w.lane_scales() + lanes + 8 * h);
       const __m256 sums = _mm256_loadu_ps(w.lane_sums() + lanes + 8 * h);
       for (int i = 0; i < T; ++i) {
-        const std::size_t at = std::size_t(t0 + i) * groups + g;
+        const std::size_t at = std::size_t(t0 + i) * x.groups + a;
         const __m256 centered = _mm256_fnmadd_ps(_mm256_set1_ps(static_cast<float>(x.offsets[at])), sums,
                                                  _mm256_cvtepi32_ps(dot[i][h]));
         acc[i][h] = _mm256_fmadd_ps(centered, _mm256_mul_ps(s_w, _mm256_set1_ps(x.scales[at])), acc[i][h]);
@@ -206,12 +208,31 @@ IntActivations quantize_activations(const Matrix& x, const QuantSpec& spec) {
   return a;
 }
 
-Int8Weight::Int8Weight(const PackedWeight& weight) {
+bool Int8Weight::fits_salient(const PackedWeight& weight, const PackedWeight& salient) {
+  if (salient.storage() != PackedWeight::Storage::int_codes || weight.storage() != PackedWeight::Storage::int_codes) {
+    return false;
+  }
+  if (!salient.spec().symmetric && salient.spec().bits > 7) return false;
+  const int act_width = weight.group_width(), r_width = salient.group_width();
+  if (salient.cols() > weight.cols() || (r_width < salient.cols() && r_width % act_width != 0)) return false;
+  const Vector main_divisor = weight.signed_codes().divisor, r_divisor = salient.signed_codes().divisor;
+  return main_divisor.size() == r_divisor.size() && main_divisor == r_divisor;
+}
+
+Int8Weight::Int8Weight(const PackedWeight& weight, const PackedWeight* salient) {
   const PackedWeight::SignedCodes codes = weight.signed_codes();
   rows_ = weight.rows();
   cols_ = weight.cols();
   group_width_ = codes.group_width;
-  groups_ = codes.groups;
+  main_groups_ = codes.groups;
+  PackedWeight::SignedCodes r_codes;
+  if (salient) {
+    SERQ_CHECK(salient->rows() == rows_ && fits_salient(weight, *salient), "integer GEMM: R ({}×{}) cannot ride "
+               "along with a weight of {} rows in groups of {}", salient->rows(), salient->cols(), rows_, group_width_);
+    r_codes = salient->signed_codes();
+    salient_cols_ = salient->cols();
+  }
+  groups_ = main_groups_ + (salient_cols_ + group_width_ - 1) / group_width_;
   padded_group_ = round_up(group_width_, 4);
   padded_rows_ = round_up(rows_, kTileRows);
   divisor_ = codes.divisor;
@@ -221,10 +242,15 @@ Int8Weight::Int8Weight(const PackedWeight& weight) {
   blocks_.assign(static_cast<std::size_t>(padded_rows_) * groups_ * padded_group_, 0);
   for (int r = 0; r < rows_; ++r) {
     for (int g = 0; g < groups_; ++g) {
+      const bool main = g < main_groups_;
+      const int first = (main ? g : g - main_groups_) * group_width_;  // the group's first column in W or R
+      const int r_group = main ? 0 : first / r_codes.group_width;      // R's own group holding these columns
       const std::size_t at = lane_index(r, g);
-      scales_[at] = codes.scales[static_cast<std::size_t>(r) * groups_ + g];
-      for (int k = 0; k < std::min(group_width_, cols_ - g * group_width_); ++k) {
-        const std::int8_t v = codes.values[static_cast<std::size_t>(r) * cols_ + g * group_width_ + k];
+      scales_[at] = main ? codes.scales[static_cast<std::size_t>(r) * main_groups_ + g]
+                         : r_codes.scales[static_cast<std::size_t>(r) * r_codes.groups + r_group];
+      for (int k = 0; k < group_columns(g); ++k) {
+        const std::int8_t v = main ? codes.values[static_cast<std::size_t>(r) * cols_ + first + k]
+                                   : r_codes.values[static_cast<std::size_t>(r) * salient_cols_ + first + k];
         sums_[at] += static_cast<float>(v);
         max_abs_ = std::max(max_abs_, std::abs(static_cast<int>(v)));
         const std::size_t quad = (static_cast<std::size_t>(r / kLanes) * groups_ + g) * quads + k / 4;
@@ -234,10 +260,18 @@ Int8Weight::Int8Weight(const PackedWeight& weight) {
   }
 }
 
-std::int8_t Int8Weight::value(int row, int col) const {
-  const int g = col / group_width_, k = col % group_width_;
-  const std::size_t quad = (static_cast<std::size_t>(row / kLanes) * groups_ + g) * (padded_group_ / 4) + k / 4;
+int Int8Weight::group_columns(int group) const {
+  const int first = activation_group(group) * group_width_;
+  return std::min(group_width_, (group < main_groups_ ? cols_ : salient_cols_) - first);
+}
+
+std::int8_t Int8Weight::group_value(int row, int group, int k) const {
+  const std::size_t quad = (static_cast<std::size_t>(row / kLanes) * groups_ + group) * (padded_group_ / 4) + k / 4;
   return blocks_[quad * 64 + static_cast<std::size_t>(row % kLanes) * 4 + k % 4];
+}
+
+std::int8_t Int8Weight::value(int row, int col) const {
+  return group_value(row, col / group_width_, col % group_width_);
 }
 
 std::size_t Int8Weight::lane_index(int row, int group) const {
@@ -257,12 +291,13 @@ void int_gemm_reference(const IntActivations& x, const Int8Weight& w, Matrix& y)
   for (int t = 0; t < x.rows; ++t) {
     for (int n = 0; n < w.rows(); ++n) {
       double sum = 0.0;
-      for (int g = 0; g < x.groups; ++g) {
-        const std::size_t at = static_cast<std::size_t>(t) * x.groups + g;
+      for (int g = 0; g < w.groups(); ++g) {
+        const int a = w.activation_group(g);
+        const std::size_t at = static_cast<std::size_t>(t) * x.groups + a;
         std::int64_t dot = 0;
-        for (int k = g * x.group_width; k < std::min(x.cols, (g + 1) * x.group_width); ++k) {
-          const int u = x.codes[t * stride + std::size_t(g) * x.padded_group + k - g * x.group_width];
-          dot += std::int64_t(u - x.offsets[at]) * w.value(n, k);
+        for (int k = 0; k < w.group_columns(g); ++k) {
+          const int u = x.codes[t * stride + std::size_t(a) * x.padded_group + k];
+          dot += std::int64_t(u - x.offsets[at]) * w.group_value(n, g, k);
         }
         sum += static_cast<double>(x.scales[at]) * w.scale(n, g) * static_cast<double>(dot);
       }

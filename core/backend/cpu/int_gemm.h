@@ -37,16 +37,28 @@ IntActivations quantize_activations(const Matrix& x, const QuantSpec& spec);
 
 // An INT weight laid out for the kernels: rows padded to a multiple of 32 and each group to padded_group columns,
 // blocks of 16 rows with 4 consecutive columns per lane.
+//
+// SERQ's correction Xq[:, :r] · Rᵀ can ride along as extra K: with `salient` (R, d_out × r, as packed), groups
+// main_groups() .. groups()−1 hold R's columns cut at the activation groups, each reading the codes of activation
+// group (g − main_groups()), so [Xq | Xq[:, :r]] · [W | R]ᵀ is one pass of the same loop.
 class Int8Weight {
  public:
-  explicit Int8Weight(const PackedWeight& weight);
+  explicit Int8Weight(const PackedWeight& weight, const PackedWeight* salient = nullptr);
+  // Whether R can ride along with `weight`: INT codes that fit int8, one scale per row or groups that the activation
+  // groups of `weight` cut without straddling, and the same folded row divisors.
+  static bool fits_salient(const PackedWeight& weight, const PackedWeight& salient);
 
   int rows() const { return rows_; }
   int cols() const { return cols_; }
   int group_width() const { return group_width_; }
-  int groups() const { return groups_; }
+  int groups() const { return groups_; }            // main groups, then R's
+  int main_groups() const { return main_groups_; }  // the activation's groups
+  bool has_salient() const { return groups_ > main_groups_; }
+  int activation_group(int group) const { return group < main_groups_ ? group : group - main_groups_; }
+  int group_columns(int group) const;               // columns of a group (the last main one and R's may be short)
   int padded_group() const { return padded_group_; }
-  std::int8_t value(int row, int col) const;  // w = code − zero
+  std::int8_t value(int row, int col) const;  // w = code − zero, of the main weight
+  std::int8_t group_value(int row, int group, int k) const;  // column k of a group, main or R's
   float scale(int row, int group) const;      // s_w
   std::int32_t group_sum(int row, int group) const;  // Σ_{k ∈ group} w
   float divisor(int row) const { return divisor_.size() > 0 ? divisor_[row] : 1.0f; }
@@ -62,7 +74,8 @@ class Int8Weight {
   int padded_rows() const { return padded_rows_; }
 
  private:
-  int rows_ = 0, cols_ = 0, group_width_ = 0, groups_ = 0, padded_group_ = 0, padded_rows_ = 0, max_abs_ = 0;
+  int rows_ = 0, cols_ = 0, group_width_ = 0, groups_ = 0, main_groups_ = 0, salient_cols_ = 0, padded_group_ = 0,
+      padded_rows_ = 0, max_abs_ = 0;
   std::vector<std::int8_t> blocks_;
   std::vector<float> scales_;       // padded_rows × groups, at lane_index
   std::vector<float> sums_;         // padded_rows × groups, at lane_index (exact integers)
