@@ -2,13 +2,15 @@
 // log-softmax) in full precision and with RTN W4A4 g64, fake-quantized in float and on the integer kernel
 // (runtime.kernels: int), beside OpenBLAS SGEMM in the same run. Model FLOPs per token: 2·(linear weights + lm_head)
 // plus the causal attention 2·L·d·(T+1). Each W4A4 evaluation is timed in alternation with fp32's (fp, w4a4, fp,
-// ...) and the medians compared, so machine load cancels in the ratio.
+// ...) and the medians compared, so machine load cancels in the ratio. A last evaluation of each prints the
+// backend's per-op profile (core/backend/backend.h): where the time goes.
 //
 // usage: bench_smollm2_eval [--windows N] [--repeats N]
 #include <cblas.h>
 
 #include <cstdio>
 #include <utility>
+#include <vector>
 #include <string>
 
 #include "core/backend/cpu/int_gemm.h"
@@ -111,11 +113,20 @@ int main(int argc, char** argv) try {
   row("evaluation, fp32", seconds.baseline, fp_ppl);
   row("evaluation, RTN W4A4 g64 (fake quantization)", seconds.candidate, q_ppl);
   row("evaluation, fp32 (paired with the next row)", int_seconds.baseline, fp_ppl);
-  const std::string int_row = std::string("evaluation, RTN W4A4 g64 (integer kernel, ") + serq::int_kernel_name(serq::int_gemm_kernel()) + ")";
+  const std::string int_row =
+      std::string("evaluation, RTN W4A4 g64 (integer kernel, ") + serq::int_kernel_name(serq::int_gemm_kernel()) + ")";
   row(int_row.c_str(), int_seconds.candidate, int_ppl);
   std::printf("W4A4 fake-quant / fp32 time: %.2f×; integer kernel / fp32 time: %.2f× (fp32 is %.2f× the integer "
               "kernel's time)\n", seconds.candidate / seconds.baseline, int_seconds.candidate / int_seconds.baseline,
               int_seconds.baseline / int_seconds.candidate);
+  // Where the time goes: one more evaluation of each, with the backend's per-op record.
+  const std::vector<std::pair<const char*, const serq::Model*>> profiled = {
+      {"fp32", &fp}, {"RTN W4A4 g64, fake quantization", &w4a4}, {"RTN W4A4 g64, integer kernel", &w4a4_int}};
+  for (const auto& [what, model] : profiled) {
+    model->backend->kernels().clear();
+    serq::evaluate_perplexity(*model, eval, 1);
+    std::printf("\nprofile, %s:\n```\n%s```\n", what, model->backend->kernels().profile().c_str());
+  }
   return 0;
 } catch (const serq::Error& e) {
   std::fprintf(stderr, "bench_smollm2_eval: error: %s\n", e.what());

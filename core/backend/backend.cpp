@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "core/common/error.h"
 
 namespace serq {
@@ -14,38 +17,57 @@ std::string_view op_name(Op op) {
   return names[static_cast<std::size_t>(op)];
 }
 
-void KernelRecord::add(Op op, std::string_view kernel) {
+void KernelRecord::add(Op op, std::string_view kernel, double seconds) {
   const std::lock_guard lock(mutex_);
-  auto& counts = counts_[static_cast<std::size_t>(op)];
-  auto it = counts.find(kernel);
-  if (it == counts.end()) it = counts.emplace(std::string(kernel), 0).first;
-  ++it->second;
-}
-
-std::map<std::string, std::int64_t, std::less<>> KernelRecord::of(Op op) const {
-  const std::lock_guard lock(mutex_);
-  return counts_[static_cast<std::size_t>(op)];
+  auto& entries = entries_[static_cast<std::size_t>(op)];
+  auto it = entries.find(kernel);
+  if (it == entries.end()) it = entries.emplace(std::string(kernel), Entry{}).first;
+  ++it->second.calls;
+  it->second.seconds += seconds;
 }
 
 std::string KernelRecord::describe() const {
   const std::lock_guard lock(mutex_);
   std::string text;
   for (int op = 0; op < kOpCount; ++op) {
-    const auto& counts = counts_[static_cast<std::size_t>(op)];
-    if (counts.empty()) continue;
+    const auto& entries = entries_[static_cast<std::size_t>(op)];
+    if (entries.empty()) continue;
     text += fmt::format("{}{}:", text.empty() ? "" : "; ", op_name(static_cast<Op>(op)));
     const char* separator = " ";
-    for (const auto& [kernel, count] : counts) {
-      text += fmt::format("{}{} ({})", separator, kernel, count);
+    for (const auto& [kernel, entry] : entries) {
+      text += fmt::format("{}{} ({})", separator, kernel, entry.calls);
       separator = ", ";
     }
   }
   return text;
 }
 
+std::string KernelRecord::profile() const {
+  const std::lock_guard lock(mutex_);
+  struct Line {
+    std::string_view op, kernel;
+    Entry entry;
+  };
+  std::vector<Line> lines;
+  double total = 0.0;
+  for (int op = 0; op < kOpCount; ++op) {
+    for (const auto& [kernel, entry] : entries_[static_cast<std::size_t>(op)]) {
+      lines.push_back({op_name(static_cast<Op>(op)), kernel, entry});
+      total += entry.seconds;
+    }
+  }
+  std::sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) { return a.entry.seconds > b.entry.seconds; });
+  std::string text;
+  for (const Line& line : lines) {
+    text += fmt::format("{:<13} {:<26} {:>8} calls {:>9.3f} s {:>6.1f}%\n", line.op, line.kernel, line.entry.calls,
+                        line.entry.seconds, total > 0 ? 100.0 * line.entry.seconds / total : 0.0);
+  }
+  return text;
+}
+
 void KernelRecord::clear() {
   const std::lock_guard lock(mutex_);
-  for (auto& counts : counts_) counts.clear();
+  for (auto& entries : entries_) entries.clear();
 }
 
 std::span<Backend* const> backends() {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -78,19 +79,42 @@ struct KldRow {
   bool top1_agrees = false;    // argmax p = argmax q
 };
 
-// Which kernel ran each op, and how often; thread-safe.
+// Which kernel ran each op, how often and for how long; thread-safe.
 class KernelRecord {
  public:
-  void add(Op op, std::string_view kernel);
-  // e.g. "attention: cpu-blas (960); quant_linear: cpu-int-avx512-vnni (630), cpu-fakequant-sgemm (30)"
+  void add(Op op, std::string_view kernel, double seconds = 0.0);
+  // e.g. "attention: cpu-sgemm-blocked (960); quant_linear: cpu-int-avx512-vnni (630), cpu-sgemm (30)"
   std::string describe() const;
-  // The kernels that ran `op`, with their counts.
-  std::map<std::string, std::int64_t, std::less<>> of(Op op) const;
+  // The time of each op and kernel, most first, with its share: one line each, e.g.
+  // "quant_linear  cpu-fakequant-sgemm   630 calls   12.310 s   61.2%".
+  std::string profile() const;
   void clear();
 
  private:
+  struct Entry {
+    std::int64_t calls = 0;
+    double seconds = 0.0;
+  };
   mutable std::mutex mutex_;
-  std::array<std::map<std::string, std::int64_t, std::less<>>, kOpCount> counts_;
+  std::array<std::map<std::string, Entry, std::less<>>, kOpCount> entries_;
+};
+
+// Adds `kernel` for `op` to a record when it goes out of scope, with the time it lived.
+class TimedOp {
+ public:
+  TimedOp(KernelRecord& record, Op op, std::string_view kernel)
+      : record_(record), op_(op), kernel_(kernel), start_(std::chrono::steady_clock::now()) {}
+  TimedOp(const TimedOp&) = delete;
+  TimedOp& operator=(const TimedOp&) = delete;
+  ~TimedOp() {
+    record_.add(op_, kernel_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+
+ private:
+  KernelRecord& record_;
+  Op op_;
+  std::string_view kernel_;  // a literal, or a string that outlives the op
+  std::chrono::steady_clock::time_point start_;
 };
 
 class Backend {
@@ -133,7 +157,8 @@ class Backend {
   bool strict = false;
 
  protected:
-  void ran(Op op, std::string_view kernel) { kernels_.add(op, kernel); }
+  // Keep the result alive for the op's work: `const TimedOp timed = ran(Op::rope, "cpu");`
+  [[nodiscard]] TimedOp ran(Op op, std::string_view kernel) { return TimedOp(kernels_, op, kernel); }
 
  private:
   KernelRecord kernels_;

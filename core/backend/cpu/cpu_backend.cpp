@@ -55,7 +55,7 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
 
   void embedding(const Matrix& table, std::span<const int> tokens, Matrix& out) override {
-    ran(Op::embedding, "cpu");
+    const TimedOp timed = ran(Op::embedding, "cpu");
     out.resize(static_cast<Eigen::Index>(tokens.size()), table.cols());
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       SERQ_CHECK(tokens[i] >= 0 && tokens[i] < table.rows(), "token id {} is outside the vocabulary (size {}); the "
@@ -65,7 +65,7 @@ class CpuBackend final : public Backend {
   }
 
   void rms_norm(const Matrix& x, const Vector& gamma, float eps, Matrix& out) override {
-    ran(Op::rms_norm, "cpu");
+    const TimedOp timed = ran(Op::rms_norm, "cpu");
     out.resize(x.rows(), x.cols());
     const int n = static_cast<int>(x.cols());
     for (Eigen::Index r = 0; r < x.rows(); ++r) {
@@ -80,7 +80,7 @@ class CpuBackend final : public Backend {
 
   // Angles in float from a table per position, then the rotation of each pair.
   void rope(Matrix& x, const RopeShape& s) override {
-    ran(Op::rope, "cpu");
+    const TimedOp timed = ran(Op::rope, "cpu");
     const int half = s.head_dim / 2;
     std::vector<float> cos_table(static_cast<std::size_t>(s.seq) * half), sin_table(cos_table.size());
     for (int t = 0; t < s.seq; ++t) {
@@ -111,7 +111,7 @@ class CpuBackend final : public Backend {
 
   void attention(const Matrix& q, const Matrix& keys, const Matrix& values, const AttentionShape& s,
                  Matrix& out) override {
-    ran(Op::attention, "cpu-sgemm-blocked");
+    const TimedOp timed = ran(Op::attention, "cpu-sgemm-blocked");
     const int width = s.n_heads * s.head_dim, kv_width = s.n_kv_heads * s.head_dim, group = s.n_heads / s.n_kv_heads;
     out.resize(q.rows(), width);
     Eigen::VectorXf scores;
@@ -126,13 +126,13 @@ class CpuBackend final : public Backend {
   }
 
   void swiglu(Matrix& gate, const Matrix& up) override {
-    ran(Op::swiglu, "cpu");
+    const TimedOp timed = ran(Op::swiglu, "cpu");
     auto g = gate.array();
     g = g / (1.0f + (-g).exp()) * up.array();
   }
 
   void add(Matrix& h, const Matrix& x) override {
-    ran(Op::add, "cpu");
+    const TimedOp timed = ran(Op::add, "cpu");
     h += x;
   }
 
@@ -142,18 +142,18 @@ class CpuBackend final : public Backend {
   }
 
   void act_quant(Matrix& x, const QuantSpec& spec) override {
-    ran(Op::act_quant, "cpu");
+    const TimedOp timed = ran(Op::act_quant, "cpu");
     fake_quant_rows(x, spec);
   }
 
   void hadamard(Matrix& x, const InputRotation& rotation) override {
-    ran(Op::hadamard, "cpu-fwht");
+    const TimedOp timed = ran(Op::hadamard, "cpu-fwht");
     rotation.apply(x);
   }
 
   // abs-max and Σ|x| by columns, XᵀX as one float GEMM per call accumulated in double.
   void observe(const Matrix& x, ChannelSums& sums) override {
-    ran(Op::observe, "cpu");
+    const TimedOp timed = ran(Op::observe, "cpu");
     // max() drops NaN, so NaN channels are marked explicitly.
     sums.abs_max = sums.abs_max.array().max(x.cwiseAbs().colwise().maxCoeff().transpose().array()).matrix();
     if (x.hasNaN()) {
@@ -170,7 +170,7 @@ class CpuBackend final : public Backend {
   }
 
   double nll(const Matrix& logits, std::span<const int> targets) override {
-    ran(Op::nll, "cpu");
+    const TimedOp timed = ran(Op::nll, "cpu");
     double total = 0.0;
     Eigen::ArrayXd row;  // one buffer for every row: a vocabulary-wide allocation per row would cost page faults
     for (Eigen::Index r = 0; r < logits.rows(); ++r) {
@@ -183,7 +183,7 @@ class CpuBackend final : public Backend {
 
   void kld(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets,
            std::vector<KldRow>& rows) override {
-    ran(Op::kld, "cpu");
+    const TimedOp timed = ran(Op::kld, "cpu");
     Eigen::ArrayXd log_p, log_q;
     const Eigen::Index vocab = logits.cols();
     for (Eigen::Index r = 0; r < logits.rows(); ++r) {

@@ -32,13 +32,18 @@ bool same_preparation(const QuantLinear& a, const QuantLinear& b) {
          needs_float_input(a) == needs_float_input(b);
 }
 
-PreparedInput prepare(const QuantLinear& layer, const Matrix& x) {
+// Recorded as act_quant, with the input transform: "cpu-prepare-" and what it made (codes, fakequant or both).
+PreparedInput prepare(const QuantLinear& layer, const Matrix& x, KernelRecord& record) {
+  const bool codes = layer.int_weight != nullptr, floats = needs_float_input(layer);
+  const TimedOp timed(record, Op::act_quant,
+                      codes && floats ? "cpu-prepare-codes+fakequant" : codes ? "cpu-prepare-codes"
+                                                                              : "cpu-prepare-fakequant");
   PreparedInput in;
   Matrix t = x;
   try {
     layer.input.apply(t);
-    if (layer.int_weight) in.codes = quantize_activations(t, layer.act_quant);
-    if (needs_float_input(layer)) {
+    if (codes) in.codes = quantize_activations(t, layer.act_quant);
+    if (floats) {
       fake_quant_rows(t, layer.act_quant);
       in.xq = std::move(t);
     }
@@ -48,20 +53,21 @@ PreparedInput prepare(const QuantLinear& layer, const Matrix& x) {
   return in;
 }
 
-// Y = main GEMM + correction + bias, on Xq (float) or its codes. Records the main GEMM's kernel.
+// Y = main GEMM + correction + bias, on Xq (float) or its codes, recorded under the main GEMM's kernel.
 void run_gemms(const QuantLinear& layer, const Matrix& xq, const IntActivations* codes, Matrix& y, bool strict,
                KernelRecord& record) {
+  const IntKernel int_kernel = codes ? int_gemm_kernel(*layer.int_weight) : IntKernel::reference;
+  const bool quantized = layer.act_quant.enabled() || layer.weight_quant.enabled();
+  const std::string kernel = codes ? fmt::format("cpu-int-{}", int_kernel_name(int_kernel))
+                                   : quantized ? "cpu-fakequant-sgemm" : "cpu-sgemm";
+  const TimedOp timed(record, Op::quant_linear, kernel);
   if (codes) {
-    const IntKernel kernel = int_gemm_kernel(*layer.int_weight);
-    SERQ_CHECK(!strict || kernel != IntKernel::reference, "runtime.strict: {} runs on the integer kernel, but no "
+    SERQ_CHECK(!strict || int_kernel != IntKernel::reference, "runtime.strict: {} runs on the integer kernel, but no "
                "vector kernel of this CPU fits it, so only the scalar reference would run; use runtime.kernels: float, "
                "or runtime.strict: false to accept the slow kernel", layer.name);
-    int_gemm(*codes, *layer.int_weight, y, kernel);
-    record.add(Op::quant_linear, fmt::format("cpu-int-{}", int_kernel_name(kernel)));
+    int_gemm(*codes, *layer.int_weight, y, int_kernel);
   } else {
     gemm_xwt(xq, layer.main_weight(), y);
-    const bool quantized = layer.act_quant.enabled() || layer.weight_quant.enabled();
-    record.add(Op::quant_linear, quantized ? "cpu-fakequant-sgemm" : "cpu-sgemm");
   }
   if (layer.low_rank.rank() > 0) {
     Matrix t;
@@ -94,7 +100,7 @@ void cpu_quant_linear(std::span<const QuantLinear* const> group, const Matrix& x
   bool shared = group.size() > 1 && transforms_input(first);
   for (const QuantLinear* layer : group) shared = shared && same_preparation(*layer, first);
   if (shared) {
-    const PreparedInput in = prepare(first, x);
+    const PreparedInput in = prepare(first, x, record);
     for (std::size_t i = 0; i < group.size(); ++i) {
       run_gemms(*group[i], in.xq, group[i]->int_weight ? &in.codes : nullptr, *outputs[i], strict, record);
     }
@@ -106,7 +112,7 @@ void cpu_quant_linear(std::span<const QuantLinear* const> group, const Matrix& x
       run_gemms(layer, x, nullptr, *outputs[i], strict, record);
       continue;
     }
-    const PreparedInput in = prepare(layer, x);
+    const PreparedInput in = prepare(layer, x, record);
     run_gemms(layer, in.xq, layer.int_weight ? &in.codes : nullptr, *outputs[i], strict, record);
   }
 }

@@ -144,7 +144,7 @@ class ReferenceBackend final : public Backend {
   std::string_view name() const override { return "reference"; }
 
   void embedding(const Matrix& table, std::span<const int> tokens, Matrix& out) override {
-    ran(Op::embedding, "reference");
+    const TimedOp timed = ran(Op::embedding, "reference");
     out.resize(static_cast<Eigen::Index>(tokens.size()), table.cols());
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       SERQ_CHECK(tokens[i] >= 0 && tokens[i] < table.rows(), "token id {} is outside the vocabulary (size {}); the "
@@ -154,7 +154,7 @@ class ReferenceBackend final : public Backend {
   }
 
   void rms_norm(const Matrix& x, const Vector& gamma, float eps, Matrix& out) override {
-    ran(Op::rms_norm, "reference");
+    const TimedOp timed = ran(Op::rms_norm, "reference");
     out.resize(x.rows(), x.cols());
     for (Eigen::Index r = 0; r < x.rows(); ++r) {
       double sum = 0.0;
@@ -165,7 +165,7 @@ class ReferenceBackend final : public Backend {
   }
 
   void rope(Matrix& x, const RopeShape& s) override {
-    ran(Op::rope, "reference");
+    const TimedOp timed = ran(Op::rope, "reference");
     const int half = s.head_dim / 2;
     for (int b = 0; b < s.batch; ++b) {
       for (int t = 0; t < s.seq; ++t) {
@@ -186,7 +186,7 @@ class ReferenceBackend final : public Backend {
 
   void attention(const Matrix& q, const Matrix& keys, const Matrix& values, const AttentionShape& s,
                  Matrix& out) override {
-    ran(Op::attention, "reference");
+    const TimedOp timed = ran(Op::attention, "reference");
     out.resize(q.rows(), static_cast<Eigen::Index>(s.n_heads) * s.head_dim);
     const int group = s.n_heads / s.n_kv_heads;
     const double scale = 1.0 / std::sqrt(static_cast<double>(s.head_dim));
@@ -223,7 +223,7 @@ class ReferenceBackend final : public Backend {
   }
 
   void swiglu(Matrix& gate, const Matrix& up) override {
-    ran(Op::swiglu, "reference");
+    const TimedOp timed = ran(Op::swiglu, "reference");
     for (Eigen::Index i = 0; i < gate.size(); ++i) {
       const double g = gate.data()[i];
       gate.data()[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up.data()[i]);
@@ -231,30 +231,30 @@ class ReferenceBackend final : public Backend {
   }
 
   void add(Matrix& h, const Matrix& x) override {
-    ran(Op::add, "reference");
+    const TimedOp timed = ran(Op::add, "reference");
     for (Eigen::Index i = 0; i < h.size(); ++i) h.data()[i] += x.data()[i];
   }
 
   void quant_linear(std::span<const QuantLinear* const> group, const Matrix& x,
                     std::span<Matrix* const> outputs) override {
     for (std::size_t i = 0; i < group.size(); ++i) {
-      ran(Op::quant_linear, "reference");
+      const TimedOp timed = ran(Op::quant_linear, "reference");
       *outputs[i] = reference_linear(*group[i], x);
     }
   }
 
   void act_quant(Matrix& x, const QuantSpec& spec) override {
-    ran(Op::act_quant, "reference");
+    const TimedOp timed = ran(Op::act_quant, "reference");
     fake_quant(x, spec);
   }
 
   void hadamard(Matrix& x, const InputRotation& rotation) override {
-    ran(Op::hadamard, "reference");
+    const TimedOp timed = ran(Op::hadamard, "reference");
     rotate(x, rotation);
   }
 
   void observe(const Matrix& x, ChannelSums& sums) override {
-    ran(Op::observe, "reference");
+    const TimedOp timed = ran(Op::observe, "reference");
     for (Eigen::Index r = 0; r < x.rows(); ++r) {
       for (Eigen::Index j = 0; j < x.cols(); ++j) {
         const float a = std::fabs(x(r, j));
@@ -272,7 +272,7 @@ class ReferenceBackend final : public Backend {
   }
 
   double nll(const Matrix& logits, std::span<const int> targets) override {
-    ran(Op::nll, "reference");
+    const TimedOp timed = ran(Op::nll, "reference");
     double total = 0.0;
     for (Eigen::Index r = 0; r < logits.rows(); ++r) total -= log_softmax(logits, r)[targets[r]];
     return total;
@@ -280,7 +280,7 @@ class ReferenceBackend final : public Backend {
 
   void kld(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets,
            std::vector<KldRow>& rows) override {
-    ran(Op::kld, "reference");
+    const TimedOp timed = ran(Op::kld, "reference");
     for (Eigen::Index r = 0; r < logits.rows(); ++r) {
       const std::vector<double> log_p = log_softmax(reference_logits, r), log_q = log_softmax(logits, r);
       KldRow row;
