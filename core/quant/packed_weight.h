@@ -65,6 +65,7 @@ class PackedWeight {
 
   // Row r of the dequantized values is divided by divisor(r) (int and mxfp4; full precision is divided in place).
   void divide_rows(const Vector& divisor);
+  const Vector& row_divisor() const { return divisor_; }  // empty when none is attached
   // Rows reordered: new row i = old row order[i] (codes, scales and divisors move with their row).
   void permute_rows(const std::vector<int>& order);
 

@@ -215,8 +215,7 @@ bool Int8Weight::fits_salient(const PackedWeight& weight, const PackedWeight& sa
   if (!salient.spec().symmetric && salient.spec().bits > 7) return false;
   const int act_width = weight.group_width(), r_width = salient.group_width();
   if (salient.cols() > weight.cols() || (r_width < salient.cols() && r_width % act_width != 0)) return false;
-  const Vector main_divisor = weight.signed_codes().divisor, r_divisor = salient.signed_codes().divisor;
-  return main_divisor.size() == r_divisor.size() && main_divisor == r_divisor;
+  return weight.row_divisor().size() == salient.row_divisor().size() && weight.row_divisor() == salient.row_divisor();
 }
 
 Int8Weight::Int8Weight(const PackedWeight& weight, const PackedWeight* salient) {
