@@ -249,9 +249,9 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
     validate(params.weight, "quant.w_bits/quant.group_size");
     validate(params.activation, "quant.a_bits/quant.a_group_size");
     const bool int_kernels = config.get_string("runtime.kernels") == "int";
-    SERQ_CHECK(!int_kernels || config.get_string("runtime.device") == "cpu", "runtime.kernels: int is a kernel of the "
-               "cpu backend, not of runtime.device {}; use runtime.device: cpu, or runtime.kernels: float",
-               config.get_string("runtime.device"));
+    SERQ_CHECK(!int_kernels || config.get_string("runtime.device") != "reference", "runtime.kernels: int is a "
+               "kernel of the cpu and cuda backends, not of runtime.device reference; use runtime.device: cpu, or "
+               "runtime.kernels: float");
     const bool scalar_only = int_gemm_kernel() == IntKernel::reference;
     SERQ_CHECK(!int_kernels || !config.get_bool("runtime.strict") || !scalar_only,
                "runtime.strict: this CPU has neither AVX-512 VNNI nor AVX2, so runtime.kernels: int would run the "
@@ -302,7 +302,10 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
 
   double load_seconds = 0.0;
   Model model = assets.fresh_model(model_path, &load_seconds);
-  model.backend = &find_backend(config.get_string("runtime.device"), "runtime.device");
+  const ResolvedBackend device =
+      resolve_backend(config.get_string("runtime.device"), config.get_bool("runtime.strict"), "runtime.device");
+  if (!device.fallback.empty()) std::fprintf(stderr, "serq-run: runtime.device: %s\n", device.fallback.c_str());
+  model.backend = device.backend;
   model.backend->strict = config.get_bool("runtime.strict");
   const int seq_len = static_cast<int>(config.get_int("eval.seq_len"));
   const int batch = static_cast<int>(config.get_int("eval.batch_size"));
@@ -382,7 +385,9 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"layer_transforms", layer_transforms(model)},
                  {"folds", fmt::format("{}", fmt::join(folds, "\n"))},
                  {"tokenizer", assets.tokenizer(tokenizer_file).describe()},
-                 {"backend", std::string(model.backend->name())},
+                 {"backend", device.fallback.empty() ? std::string(model.backend->name())
+                                                     : fmt::format("{} (fallback: {})", model.backend->name(),
+                                                                   device.fallback)},
                  {"kernels", model.backend->kernels().describe()},
                  {"git_commit", build.git_commit},
                  {"compiler", build.compiler},

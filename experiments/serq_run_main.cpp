@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "core/backend/backend.h"
 #include "core/common/build_info.h"
 #include "core/common/error.h"
 #include "core/common/interrupt.h"
@@ -200,6 +201,7 @@ int run(const Options& options) {
     dataset_file(config->get_string("calib.dataset"), assets_root(), "calib.dataset");
     resolve_tokenizer(config->get_string("model.path"), config->get_string("model.tokenizer"));
     quant_params(*config, *make_method(config->get_string("quant.method")));  // formats and kernels that fit
+    resolve_backend(config->get_string("runtime.device"), config->get_bool("runtime.strict"), "runtime.device");
   }
   AssetCache assets(std::filesystem::path(options.out) / "calibration-cache");
   for (const ResolvedConfig* config : runs) {  // read once here, reused by the runs

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/backend/backend.h"
 #include "core/io/result_file.h"
 #include "tests/assets.h"
 
@@ -211,6 +212,31 @@ TEST_CASE("serq-run: runtime.device reference runs every op in plain loops to th
   CHECK(cpu.find("nll: cpu (1)") != std::string::npos);
   CHECK(reference.find("attention: reference (5)") != std::string::npos);
   CHECK(reference.find("cpu") == std::string::npos);
+}
+
+TEST_CASE("serq-run: runtime.device cuda: without a GPU, strict is a one-line error before any run and otherwise "
+          "the cpu backend runs it and the result file says so; with one, it matches the cpu backend") {
+  const auto dir = test::scratch_dir("serq_run_cuda");
+  const auto config = write_config(dir, kSmallRun);
+  const std::string run = config.string() + " --set eval.max_windows=1 --set quant.method=fp --json --quiet";
+  bool gpu = false;
+  for (const Backend* backend : backends()) gpu = gpu || (backend->name() == "cuda" && backend->unavailable().empty());
+  const Output cpu = serq_run(run + " --out " + (dir / "cpu").string(), dir);
+  REQUIRE(cpu.status == 0);
+  const RunRecord on_cpu = read_run_record(
+      nlohmann::json::parse(cpu.out.substr(0, cpu.out.find('\n')))["result_file"].get<std::string>());
+  if (!gpu) {
+    check_one_line_error(serq_run(run + " --set runtime.device=cuda --set runtime.strict=true", dir),
+                         {"runtime.device", "cuda", "runtime.strict: false"});
+  }
+  const Output out = serq_run(run + " --set runtime.device=cuda --out " + (dir / "cuda").string(), dir);
+  INFO("stderr: " << out.err);
+  REQUIRE(out.status == 0);
+  const RunRecord on_cuda = read_run_record(
+      nlohmann::json::parse(out.out.substr(0, out.out.find('\n')))["result_file"].get<std::string>());
+  const std::string backend = on_cuda.info.at("backend");
+  CHECK(backend.rfind(gpu ? "cuda" : "cpu (fallback: cuda cannot run here", 0) == 0);
+  CHECK(on_cuda.metrics.at("ppl") == Approx(on_cpu.metrics.at("ppl")).epsilon(gpu ? 1e-5 : 0.0));
 }
 
 TEST_CASE("serq-run: runtime.kernels int on the reference device is a one-line error before any run") {

@@ -71,21 +71,49 @@ void KernelRecord::clear() {
 }
 
 std::span<Backend* const> backends() {
+#ifdef SERQ_HAVE_CUDA
+  static Backend* const list[] = {&reference_backend(), &cpu_backend(), &cuda_backend()};
+#else
   static Backend* const list[] = {&reference_backend(), &cpu_backend()};
+#endif
   return list;
 }
 
-Backend& find_backend(std::string_view name, std::string_view what) {
+namespace {
+
+// The backend named `name`, or null for one this build lacks (cuda without nvcc); an unknown name is an error.
+Backend* listed_backend(std::string_view name, std::string_view what) {
   std::string names;
   for (Backend* backend : backends()) {
-    if (backend->name() == name) {
-      const std::string why = backend->unavailable();
-      SERQ_CHECK(why.empty(), "{}: backend {} cannot run here: {}", what, name, why);
-      return *backend;
-    }
+    if (backend->name() == name) return backend;
     names += fmt::format("{}{}", names.empty() ? "" : ", ", backend->name());
   }
-  fail("{}: unknown backend '{}'; use one of {}", what, name, names);
+  SERQ_CHECK(name == "cuda", "{}: unknown backend '{}'; use one of {}", what, name, names);
+  return nullptr;
+}
+
+std::string why_unavailable(const Backend* backend) {
+  return backend ? backend->unavailable()
+                 : "this build has no CUDA backend (nvcc was not found when it was configured; install the CUDA "
+                   "toolkit and rebuild)";
+}
+
+}  // namespace
+
+Backend& find_backend(std::string_view name, std::string_view what) {
+  Backend* backend = listed_backend(name, what);
+  const std::string why = why_unavailable(backend);
+  SERQ_CHECK(why.empty(), "{}: backend {} cannot run here: {}", what, name, why);
+  return *backend;
+}
+
+ResolvedBackend resolve_backend(std::string_view name, bool strict, std::string_view what) {
+  Backend* backend = listed_backend(name, what);
+  const std::string why = why_unavailable(backend);
+  if (why.empty()) return {backend, {}};
+  SERQ_CHECK(!strict, "{}: backend {} cannot run here: {}; use runtime.device: cpu, or runtime.strict: false to fall "
+             "back to the cpu backend", what, name, why);
+  return {&cpu_backend(), fmt::format("{} cannot run here ({}); ran on cpu", name, why)};
 }
 
 }  // namespace serq

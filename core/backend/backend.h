@@ -164,13 +164,24 @@ class Backend {
   KernelRecord kernels_;
 };
 
-// The backends, listed by hand: "reference" (plain loops, slow, the ground truth) and "cpu" (OpenBLAS, Eigen and
-// integer kernels). A backend that is listed may still be unavailable here (Backend::unavailable).
+// The backends, listed by hand: "reference" (plain loops, slow, the ground truth), "cpu" (OpenBLAS, Eigen and
+// integer kernels) and, in a build with nvcc, "cuda" (core/backend/cuda/). A backend that is listed may still be
+// unavailable here (Backend::unavailable: no GPU, say).
 std::span<Backend* const> backends();
 // The backend named `name`; an unknown or unavailable one is a serq::Error naming `what` (e.g. "runtime.device")
 // and the choices.
 Backend& find_backend(std::string_view name, std::string_view what);
+// runtime.device and runtime.strict: the backend named, or, where it cannot run here and strict is off, the cpu
+// backend with `fallback` saying why (the result file records it). Strict, or an unknown name, is a serq::Error.
+struct ResolvedBackend {
+  Backend* backend = nullptr;
+  std::string fallback;  // empty when the backend named runs
+};
+ResolvedBackend resolve_backend(std::string_view name, bool strict, std::string_view what);
 Backend& reference_backend();
 Backend& cpu_backend();
+#ifdef SERQ_HAVE_CUDA
+Backend& cuda_backend();
+#endif
 
 }  // namespace serq

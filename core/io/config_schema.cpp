@@ -248,14 +248,16 @@ std::vector<KeySpec> make_schema() {
 
       {.path = "runtime.device",
        .type = ValueType::choice,
-       .doc = "the backend that runs every op (core/backend/backend.h): cpu (OpenBLAS, Eigen, integer kernels), or "
-              "reference (plain loops in double: slow, for checking a result)",
+       .doc = "the backend that runs every op (core/backend/backend.h): cpu (OpenBLAS, Eigen, integer kernels), "
+              "cuda (an NVIDIA GPU; a build with nvcc), or reference (plain loops in double: slow, for checking a "
+              "result)",
        .default_value = std::string{"cpu"},
-       .choices = {"cpu", "reference"}},
+       .choices = {"cpu", "cuda", "reference"}},
       {.path = "runtime.strict",
        .type = ValueType::boolean,
-       .doc = "fail instead of falling back to a slower kernel (the integer GEMM's scalar reference on a CPU "
-              "without AVX-512 VNNI)",
+       .doc = "fail instead of falling back: to the cpu backend where runtime.device cannot run (no GPU), or to a "
+              "slower kernel (the integer GEMM's scalar reference on a CPU without AVX2 or AVX-512 VNNI); the "
+              "result file records a fallback",
        .default_value = false},
       {.path = "runtime.kernels",
        .type = ValueType::choice,
