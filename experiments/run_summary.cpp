@@ -79,6 +79,8 @@ nlohmann::json run_summary_json(const FinishedRun& run) {
                          {"calibration_load_seconds", run.record.metrics.at("calibration_load_seconds")},
                          {"calibration_source", run.record.info.at("calibration_source")},
                          {"quantize_seconds", run.record.metrics.at("quantize_seconds")},
+                         {"backend", run.record.info.at("backend")},
+                         {"kernels", run.record.info.at("kernels")},
                          {"result_file", run.result_file.string()}};
   const auto& metrics = run.record.metrics;
   if (metrics.contains("kld.mean")) {

@@ -48,7 +48,7 @@ class CudaBackend final : public Backend {
   std::string unavailable() const override {
     int devices = 0;
     const cudaError_t status = cudaGetDeviceCount(&devices);
-    if (status != cudaSuccess) return fmt::format("no CUDA device or driver here ({})", cudaGetErrorString(status));
+    if (status != cudaSuccess) return fmt::format("no CUDA device or driver: {}", cudaGetErrorString(status));
     if (devices == 0) return "no CUDA device";
     if (const cudaError_t probe = cuda::probe_kernels(); probe != cudaSuccess) {
       cudaDeviceProp prop{};
@@ -412,6 +412,11 @@ class CudaBackend final : public Backend {
                         DeviceBuffer<std::uint8_t>& codes, DeviceBuffer<float>& scales,
                         DeviceBuffer<std::int32_t>& offsets) {
     const cuda::LowbitWeight& l = weight.layout;
+    const QuantSpec& spec = layer.act_quant;
+    const int act_width = spec.group_size > 0 ? std::min(spec.group_size, l.cols) : l.cols;
+    SERQ_CHECK(spec.enabled() && spec.format == NumberFormat::integer && act_width == l.group_width,
+               "{}: the low-bit GEMM reads INT activations in the weight's groups of {}, not {}", layer.name,
+               l.group_width, spec.describe());
     const int rows_pad = cuda::round_up(std::max(rows, 1), cuda::kTileM);
     codes = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(rows_pad) * l.k_pad(), stream_);
     scales = DeviceBuffer<float>(static_cast<std::size_t>(rows_pad) * l.groups, stream_);
@@ -431,7 +436,7 @@ class CudaBackend final : public Backend {
     }
     const cuda::ActivationPack pack{.rows = rows, .cols = l.cols, .group_width = l.group_width, .groups = l.groups,
                                     .main_groups = l.main_groups, .group_pad = l.group_pad,
-                                    .bits = layer.act_quant.bits, .symmetric = layer.act_quant.symmetric,
+                                    .bits = spec.bits, .symmetric = spec.symmetric,
                                     .activation_group = weight.activation_group.data(),
                                     .group_columns = weight.group_columns.data()};
     DeviceBuffer<int> bad_row(std::span<const int>(&kNoRow, 1), stream_);

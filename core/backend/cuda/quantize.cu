@@ -47,13 +47,25 @@ __device__ Range warp_range(const float* x, const float* scale, const int* order
   return r;
 }
 
-// The warp's (row, group) among rows × groups, or false past the end.
-__device__ bool warp_task(int rows, int groups, std::int64_t& row, int& group) {
+// The warp's group among rows × groups of `width` columns (the last one shorter): its row, first column, width and
+// range. False when the warp has none, or when a value is not finite (then the smallest such row goes to bad_row).
+struct WarpGroup {
+  std::int64_t row;
+  int group, c0, n;
+  Range range;
+};
+
+__device__ bool warp_group(const float* x, const float* scale, const int* order, int rows, int cols, int width,
+                           int groups, int* bad_row, WarpGroup& w) {
   const std::int64_t task = static_cast<std::int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (task >= static_cast<std::int64_t>(rows) * groups) return false;
-  row = task / groups;
-  group = static_cast<int>(task % groups);
-  return true;
+  w.row = task / groups;
+  w.group = static_cast<int>(task % groups);
+  w.c0 = w.group * width;
+  w.n = min(width, cols - w.c0);
+  w.range = warp_range(x, scale, order, cols, w.row, w.c0, w.n);
+  if (!w.range.finite && threadIdx.x % 32 == 0) atomicMin(bad_row, static_cast<int>(w.row));
+  return w.range.finite;
 }
 
 __global__ void scale_gather_kernel(const float* x, const float* scale, const int* order, int rows, int cols,
@@ -65,48 +77,29 @@ __global__ void scale_gather_kernel(const float* x, const float* scale, const in
 
 __global__ void fake_quant_int_kernel(float* x, int rows, int cols, int group_width, int groups, int bits,
                                       bool symmetric, int* bad_row) {
-  std::int64_t row;
-  int group;
-  if (!warp_task(rows, groups, row, group)) return;
-  const int c0 = group * group_width, n = min(group_width, cols - c0);
-  const Range r = warp_range(x, nullptr, nullptr, cols, row, c0, n);
-  if (!r.finite) {
-    if (threadIdx.x % 32 == 0) atomicMin(bad_row, static_cast<int>(row));
-    return;
-  }
-  const GroupQuant q = group_quant(r.lo, r.hi, bits, symmetric);
-  float* values = x + row * cols + c0;
-  for (int k = threadIdx.x % 32; k < n; k += 32) values[k] = fake_quant_value(values[k], q);
+  WarpGroup w;
+  if (!warp_group(x, nullptr, nullptr, rows, cols, group_width, groups, bad_row, w)) return;
+  const GroupQuant q = group_quant(w.range.lo, w.range.hi, bits, symmetric);
+  float* values = x + w.row * cols + w.c0;
+  for (int k = threadIdx.x % 32; k < w.n; k += 32) values[k] = fake_quant_value(values[k], q);
 }
 
 __global__ void fake_quant_mxfp4_kernel(float* x, int rows, int cols, int block, int groups, int* bad_row) {
-  std::int64_t row;
-  int group;
-  if (!warp_task(rows, groups, row, group)) return;
-  const int c0 = group * block, n = min(block, cols - c0);
-  const Range r = warp_range(x, nullptr, nullptr, cols, row, c0, n);
-  if (!r.finite) {
-    if (threadIdx.x % 32 == 0) atomicMin(bad_row, static_cast<int>(row));
-    return;
-  }
-  const float scale = mxfp4_block_scale(r.amax);
-  float* values = x + row * cols + c0;
-  for (int k = threadIdx.x % 32; k < n; k += 32) values[k] = mxfp4_value(values[k], scale);
+  WarpGroup w;
+  if (!warp_group(x, nullptr, nullptr, rows, cols, block, groups, bad_row, w)) return;
+  const float scale = mxfp4_block_scale(w.range.amax);
+  float* values = x + w.row * cols + w.c0;
+  for (int k = threadIdx.x % 32; k < w.n; k += 32) values[k] = mxfp4_value(values[k], scale);
 }
 
 // One warp per (row, activation group): its codes go to the group's place and to R's group that reads it.
 __global__ void pack_activations_kernel(const float* x, const float* scale, const int* order, ActivationPack pack,
                                         std::uint8_t* codes, float* scales, std::int32_t* offsets, int* bad_row) {
-  std::int64_t row;
-  int group;
-  if (!warp_task(pack.rows, pack.main_groups, row, group)) return;
-  const int c0 = group * pack.group_width, n = min(pack.group_width, pack.cols - c0);
-  const Range r = warp_range(x, scale, order, pack.cols, row, c0, n);
-  if (!r.finite) {
-    if (threadIdx.x % 32 == 0) atomicMin(bad_row, static_cast<int>(row));
-    return;
-  }
-  const GroupQuant q = group_quant(r.lo, r.hi, pack.bits, pack.symmetric);
+  WarpGroup w;
+  if (!warp_group(x, scale, order, pack.rows, pack.cols, pack.group_width, pack.main_groups, bad_row, w)) return;
+  const std::int64_t row = w.row;
+  const int group = w.group, c0 = w.c0, n = w.n;
+  const GroupQuant q = group_quant(w.range.lo, w.range.hi, pack.bits, pack.symmetric);
   const int salient_group = pack.main_groups + group;  // R's group reading this one, where there is one
   const bool salient = salient_group < pack.groups && pack.activation_group[salient_group] == group;
   const int salient_columns = salient ? pack.group_columns[salient_group] : 0;

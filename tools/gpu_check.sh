@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The GPU check of the CUDA backend, for a lent machine (one H200; ≤ 8 minutes): the CUDA tests, the low-bit GEMM
+# and activation-kernel benchmarks (tools/bench_cuda.cpp), and stories260K and SmolLM2-135M perplexity on CUDA
+# against the CPU for FP, RTN W4A4 and SERQ W4A4 (≤ 1e-3 relative). Writes $OUT/gpu_report.md (or ./gpu_report.md).
+#
+# The machine has no serq libraries and no network, so tools/gpu_bundle.sh packs .gpu/ here first, and the check
+# runs in two device calls on one warm machine (each carries < 64 MiB):
+#   bash tools/gpu_check.sh --stage      carry .gpu/serq-gpu.tar.xz and .gpu/smollm2.xz.00: unpacks into .gpu/stage
+#   bash tools/gpu_check.sh              carry .gpu/smollm2.xz.01: joins the GGUF, runs the check
+# Without SmolLM2's parts it checks stories260K alone and says so.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+stage=.gpu/stage
+mkdir -p "$stage/parts"
+if [[ -f .gpu/serq-gpu.tar.xz ]]; then tar xJf .gpu/serq-gpu.tar.xz -C "$stage" && rm .gpu/serq-gpu.tar.xz; fi
+for part in .gpu/smollm2.xz.*; do [[ -f "$part" ]] && mv "$part" "$stage/parts/"; done
+[[ "${1:-}" == "--stage" ]] && { ls -la "$stage" "$stage/parts"; exit 0; }
+[[ -x "$stage/bin/serq-run" ]] || { echo "gpu_check: $stage has no binaries; run tools/gpu_bundle.sh, then --stage" >&2; exit 1; }
+
+export SERQ_ASSETS="$PWD/$stage/assets" LD_LIBRARY_PATH="$PWD/$stage/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+smollm2="$SERQ_ASSETS/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [[ ! -f "$smollm2" ]] && ls "$stage"/parts/smollm2.xz.* >/dev/null 2>&1; then
+  mkdir -p "$(dirname "$smollm2")"
+  cat "$stage"/parts/smollm2.xz.* | xz -dc > "$smollm2" || rm -f "$smollm2"
+fi
+report="${OUT:-.}/gpu_report.md"
+bin="$stage/bin"
+{
+  echo "# serq GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | sed 's/^/GPU: /'
+  echo
+  echo "## CUDA tests"
+  echo '```'
+  timeout 60 "$bin/test_cuda_layout" 2>&1 | tail -3
+  timeout 180 "$bin/test_backend_ops" --backend cuda 2>&1 | tail -25
+  echo "test_backend_ops --backend cuda: exit ${PIPESTATUS[0]}"
+  echo '```'
+  echo
+  echo "## Low-bit GEMM and activation kernel (tools/bench_cuda.cpp)"
+  echo
+  timeout 240 "$bin/bench_cuda" --repeats 10 2>&1
+  echo
+  echo "## Perplexity on CUDA against the CPU (same binary, same machine)"
+  echo
+  echo "| model | method (W4A4) | ppl cpu | ppl cuda | relative difference (≤ 1e-3) | backend and kernels of the cuda run |"
+  echo "|---|---|---|---|---|---|"
+} > "$report" 2>&1
+
+# One model: fp, rtn and serq at W4A4 (its config's settings), each on the cpu and the cuda backend, in one sweep.
+check_model() {
+  local name=$1 config=$2; shift 2
+  {
+    sed -e '/^sweep:/,$d' -e '/^ *alpha:/d' "$config"  # alpha belongs to smoothquant, which this sweep leaves out
+    printf 'sweep:\n  quant.method: [fp, rtn, serq]\n  runtime.device: [cpu, cuda]\n'
+  } > "$stage/$name.yaml"
+  timeout 300 "$bin/serq-run" "$stage/$name.yaml" --set experiment.name="gpu_check_$name" "$@" --json --quiet \
+    --out "$stage/results" > "$stage/$name.jsonl" 2>> "$stage/serq-run.log"
+  python3 - "$name" "$stage/$name.jsonl" >> "$report" <<'PY'
+import json, sys
+name, path = sys.argv[1], sys.argv[2]
+runs = {}
+for line in open(path):
+    run = json.loads(line)
+    runs[(run["method"], "cuda" if "cuda" in run["backend"] else "cpu")] = run
+for method in ("fp", "rtn", "serq"):
+    cpu, gpu = runs.get((method, "cpu")), runs.get((method, "cuda"))
+    if not cpu or not gpu:
+        print(f"| {name} | {method} | {cpu['ppl'] if cpu else 'failed'} | {gpu['ppl'] if gpu else 'failed'} | | |")
+        continue
+    rel = abs(gpu["ppl"] / cpu["ppl"] - 1)
+    print(f"| {name} | {method} | {cpu['ppl']:.6f} | {gpu['ppl']:.6f} | {rel:.2e} {'✓' if rel <= 1e-3 else '✗'} | "
+          f"{gpu['backend']}: {gpu['kernels']} |")
+PY
+}
+check_model stories260K configs/w4a4_stories.yaml --set eval.max_windows=4 --set eval.tasks= --set calib.samples=32
+if [[ -f "$smollm2" ]]; then
+  check_model SmolLM2-135M configs/w4a4_llama.yaml --set eval.max_windows=2 --set eval.tasks= --set calib.samples=8 \
+    --set eval.layer_error_samples=0
+else
+  echo "| SmolLM2-135M | — | not checked: its GGUF parts were not carried | | | |" >> "$report"
+fi
+echo >> "$report"
+echo "serq-run's log: $(tail -3 "$stage/serq-run.log" 2>/dev/null | tr '\n' ' ')" >> "$report"
+cat "$report"
