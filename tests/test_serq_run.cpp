@@ -214,8 +214,8 @@ TEST_CASE("serq-run: runtime.device reference runs every op in plain loops to th
   CHECK(reference.find("cpu") == std::string::npos);
 }
 
-TEST_CASE("serq-run: runtime.device cuda: without a GPU, strict is a one-line error before any run and otherwise "
-          "the cpu backend runs it and the result file says so; with one, it matches the cpu backend") {
+TEST_CASE("serq-run: runtime.device cuda: without a GPU, a one-line error before any run, and with runtime.strict "
+          "false the cpu backend runs it and the result file says so; with one, it matches the cpu backend") {
   const auto dir = test::scratch_dir("serq_run_cuda");
   const auto config = write_config(dir, kSmallRun);
   const std::string run = config.string() + " --set eval.max_windows=1 --set quant.method=fp --json --quiet";
@@ -226,10 +226,11 @@ TEST_CASE("serq-run: runtime.device cuda: without a GPU, strict is a one-line er
   const RunRecord on_cpu = read_run_record(
       nlohmann::json::parse(cpu.out.substr(0, cpu.out.find('\n')))["result_file"].get<std::string>());
   if (!gpu) {
-    check_one_line_error(serq_run(run + " --set runtime.device=cuda --set runtime.strict=true", dir),
+    check_one_line_error(serq_run(run + " --set runtime.device=cuda", dir),
                          {"runtime.device", "cuda", "runtime.strict: false"});
   }
-  const Output out = serq_run(run + " --set runtime.device=cuda --out " + (dir / "cuda").string(), dir);
+  const Output out =
+      serq_run(run + " --set runtime.device=cuda --set runtime.strict=false --out " + (dir / "cuda").string(), dir);
   INFO("stderr: " << out.err);
   REQUIRE(out.status == 0);
   const RunRecord on_cuda = read_run_record(

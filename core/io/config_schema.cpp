@@ -255,10 +255,10 @@ std::vector<KeySpec> make_schema() {
        .choices = {"cpu", "cuda", "reference"}},
       {.path = "runtime.strict",
        .type = ValueType::boolean,
-       .doc = "fail instead of falling back: to the cpu backend where runtime.device cannot run (no GPU), or to a "
-              "slower kernel (the integer GEMM's scalar reference on a CPU without AVX2 or AVX-512 VNNI); the "
-              "result file records a fallback",
-       .default_value = false},
+       .doc = "true: fail before any run where runtime.device cannot run here (cuda without a GPU) or a slower "
+              "kernel would stand in (the integer GEMM's scalar reference on a CPU without AVX2 or AVX-512 VNNI); "
+              "false: fall back to the cpu backend or the slower kernel, and the result file records it",
+       .default_value = true},
       {.path = "runtime.kernels",
        .type = ValueType::choice,
        .doc = "float: every linear is a float32 GEMM on fake-quantized values; int: INT weights with INT activations "
