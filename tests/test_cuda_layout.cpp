@@ -55,7 +55,9 @@ void emulated_mma(std::array<std::array<std::int32_t, 4>, 32>& c, const std::arr
       const int row = group + ((i / 4) % 2 == 1 ? 8 : 0), col = 4 * thread + (i & 3) + (i >= 8 ? 16 : 0);
       A[row][col] = byte_of(a[lane][i / 4], i % 4, false);
     }
-    for (int i = 0; i < 8; ++i) B[4 * thread + (i & 3) + (i >= 4 ? 16 : 0)][group] = byte_of(b[lane][i / 4], i % 4, true);
+    for (int i = 0; i < 8; ++i) {
+      B[4 * thread + (i & 3) + (i >= 4 ? 16 : 0)][group] = byte_of(b[lane][i / 4], i % 4, true);
+    }
   }
   for (int lane = 0; lane < 32; ++lane) {
     for (int i = 0; i < 4; ++i) {
@@ -138,7 +140,8 @@ Matrix emulated_lowbit_gemm(const LowbitActivations& a, const LowbitWeight& w, c
           for (int i = 0; i < m_tiles; ++i) {
             for (int j = 0; j < n_tiles; ++j) {
               for (int e = 0; e < 4; ++e) {
-                const int t = row0 + warp_row + 16 * i + mma_c_row(lane, e), n = n0 + warp_col + 8 * j + mma_c_col(lane, e);
+                const int t = row0 + warp_row + 16 * i + mma_c_row(lane, e);
+                const int n = n0 + warp_col + 8 * j + mma_c_col(lane, e);
                 if (t >= a.rows || n >= w.rows) continue;
                 y(t, n) = acc[(((warp * 32 + lane) * m_tiles + i) * n_tiles + j) * 4 + e] / w.divisors[n] +
                           (bias.size() > 0 ? bias[n] : 0.0f);
@@ -266,11 +269,13 @@ TEST_CASE("cuda layout: the low-bit GEMM's schedule, emulated lane by lane, equa
   };
   for (const Case& c : cases) {
     INFO(c.name);
-    PackedWeight main = PackedWeight::quantize(random_matrix(c.d_out, c.d_in, rng), stored_weight_spec({c.w_bits, true, c.group}));
+    const PackedWeight main =
+        PackedWeight::quantize(random_matrix(c.d_out, c.d_in, rng), stored_weight_spec({c.w_bits, true, c.group}));
     PackedWeight r;
     if (c.r > 0) r = PackedWeight::quantize(random_matrix(c.d_out, c.r, rng), stored_weight_spec({4, true, c.group}));
     const Int8Weight w(main, c.r > 0 ? &r : nullptr);
-    const IntActivations x = quantize_activations(random_matrix(c.tokens, c.d_in, rng, 2.0f), {c.a_bits, c.a_sym, c.group});
+    const IntActivations x =
+        quantize_activations(random_matrix(c.tokens, c.d_in, rng, 2.0f), {c.a_bits, c.a_sym, c.group});
     Matrix expected;
     int_gemm_reference(x, w, expected);
     const LowbitWeight l = lowbit_weight(w);

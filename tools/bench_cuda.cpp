@@ -23,7 +23,7 @@ using namespace serq::cuda;
 
 namespace {
 
-constexpr const char* kHelp = R"(bench_cuda: the low-bit GEMM, its fused correction and the activation kernel on this GPU
+constexpr const char* kHelp = R"(bench_cuda: the low-bit GEMM, its fused correction and the activation kernel, on a GPU
 
   bench_cuda [--repeats N] [--group G] [--rank R] [--quick]
 

@@ -39,5 +39,6 @@ xz -6 -T"$(nproc)" -c "$gguf" > "$stage/smollm2.xz"
 head -c "${first_kib}K" "$stage/smollm2.xz" > .gpu/smollm2.xz.00
 tail -c +$(( first_kib * 1024 + 1 )) "$stage/smollm2.xz" > .gpu/smollm2.xz.01
 ls -la .gpu
-echo "device call 1: run(command=\"bash tools/gpu_check.sh --stage\", carry=[\".gpu/serq-gpu.tar.xz\", \".gpu/smollm2.xz.00\"])"
+echo "device call 1: run(command=\"bash tools/gpu_check.sh --stage\","
+echo "                  carry=[\".gpu/serq-gpu.tar.xz\", \".gpu/smollm2.xz.00\"])"
 echo "device call 2: run(command=\"bash tools/gpu_check.sh\", carry=[\".gpu/smollm2.xz.01\"], timeout_s=540)"

@@ -15,7 +15,10 @@ mkdir -p "$stage/parts"
 if [[ -f .gpu/serq-gpu.tar.xz ]]; then tar xJf .gpu/serq-gpu.tar.xz -C "$stage" && rm .gpu/serq-gpu.tar.xz; fi
 for part in .gpu/smollm2.xz.*; do [[ -f "$part" ]] && mv "$part" "$stage/parts/"; done
 [[ "${1:-}" == "--stage" ]] && { ls -la "$stage" "$stage/parts"; exit 0; }
-[[ -x "$stage/bin/serq-run" ]] || { echo "gpu_check: $stage has no binaries; run tools/gpu_bundle.sh, then --stage" >&2; exit 1; }
+if [[ ! -x "$stage/bin/serq-run" ]]; then
+  echo "gpu_check: $stage has no binaries; run tools/gpu_bundle.sh here, then --stage there" >&2
+  exit 1
+fi
 
 export SERQ_ASSETS="$PWD/$stage/assets" LD_LIBRARY_PATH="$PWD/$stage/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 smollm2="$SERQ_ASSETS/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -26,7 +29,8 @@ fi
 report="${OUT:-.}/gpu_report.md"
 bin="$stage/bin"
 {
-  echo "# serq GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  echo "# serq GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
   echo
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | sed 's/^/GPU: /'
   echo
@@ -43,7 +47,7 @@ bin="$stage/bin"
   echo
   echo "## Perplexity on CUDA against the CPU (same binary, same machine)"
   echo
-  echo "| model | method (W4A4) | ppl cpu | ppl cuda | relative difference (≤ 1e-3) | backend and kernels of the cuda run |"
+  echo "| model | method (W4A4) | ppl cpu | ppl cuda | relative difference (≤ 1e-3) | backend, kernels (cuda run) |"
   echo "|---|---|---|---|---|---|"
 } > "$report" 2>&1
 

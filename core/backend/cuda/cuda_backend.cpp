@@ -187,7 +187,8 @@ class CudaBackend final : public Backend {
     const std::vector<double> call_sum = sum_abs.to_host();
     for (int j = 0; j < cols; ++j) {
       const float m = call_max[static_cast<std::size_t>(j)];
-      sums.abs_max[j] = std::isnan(m) || std::isnan(sums.abs_max[j]) ? m + sums.abs_max[j] : std::max(sums.abs_max[j], m);
+      float& channel = sums.abs_max[j];
+      channel = std::isnan(m) || std::isnan(channel) ? m + channel : std::max(channel, m);  // NaN stays NaN
       sums.sum_abs[j] += call_sum[static_cast<std::size_t>(j)];
     }
     if (sums.gram.size() > 0) {

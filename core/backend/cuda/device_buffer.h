@@ -27,7 +27,9 @@ class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   DeviceBuffer(std::size_t count, cudaStream_t stream) : count_(count), stream_(stream) {
-    if (count_ > 0) check(cudaMallocAsync(reinterpret_cast<void**>(&data_), count_ * sizeof(T), stream_), "cudaMallocAsync");
+    if (count_ > 0) {
+      check(cudaMallocAsync(reinterpret_cast<void**>(&data_), count_ * sizeof(T), stream_), "cudaMallocAsync");
+    }
   }
   // A copy of host values.
   DeviceBuffer(std::span<const T> values, cudaStream_t stream) : DeviceBuffer(values.size(), stream) {

@@ -164,7 +164,9 @@ void launch_fake_quant_int(float* x, int rows, int cols, int group_width, int bi
 void launch_fake_quant_mxfp4(float* x, int rows, int cols, int block, int* bad_row, cudaStream_t stream) {
   const int groups = (cols + block - 1) / block;
   const std::int64_t tasks = static_cast<std::int64_t>(rows) * groups;
-  if (tasks > 0) fake_quant_mxfp4_kernel<<<warp_blocks(tasks), kBlock, 0, stream>>>(x, rows, cols, block, groups, bad_row);
+  if (tasks > 0) {
+    fake_quant_mxfp4_kernel<<<warp_blocks(tasks), kBlock, 0, stream>>>(x, rows, cols, block, groups, bad_row);
+  }
 }
 
 void launch_pack_activations(const float* x, const float* scale, const int* order, const ActivationPack& pack,

@@ -164,7 +164,9 @@ void launch_kld(const float* reference, const float* logits, const int* targets,
 }
 
 void launch_column_stats(const float* x, int rows, int cols, float* abs_max, double* sum_abs, cudaStream_t stream) {
-  if (cols > 0) column_stats_kernel<<<(cols + kBlock - 1) / kBlock, kBlock, 0, stream>>>(x, rows, cols, abs_max, sum_abs);
+  if (cols > 0) {
+    column_stats_kernel<<<(cols + kBlock - 1) / kBlock, kBlock, 0, stream>>>(x, rows, cols, abs_max, sum_abs);
+  }
 }
 
 }  // namespace serq::cuda
