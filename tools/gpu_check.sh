@@ -20,7 +20,13 @@ if [[ ! -x "$stage/bin/serq-run" ]]; then
   exit 1
 fi
 
-export SERQ_ASSETS="$PWD/$stage/assets" LD_LIBRARY_PATH="$PWD/$stage/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+# CUDA's runtime and cuBLAS come from the machine: the toolkit's folder, or wherever a package put them.
+cuda_libs=/usr/local/cuda/lib64
+if [[ ! -e "$cuda_libs/libcublas.so.13" ]]; then
+  found=$(find / -name 'libcublas.so.13' -not -path '*/proc/*' 2>/dev/null | head -1)
+  [[ -n "$found" ]] && cuda_libs="$(dirname "$found"):$cuda_libs"
+fi
+export SERQ_ASSETS="$PWD/$stage/assets" LD_LIBRARY_PATH="$PWD/$stage/lib:$cuda_libs:${LD_LIBRARY_PATH:-}"
 smollm2="$SERQ_ASSETS/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"
 if [[ ! -f "$smollm2" ]] && ls "$stage"/parts/smollm2.xz.* >/dev/null 2>&1; then
   mkdir -p "$(dirname "$smollm2")"
@@ -33,6 +39,8 @@ bin="$stage/bin"
   echo "# serq GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
   echo
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | sed 's/^/GPU: /'
+  echo
+  echo "Libraries: $(ldd "$bin/serq-run" | grep -E 'cublas|cudart|not found' | awk '{print $1, $3}' | tr '\n' ' ')"
   echo
   echo "## CUDA tests"
   echo '```'
