@@ -23,9 +23,9 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib" "$stage/assets/models" "$stage/assets/data"
 cp build/serq-run build/tests/test_backend_ops build/tests/test_cuda_layout build/bench_cuda "$stage/bin/"
-# Every library the binaries load, but the C runtime and CUDA's own (the GPU machine has its driver and toolkit).
+# Every library the binaries load but the C runtime, the driver and cuBLAS (too large to carry; the GPU machine has it).
 ldd "$stage"/bin/* | awk '/=> \// {print $3}' | sort -u |
-  grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libcudart|libcublas|libcublasLt)\.so' |
+  grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libcublas|libcublasLt)\.so' |
   while read -r lib; do cp -L "$lib" "$stage/lib/"; done
 for model in "$assets"/models/stories260K*; do cp -r "$model" "$stage/assets/models/"; done
 cp -r "$assets/data/text" "$stage/assets/data/"
