@@ -23,7 +23,7 @@ fi
 # CUDA's runtime and cuBLAS come from the machine: the toolkit's folder, or wherever a package put them.
 cuda_libs=/usr/local/cuda/lib64
 if [[ ! -e "$cuda_libs/libcublas.so.13" ]]; then
-  found=$(find / -name 'libcublas.so.13' -not -path '*/proc/*' 2>/dev/null | head -1)
+  found=$(find /usr /opt -name 'libcublas.so.13' 2>/dev/null | head -1)
   [[ -n "$found" ]] && cuda_libs="$(dirname "$found"):$cuda_libs"
 fi
 export SERQ_ASSETS="$PWD/$stage/assets" LD_LIBRARY_PATH="$PWD/$stage/lib:$cuda_libs:${LD_LIBRARY_PATH:-}"
