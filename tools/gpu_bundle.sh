@@ -17,12 +17,13 @@ gguf="$assets/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"
 command -v nvcc >/dev/null || [[ -x /usr/local/cuda/bin/nvcc ]] || { echo "gpu_bundle: no nvcc here" >&2; exit 1; }
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-cmake --build build -j"$(nproc)" --target serq-run test_backend_ops test_cuda_layout bench_cuda
+cmake --build build -j"$(nproc)" --target serq-run test_backend_ops test_cuda_layout bench_cuda serq_ptxas_report
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib" "$stage/assets/models" "$stage/assets/data"
 cp build/serq-run build/tests/test_backend_ops build/tests/test_cuda_layout build/bench_cuda "$stage/bin/"
+cp build/lowbit_gemm.cubin build/ptxas_lowbit_gemm.txt "$stage/"  # the GEMM's machine code, for its SASS there
 # Every library the binaries load but the C runtime, the driver and cuBLAS (too large to carry; the GPU machine has it).
 ldd "$stage"/bin/* | awk '/=> \// {print $3}' | sort -u |
   grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libcublas|libcublasLt)\.so' |

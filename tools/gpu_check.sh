@@ -42,6 +42,9 @@ bin="$stage/bin"
   echo
   echo "Libraries: $(ldd "$bin/serq-run" | grep -E 'cublas|cudart|not found' | awk '{print $1, $3}' | tr '\n' ' ')"
   echo
+  echo "The low-bit GEMM's SASS (tensor-core IMMA, local-memory LDL/STL), from cuobjdump:"
+  cuobjdump --dump-sass "$stage/lowbit_gemm.cubin" 2>&1 | grep -oE 'IMMA[.A-Z0-9]*|LDL|STL' | sort | uniq -c
+  echo
   echo "## CUDA tests"
   echo '```'
   timeout 60 "$bin/test_cuda_layout" 2>&1 | tail -3
