@@ -428,9 +428,9 @@ class CudaBackend final : public Backend {
     DeviceBuffer<float> rotated;
     const float* input = x;
     const InputTransform& t = layer.input;
-    const DeviceBuffer<float> scale(values(t.scale), stream_);
-    const DeviceBuffer<int> order(std::span<const int>(t.order), stream_);
-    const bool fused = !t.rotation.enabled();
+    const bool fused = !t.rotation.enabled();  // else T(X) first, apart, and the kernel reads it as it is
+    const DeviceBuffer<float> scale(fused ? values(t.scale) : std::span<const float>(), stream_);
+    const DeviceBuffer<int> order(fused ? std::span<const int>(t.order) : std::span<const int>(), stream_);
     if (!fused) {
       rotated = transform(layer, x, rows);
       input = rotated.data();

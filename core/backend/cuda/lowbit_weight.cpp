@@ -15,17 +15,11 @@ LowbitWeight lowbit_weight(const Int8Weight& w) {
   out.main_groups = w.main_groups();
   out.group_width = w.group_width();
   out.group_pad = round_up(w.group_width(), kTileK);
-  bool nibbles = true;
   for (int g = 0; g < out.groups; ++g) {
     out.activation_group.push_back(w.activation_group(g));
     out.group_columns.push_back(w.group_columns(g));
   }
-  for (int n = 0; n < w.rows() && nibbles; ++n) {
-    for (int g = 0; g < out.groups && nibbles; ++g) {
-      for (int k = 0; k < w.group_columns(g); ++k) nibbles = nibbles && w.group_value(n, g, k) >= -8 &&
-                                                              w.group_value(n, g, k) <= 7;
-    }
-  }
+  const bool nibbles = w.max_abs_value() <= 7;  // every w in [−7, 7] ⊂ [−8, 7]
   out.bits = nibbles ? 4 : 8;
   const std::size_t row_bytes = static_cast<std::size_t>(out.row_bytes());
   out.codes.assign(static_cast<std::size_t>(out.n_pad) * row_bytes, nibbles ? pack_nibbles(0, 0) : 0);

@@ -13,7 +13,7 @@ struct LowbitWeight {
   int rows = 0, cols = 0;        // d_out × d_in of the main weight
   int n_pad = 0;                 // rows padded to kTileN
   int groups = 0, main_groups = 0, group_width = 0, group_pad = 0;
-  int bits = 8;                  // 4: every w in [−8, 7], two a byte; else 8: int8
+  int bits = 8;                  // 4: every |w| ≤ 7 (Int8Weight::max_abs_value), two a byte; else 8: int8
   std::vector<std::uint8_t> codes;   // n_pad × (groups · group_pad · bits / 8)
   std::vector<float> scales;         // n_pad × groups
   std::vector<std::int32_t> sums;    // n_pad × groups
@@ -25,11 +25,11 @@ struct LowbitWeight {
   std::int64_t row_bytes() const { return k_pad() * bits / 8; }
 };
 
-// The layout of `w`; 4-bit when every value fits a nibble.
+// The layout of `w`; 4-bit when every |w| ≤ 7.
 LowbitWeight lowbit_weight(const Int8Weight& w);
 
 // Activation codes, scales and offsets of x in the layout of `w` (rows padded to kTileM), from the CPU's
-// quantize_activations: what the fused activation kernel writes. For tests and the host side of the benchmarks.
+// quantize_activations: what the fused activation kernel writes. For the host-side tests of the layout.
 struct LowbitActivations {
   int rows = 0, rows_pad = 0;
   std::vector<std::uint8_t> codes;    // rows_pad × k_pad
