@@ -21,6 +21,7 @@ PARAMETER_KEYS = (WEIGHT_QUANTIZER, RANK, "config.quant.alpha", "config.quant.fa
 HEADLINE_KEYS = (RANK, "config.quant.alpha")
 # Keys summed up by the derived "setting" column ("W4A4 g32 MXFP4").
 SETTING_KEYS = ("config.quant.w_bits", "config.quant.a_bits", "config.quant.group_size", "config.quant.format")
+ZERO_SHOT_AVG_STDERR = "metric.zero_shot.avg_stderr"
 # Columns computed from the config: the model's directory name and the quantization setting.
 DERIVED_KEYS = ("model", "setting")
 
@@ -67,7 +68,10 @@ def load_runs(path):
     for row in rows:
         row["model"] = os.path.basename(row.get("config.model.path", "").rstrip("/"))
     add_setting(rows)
-    return Runs(path, columns + list(DERIVED_KEYS), rows)
+    derived = list(DERIVED_KEYS)
+    if add_zero_shot_average_stderr(rows) and ZERO_SHOT_AVG_STDERR not in columns:
+        derived.append(ZERO_SHOT_AVG_STDERR)
+    return Runs(path, columns + derived, rows)
 
 
 def _read_csv(path):
@@ -128,6 +132,27 @@ def add_setting(rows):
         if row.get("config.quant.format") == "mxfp4":
             text += " MXFP4"
         row["setting"] = text
+
+
+def _number(value):
+    return value if isinstance(value, float) and not math.isnan(value) else None
+
+
+def add_zero_shot_average_stderr(rows):
+    """Sets metric.zero_shot.avg_stderr where a run lacks it: the average's standard error from its tasks'
+    (sqrt(sum of se^2) / n, the tasks being independent samples), each task's headline being acc_norm where the run
+    has it, else acc, as the average itself. Returns whether any row has it."""
+    found = False
+    for row in rows:
+        if _number(row.get(ZERO_SHOT_AVG_STDERR)) is None and row.get("info.zero_shot.tasks"):
+            errors = []
+            for task in row["info.zero_shot.tasks"].split(","):
+                norm = _number(row.get(f"metric.{task}.acc_norm"))
+                errors.append(_number(row.get(f"metric.{task}.acc{'_norm' if norm is not None else ''}_stderr")))
+            if None not in errors:
+                row[ZERO_SHOT_AVG_STDERR] = math.sqrt(sum(e * e for e in errors)) / len(errors)
+        found = found or _number(row.get(ZERO_SHOT_AVG_STDERR)) is not None
+    return found
 
 
 def resolve_key(runs, key):

@@ -247,7 +247,7 @@ def parse_arguments(argv):
     parser.add_argument("--experiment", help="keep the runs of this experiment")
     parser.add_argument("--stderr", action="store_true",
                         help="show each metric as 'value ± stderr' where the runs have METRIC_stderr (zero-shot acc, "
-                             "acc_norm, kld.mean)")
+                             "acc_norm, kld.mean; the zero-shot average's comes from its tasks')")
     parser.add_argument("--bold-best", choices=("min", "max", "none"), default="none",
                         help="bold the best quantized value of each column (md and latex)")
     return parser.parse_args(argv)

@@ -173,6 +173,27 @@ class SerqTableTest(unittest.TestCase):
         self.assertEqual(status, 1)
         self.assertIn("no run in", error)
 
+    def test_the_zero_shot_average_gets_its_stderr_from_the_tasks_headline_stderrs(self):
+        columns = COLUMNS + ["metric.piqa.acc", "metric.piqa.acc_stderr", "metric.piqa.acc_norm",
+                             "metric.piqa.acc_norm_stderr", "metric.copa.acc", "metric.copa.acc_stderr",
+                             "metric.zero_shot.avg", "info.zero_shot.tasks"]
+        runs = [dict(row) for row in RUNS[:2]]
+        # FP: both tasks have stderrs, the average's is sqrt(0.03² + 0.04²) / 2 = 0.025 (piqa's acc_norm, not acc).
+        runs[0].update({"metric.piqa.acc": 0.5, "metric.piqa.acc_stderr": 0.9, "metric.piqa.acc_norm": 0.6,
+                        "metric.piqa.acc_norm_stderr": 0.03, "metric.copa.acc": 0.6, "metric.copa.acc_stderr": 0.04,
+                        "metric.zero_shot.avg": 0.6, "info.zero_shot.tasks": "piqa,copa"})
+        # RTN: copa's stderr is missing, so its average has none.
+        runs[1].update({"metric.piqa.acc": 0.4, "metric.piqa.acc_stderr": 0.9, "metric.piqa.acc_norm": 0.5,
+                        "metric.piqa.acc_norm_stderr": 0.03, "metric.copa.acc": 0.5, "metric.zero_shot.avg": 0.5,
+                        "info.zero_shot.tasks": "piqa,copa"})
+        write_merged(os.path.join(self.directory.name, "zse"), columns, runs)
+        for extension in ("csv", "h5"):
+            status, text, _ = self.table(os.path.join(self.directory.name, "zse." + extension), "--metrics",
+                                         "zero_shot", "--stderr", "--precision", "3")
+            self.assertEqual(status, 0)
+            self.assertEqual(text.splitlines()[2:], ["| FP | 0.600 ± 0.030 | 0.600 ± 0.040 | 0.600 ± 0.025 |",
+                                                     "| RTN | 0.500 ± 0.030 | 0.500 | 0.500 |"])
+
     def test_unknown_column_and_empty_selection_are_one_line_errors(self):
         status, _, error = self.table(self.h5, "--metrics", "metric.pppl")
         self.assertEqual(status, 1)
