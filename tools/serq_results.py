@@ -21,6 +21,7 @@ PARAMETER_KEYS = (WEIGHT_QUANTIZER, RANK, "config.quant.alpha", "config.quant.fa
 HEADLINE_KEYS = (RANK, "config.quant.alpha")
 # Keys summed up by the derived "setting" column ("W4A4 g32 MXFP4").
 SETTING_KEYS = ("config.quant.w_bits", "config.quant.a_bits", "config.quant.group_size", "config.quant.format")
+# The zero-shot average's standard error, derived from its tasks' where a run lacks it.
 ZERO_SHOT_AVG_STDERR = "metric.zero_shot.avg_stderr"
 # Columns computed from the config: the model's directory name and the quantization setting.
 DERIVED_KEYS = ("model", "setting")
@@ -138,6 +139,12 @@ def _number(value):
     return value if isinstance(value, float) and not math.isnan(value) else None
 
 
+def headline_metric(task, present):
+    """A task's headline column, as the zero-shot average takes it: acc_norm where present(column), else acc."""
+    norm = f"metric.{task}.acc_norm"
+    return norm if present(norm) else f"metric.{task}.acc"
+
+
 def add_zero_shot_average_stderr(rows):
     """Sets metric.zero_shot.avg_stderr where a run lacks it: the average's standard error from its tasks'
     (sqrt(sum of se^2) / n, the tasks being independent samples), each task's headline being acc_norm where the run
@@ -147,8 +154,8 @@ def add_zero_shot_average_stderr(rows):
         if _number(row.get(ZERO_SHOT_AVG_STDERR)) is None and row.get("info.zero_shot.tasks"):
             errors = []
             for task in row["info.zero_shot.tasks"].split(","):
-                norm = _number(row.get(f"metric.{task}.acc_norm"))
-                errors.append(_number(row.get(f"metric.{task}.acc{'_norm' if norm is not None else ''}_stderr")))
+                headline = headline_metric(task, lambda column: _number(row.get(column)) is not None)
+                errors.append(_number(row.get(headline + "_stderr")))
             if None not in errors:
                 row[ZERO_SHOT_AVG_STDERR] = math.sqrt(sum(e * e for e in errors)) / len(errors)
         found = found or _number(row.get(ZERO_SHOT_AVG_STDERR)) is not None

@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass
 
 from serq_results import (HEADLINE_KEYS, METHOD, PARAMETER_KEYS, WEIGHT_QUANTIZER, ResultsError, describe,
-                          differing_keys, label_keys, load_runs, metric_header, resolve_key, select_runs,
-                          run_tool, shared_values, text_of, varying_keys)
+                          differing_keys, headline_metric, label_keys, load_runs, metric_header, resolve_key,
+                          select_runs, run_tool, shared_values, text_of, varying_keys)
 
 EMPTY_CELL = {"md": "–", "latex": "--", "csv": ""}
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -214,8 +214,7 @@ def split_metrics(text, runs):
         if not tasks:
             raise ResultsError(f"--metrics zero_shot: no run in {runs.path} has zero-shot results; run with eval.tasks")
         for task in tasks.split(","):
-            norm = f"metric.{task}.acc_norm"
-            metrics.append(norm if norm in runs.columns else resolve_key(runs, f"metric.{task}.acc"))
+            metrics.append(resolve_key(runs, headline_metric(task, lambda column: column in runs.columns)))
         metrics.append(resolve_key(runs, "metric.zero_shot.avg"))
     return metrics
 
