@@ -130,8 +130,16 @@ def best_cells(table, texts, direction):
     return best
 
 
+def flat_headers(table):
+    """One header row for Markdown and CSV: "group · metric" per column, or with a single column group, that group
+    once beside "Method" and the bare metric names."""
+    if len(table.groups) == 1:
+        return [f"Method ({table.groups[0]})"] + [metric_header(metric) for metric in table.metrics]
+    return ["Method"] + [f"{group} · {metric_header(metric)}" for group in table.groups for metric in table.metrics]
+
+
 def render_markdown(table, texts, bold):
-    headers = ["Method"] + [f"{group} · {metric_header(metric)}" for group in table.groups for metric in table.metrics]
+    headers = flat_headers(table)
     lines = ["| " + " | ".join(_markdown_escape(h) for h in headers) + " |",
              "|---|" + "---:|" * (len(headers) - 1)]
     for r, label in enumerate(table.labels):
@@ -178,8 +186,7 @@ def render_latex(table, texts, bold):
 def render_csv(table, texts):
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["Method"] + [f"{group} · {metric_header(metric)}"
-                                  for group in table.groups for metric in table.metrics])
+    writer.writerow(flat_headers(table))
     for r, label in enumerate(table.labels):
         writer.writerow([label] + [EMPTY_CELL["csv"] if value is None else value
                                    for group in texts[r] for value in group])
