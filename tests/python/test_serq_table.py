@@ -169,6 +169,10 @@ class SerqTableTest(unittest.TestCase):
         # One column group: named once, beside "Method", and the columns carry only their metrics.
         self.assertEqual(text.splitlines()[0], "| Method (tiny_llama#1 W4A4) | piqa.acc_norm | copa.acc | Avg |")
         self.assertEqual(text.splitlines()[3], "| RTN | 0.50 | 0.50 | 0.50 |")
+        status, text, _ = self.table(os.path.join(self.directory.name, "zs.csv"), "--metrics", "zero_shot",
+                                     "--format", "csv")
+        self.assertEqual(status, 0)
+        self.assertEqual(text.splitlines()[0], "Method (tiny_llama#1 W4A4),piqa.acc_norm,copa.acc,Avg")
         status, _, error = self.table(self.csv, "--metrics", "zero_shot")
         self.assertEqual(status, 1)
         self.assertIn("no run in", error)
