@@ -8,7 +8,7 @@
 
 #include "core/common/error.h"
 #include "core/common/paths.h"
-#include "core/io/gguf.h"
+#include "core/formats/gguf.h"
 #include "core/model/loader.h"
 #include "core/model/memory.h"
 

@@ -11,7 +11,7 @@
 #include "core/common/hash.h"
 #include "core/common/paths.h"
 #include "core/data/token_stream.h"
-#include "core/io/hdf5_file.h"
+#include "core/formats/hdf5_file.h"
 
 namespace serq {
 namespace {

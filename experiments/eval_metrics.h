@@ -9,7 +9,7 @@
 
 #include "core/eval/kld.h"
 #include "core/eval/zero_shot.h"
-#include "core/io/result_file.h"
+#include "core/formats/result_file.h"
 
 namespace serq {
 

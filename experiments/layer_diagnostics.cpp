@@ -45,12 +45,13 @@ class LayerErrorObserver final : public LinearInputObserver {
  public:
   explicit LayerErrorObserver(std::map<std::string, Accumulated>& layers) : layers_(layers) {}
 
-  void observe(const QuantLinear& reference, const Matrix& input) override {
+  void observe(const QuantLinear& reference, const Tensor& input_tensor) override {
     const auto found = layers_.find(reference.name);
     if (found == layers_.end()) return;
     Accumulated& sums = found->second;
-    reference.forward(input, y_);
-    sums.quantized->forward(input, y_hat_);
+    const Matrix input = input_tensor.backend->download(input_tensor, "diagnosed layer inputs");
+    y_ = run_linear(cpu_backend(), reference, input);
+    y_hat_ = run_linear(cpu_backend(), *sums.quantized, input);
     sums.error_squared += (y_hat_ - y_).cast<double>().squaredNorm();
     sums.reference_squared += y_.cast<double>().squaredNorm();
   }
@@ -97,7 +98,7 @@ std::vector<LayerDiagnostics> layer_diagnostics(const Model& reference, const Mo
   Progress progress("layer errors", static_cast<std::int64_t>(windows.size()), "windows");
   const bool head = sums.contains(reference.lm_head.name);
   for (const std::vector<int>& window : windows) {
-    const Matrix hidden = forward_hidden(reference, window, 1, static_cast<int>(window.size()), nullptr, &observer);
+    const Matrix hidden = forward_hidden(reference, window, 1, static_cast<int>(window.size()), &observer);
     if (head) forward_logits(reference, hidden, &observer);  // lm_head's input is only seen on the way to logits
     progress.advance(1);
   }

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "core/io/result_file.h"
+#include "core/formats/result_file.h"
 #include "methods/method.h"
 
 namespace serq {

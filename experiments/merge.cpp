@@ -11,7 +11,7 @@
 #include <map>
 
 #include "core/common/error.h"
-#include "core/io/hdf5_file.h"
+#include "core/formats/hdf5_file.h"
 
 namespace serq {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/io/result_file.h"
+#include "core/formats/result_file.h"
 
 namespace serq {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/io/run_config.h"
+#include "core/config/run_config.h"
 #include "core/model/config.h"
 
 namespace serq {

@@ -1,7 +1,6 @@
 // Executes one resolved config: the pipeline checkpoint → method → evaluation → RunRecord.
 #include "experiments/run_one.h"
 
-#include <cblas.h>
 
 #include <chrono>
 #include <cstdio>
@@ -10,6 +9,7 @@
 #include <optional>
 
 #include "core/backend/backend.h"
+#include "core/backend/cpu/cpu_backend.h"
 #include "core/backend/cpu/int_gemm.h"
 #include "core/common/build_info.h"
 #include "core/common/error.h"
@@ -18,7 +18,7 @@
 #include "core/data/windows.h"
 #include "core/eval/perplexity.h"
 #include "core/eval/zero_shot.h"
-#include "core/linear/fold.h"
+#include "core/model/fold.h"
 #include "core/model/forward.h"
 #include "core/model/memory.h"
 #include "experiments/calibrate.h"
@@ -204,7 +204,7 @@ KldReference* kld_reference(const ResolvedConfig& config, const std::filesystem:
 
 // Each task on the (quantized) model; its items' source and skipped lines go into `info`.
 std::vector<TaskResult> evaluate_tasks(const ResolvedConfig& config, const std::vector<const Task*>& tasks,
-                                       const Model& model, const Tokenizer& tokenizer,
+                                       const ResidentModel& model, const Tokenizer& tokenizer,
                                        std::map<std::string, std::string>& info) {
   const std::string& task_bos = config.get_string("eval.task_bos");
   const ZeroShotSettings settings{static_cast<int>(config.get_int("eval.batch_size")),
@@ -292,7 +292,7 @@ std::vector<const Task*> load_tasks(const ResolvedConfig& config, AssetCache& as
 
 RunRecord execute_run(const ResolvedConfig& config, const std::string& experiment, AssetCache& assets) {
   const auto start = std::chrono::steady_clock::now();
-  if (const auto threads = config.get_int("runtime.threads"); threads > 0) openblas_set_num_threads(static_cast<int>(threads));
+  if (const auto threads = config.get_int("runtime.threads"); threads > 0) set_cpu_threads(static_cast<int>(threads));
 
   const std::filesystem::path model_path = config.get_string("model.path");
   const std::string method_name = config.get_string("quant.method");
@@ -338,12 +338,14 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const std::vector<std::string> folds = fold_input_transforms(model);
   const std::string weights_held = hold_weights_for_evaluation(model);
   choose_kernels(config.get_string("runtime.kernels"), model);
-  model.backend->kernels().clear();  // from here on, what the evaluation ran
+  model.backend->kernels().clear();  // from here on, what the evaluation ran and moved
+  const ResidentModel resident(model, *model.backend);  // the weights cross once
   const PerplexityResult ppl =
-      evaluate_perplexity(model, windows, batch, fmt::format("eval {}", config.label()), kld_against);
+      evaluate_perplexity(resident, windows, batch, fmt::format("eval {}", config.label()), kld_against);
   std::map<std::string, std::string> task_info;
   const std::vector<TaskResult> task_results =
-      evaluate_tasks(config, tasks, model, assets.tokenizer(tokenizer_file), task_info);
+      evaluate_tasks(config, tasks, resident, assets.tokenizer(tokenizer_file), task_info);
+  const Transfers transfers = model.backend->kernels().transfers();
 
   const BuildInfo build = build_info();
   RunRecord record;
@@ -366,7 +368,9 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                    {"stream_tokens", static_cast<std::int64_t>(stream.tokens.size())},
                    {"quantized_weights", report.quantized_weights},
                    {"extra_parameters", report.extra_parameters},
-                   {"parameters", model.config.parameter_count()}};
+                   {"parameters", model.config.parameter_count()},
+                   {"host_to_backend_bytes", transfers.host_to_backend_bytes()},
+                   {"backend_to_host_bytes", transfers.backend_to_host_bytes()}};
   const bool fp = method_name == "fp";
   record.info = {{"method", method_name},
                  {"weight_format", fp ? "fp" : params.weight.describe()},
@@ -389,6 +393,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                                                      : fmt::format("{} (fallback: {})", model.backend->name(),
                                                                    device.fallback)},
                  {"kernels", model.backend->kernels().describe()},
+                 {"transfers", transfers.describe()},
                  {"git_commit", build.git_commit},
                  {"compiler", build.compiler},
                  {"build_type", build.build_type},

@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "core/io/result_file.h"
-#include "core/io/run_config.h"
+#include "core/formats/result_file.h"
+#include "core/config/run_config.h"
 #include "experiments/asset_cache.h"
 #include "methods/method.h"
 

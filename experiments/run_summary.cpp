@@ -82,7 +82,12 @@ nlohmann::json run_summary_json(const FinishedRun& run) {
                          {"backend", run.record.info.at("backend")},
                          {"kernels", run.record.info.at("kernels")},
                          {"result_file", run.result_file.string()}};
+  const auto& counts = run.record.counts;
+  for (const char* name : {"host_to_backend_bytes", "backend_to_host_bytes"}) {  // absent from older result files
+    if (const auto bytes = counts.find(name); bytes != counts.end()) json[name] = bytes->second;
+  }
   const auto& metrics = run.record.metrics;
+  if (const auto eval = metrics.find("eval_seconds"); eval != metrics.end()) json["eval_seconds"] = eval->second;
   if (metrics.contains("kld.mean")) {
     for (const char* name : {"mean", "median", "p99", "max", "top1_agreement", "dp_mean"}) {
       json["kld"][name] = metrics.at(std::string("kld.") + name);

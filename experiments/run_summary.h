@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/io/result_file.h"
-#include "core/io/run_config.h"
+#include "core/formats/result_file.h"
+#include "core/config/run_config.h"
 
 namespace serq {
 

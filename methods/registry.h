@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/io/run_config.h"
+#include "core/config/run_config.h"
 #include "methods/method.h"
 
 namespace serq {

@@ -19,12 +19,12 @@ class GroupHessians final : public LinearInputObserver {
   GroupHessians(Backend& backend, const std::vector<InputGroup>& groups) : backend_(backend) {
     for (const InputGroup& group : groups) leaders_[group.front()->name] = {};
   }
-  void observe(const QuantLinear& layer, const Matrix& input) override {
+  void observe(const QuantLinear& layer, const Tensor& input) override {
     const auto found = leaders_.find(layer.name);
     if (found == leaders_.end()) return;
     ChannelSums& sums = found->second;
     if (sums.tokens == 0) {
-      const Eigen::Index d = input.cols();
+      const auto d = static_cast<Eigen::Index>(input.cols);
       sums = {.abs_max = Eigen::VectorXf::Zero(d), .sum_abs = Eigen::VectorXd::Zero(d),
               .gram = Eigen::MatrixXd::Zero(d, d)};
     }
@@ -121,14 +121,14 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
     if (observe) {
       for (const Matrix& h : hidden) {
         Matrix copy = h;
-        decoder_layer_forward(model, i, copy, 1, static_cast<int>(copy.rows()), nullptr, &hessians);
+        decoder_layer_forward(model, i, copy, 1, static_cast<int>(copy.rows()), &hessians);
       }
     }
     quantize_groups(groups, observe ? &hessians : nullptr, method, params, activation_stats);
     if (params.release_floats) release_layer_weights(layer);
     if (i + 1 < model.config.n_layers || params.quantize_lm_head) {  // else nothing reads the last outputs
       const ActivationQuantOff off(groups);
-      for (Matrix& h : hidden) decoder_layer_forward(model, i, h, 1, static_cast<int>(h.rows()), nullptr, nullptr);
+      for (Matrix& h : hidden) decoder_layer_forward(model, i, h, 1, static_cast<int>(h.rows()), nullptr);
     }
     release_layer_pages(layer);
     layer_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - layer_start).count());
@@ -139,7 +139,10 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
     const std::vector<InputGroup> head = {{&model.lm_head}};
     GroupHessians hessians(*model.backend, head);
     if (observe) {
-      for (const Matrix& h : hidden) hessians.observe(model.lm_head, final_norm(model, h));  // lm_head's input
+      for (const Matrix& h : hidden) {  // lm_head's input
+        Buffer work(*model.backend);
+        hessians.observe(model.lm_head, model.backend->upload(final_norm(model, h), work, "hidden states"));
+      }
     }
     quantize_groups(head, observe ? &hessians : nullptr, method, params, activation_stats);
   }

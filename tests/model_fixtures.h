@@ -7,6 +7,7 @@
 #include "core/data/token_stream.h"
 #include "core/model/loader.h"
 #include "core/tokenizer/tokenizer.h"
+#include "methods/rtn.h"
 #include "tests/assets.h"
 
 namespace serq::test {
@@ -28,6 +29,16 @@ inline const TokenStream& tinystories(const std::string& name) {  // "tinystorie
   auto it = streams.find(name);
   if (it == streams.end()) it = streams.emplace(name, load_dataset(name, stories_tokenizer(), 1, assets_root())).first;
   return it->second;
+}
+
+// stories260K (Hugging Face form) by RTN: INT weights symmetric, activations asymmetric, both in groups of 32.
+inline Model stories_rtn(int bits) {
+  Model model = stories_model("stories260K-hf");
+  QuantParams params;
+  params.weight = {bits, true, 32};
+  params.activation = {bits, false, 32};
+  RoundToNearest().quantize(model, params, Calibration{});
+  return model;
 }
 
 }  // namespace serq::test

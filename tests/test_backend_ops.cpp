@@ -1,5 +1,6 @@
 // test_backend_ops: every op of core/backend/backend.h on one backend against the reference backend, on random and
-// edge-case inputs, by NMSE = ‖out − ref‖² / ‖ref‖² with a tolerance stated per op (ggml's test-backend-ops).
+// edge-case inputs, by NMSE = ‖out − ref‖² / ‖ref‖² with a tolerance stated per op (ggml's test-backend-ops). Inputs
+// and outputs cross through Backend::set and get (tests/support/backend_calls.h), as in the forward pass.
 //
 //   test_backend_ops --backend NAME [catch2 options]
 //
@@ -24,18 +25,15 @@
 #include "experiments/calibrate.h"
 #include "methods/serq.h"
 #include "tests/model_fixtures.h"
+#include "tests/support/backend_calls.h"
+#include "tests/support/random.h"
 
 namespace serq {
 namespace {
 
-Backend* tested = nullptr;  // set by main()
+using test::random_matrix;
 
-Matrix random_matrix(Eigen::Index rows, Eigen::Index cols, std::mt19937& rng, float sigma = 1.0f) {
-  std::normal_distribution<float> normal(0.0f, sigma);
-  Matrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
-}
+Backend* tested = nullptr;  // set by main()
 
 template <class A, class B>
 double nmse(const A& out, const B& ref) {
@@ -67,24 +65,17 @@ Matrix random_orthogonal(int m, std::mt19937& rng) {
   return Eigen::HouseholderQR<Matrix>(random_matrix(m, m, rng)).householderQ();
 }
 
-Matrix run_linear(Backend& backend, const QuantLinear& layer, const Matrix& x) {
-  Matrix y;
-  const QuantLinear* group[] = {&layer};
-  Matrix* outputs[] = {&y};
-  backend.quant_linear(group, x, outputs);
-  return y;
-}
-
 }  // namespace
 
 TEST_CASE("embedding: rows of the table, the first and the last id included; an id outside is an error") {
   std::mt19937 rng(1);
   const Matrix table = random_matrix(50, 24, rng);
   const std::vector<int> tokens = {0, 49, 7, 7, 13};
-  check_op("embedding", 0.0, [&](Backend& b) { Matrix out; b.embedding(table, tokens, out); return out; });
-  const std::vector<int> outside = {3, 50};
-  Matrix out;
-  CHECK_THROWS_WITH(tested->embedding(table, outside, out), Catch::Contains("outside the vocabulary"));
+  check_op("embedding", 0.0, [&](Backend& b) { return test::embedding(b, table, tokens); });
+  if (tested->host_memory()) {  // a device backend's ids are checked on the host before they cross (token_tensor)
+    const std::vector<int> outside = {3, 50};
+    CHECK_THROWS_WITH(test::embedding(*tested, table, outside), Catch::Contains("outside the vocabulary"));
+  }
 }
 
 TEST_CASE("rms_norm: random rows, a zero row (ε alone) and rows of 1e4") {
@@ -93,7 +84,7 @@ TEST_CASE("rms_norm: random rows, a zero row (ε alone) and rows of 1e4") {
   x.row(2).setZero();
   x.row(4) *= 1e4f;
   const Vector gamma = random_matrix(96, 1, rng).col(0);
-  check_op("rms_norm", 1e-12, [&](Backend& b) { Matrix out; b.rms_norm(x, gamma, 1e-5f, out); return out; });
+  check_op("rms_norm", 1e-12, [&](Backend& b) { return test::rms_norm(b, x, gamma, 1e-5f); });
 }
 
 TEST_CASE("rope: both layouts, from position 0 and from 1000, with and without llama3 scaling") {
@@ -111,11 +102,11 @@ TEST_CASE("rope: both layouts, from position 0 and from 1000, with and without l
         }
         const std::vector<float> frequencies = config.rope_frequencies();
         const Matrix x = random_matrix(2 * 5, 96, rng);
-        const RopeShape shape{.n_heads = 3, .head_dim = 32, .batch = 2, .seq = 5, .pos0 = pos0,
-                              .frequencies = frequencies, .interleaved = interleaved};
+        const RopeShape shape{.n_heads = 3, .head_dim = 32, .batch = 2, .seq = 5, .pos0 = pos0, .frequencies = {},
+                              .interleaved = interleaved};
         INFO("interleaved " << interleaved << ", pos0 " << pos0 << ", llama3 scaling " << scaled);
         // Angles up to 1000 rad are taken in float on the CPU (as llama2.c and HF do): 1e-4 rad of rounding.
-        check_op("rope", 1e-8, [&](Backend& b) { Matrix y = x; b.rope(y, shape); return y; });
+        check_op("rope", 1e-8, [&](Backend& b) { return test::rope(b, x, shape, frequencies); });
       }
     }
   }
@@ -128,13 +119,13 @@ TEST_CASE("attention: causal GQA over 300 queries (more than one query block), a
                                .kv_rows = 300};
     const Matrix q = random_matrix(600, 96, rng, 4.0f), k = random_matrix(600, 32, rng, 4.0f);
     const Matrix v = random_matrix(600, 32, rng);
-    check_op("attention", 1e-10, [&](Backend& b) { Matrix out; b.attention(q, k, v, shape, out); return out; });
+    check_op("attention", 1e-10, [&](Backend& b) { return test::attention(b, q, k, v, shape); });
   }
   SECTION("5 new queries at positions 7..11 of a cache of capacity 20") {
     const AttentionShape shape{.n_heads = 4, .n_kv_heads = 4, .head_dim = 8, .batch = 2, .seq = 5, .pos0 = 7,
                                .kv_rows = 20};
     const Matrix q = random_matrix(10, 32, rng), k = random_matrix(40, 32, rng), v = random_matrix(40, 32, rng);
-    check_op("attention", 1e-10, [&](Backend& b) { Matrix out; b.attention(q, k, v, shape, out); return out; });
+    check_op("attention", 1e-10, [&](Backend& b) { return test::attention(b, q, k, v, shape); });
   }
 }
 
@@ -145,8 +136,8 @@ TEST_CASE("swiglu and add: random values and gates of ±100 (exp overflows in fl
   gate(1, 1) = -100.0f;
   gate(2, 2) = 0.0f;
   const Matrix up = random_matrix(7, 40, rng);
-  check_op("swiglu", 1e-12, [&](Backend& b) { Matrix g = gate; b.swiglu(g, up); return g; });
-  check_op("add", 0.0, [&](Backend& b) { Matrix h = gate; b.add(h, up); return h; });
+  check_op("swiglu", 1e-12, [&](Backend& b) { return test::swiglu(b, gate, up); });
+  check_op("add", 0.0, [&](Backend& b) { return test::add(b, gate, up); });
 }
 
 TEST_CASE("act_quant: INT symmetric and asymmetric, per token and per group with a short last group, zero rows, "
@@ -162,10 +153,11 @@ TEST_CASE("act_quant: INT symmetric and asymmetric, per token and per group with
   for (const QuantSpec& spec : specs) {
     INFO(spec.describe());
     // The same grid and the same float rounding: equal values.
-    check_op("act_quant", 0.0, [&](Backend& b) { Matrix y = x; b.act_quant(y, spec); return y; });
+    check_op("act_quant", 0.0, [&](Backend& b) { return test::act_quant(b, x, spec); });
     Matrix bad = x;
     bad(1, 1) = std::numeric_limits<float>::quiet_NaN();
-    CHECK_THROWS_AS(tested->act_quant(bad, spec), Error);
+    CHECK_THROWS_AS(test::act_quant(*tested, bad, spec), Error);
+    CHECK_THROWS_AS(test::act_quant(reference_backend(), bad, spec), Error);
   }
 }
 
@@ -174,10 +166,10 @@ TEST_CASE("hadamard: H_8 alone, and H_4 ⊗ a random orthogonal 43 × 43 on 172 
   InputRotation plain;
   plain.hadamard_size = 8;
   const Matrix x = random_matrix(5, 64, rng);
-  check_op("hadamard", 1e-12, [&](Backend& b) { Matrix y = x; b.hadamard(y, plain); return y; });
+  check_op("hadamard", 1e-12, [&](Backend& b) { return test::hadamard(b, x, plain); });
   InputRotation kron{.hadamard_size = 4, .factor = random_orthogonal(43, rng), .description = "hadamard(4) x F"};
   const Matrix x172 = random_matrix(5, 172, rng);
-  check_op("hadamard", 1e-12, [&](Backend& b) { Matrix y = x172; b.hadamard(y, kron); return y; });
+  check_op("hadamard", 1e-12, [&](Backend& b) { return test::hadamard(b, x172, kron); });
 }
 
 TEST_CASE("observe: abs-max, Σ|x| and XᵀX over two calls; a NaN marks its channel") {
@@ -185,8 +177,8 @@ TEST_CASE("observe: abs-max, Σ|x| and XᵀX over two calls; a NaN marks its cha
   const Matrix first = random_matrix(30, 24, rng), second = random_matrix(11, 24, rng, 5.0f);
   auto observe = [&](Backend& b, const Matrix& extra) {
     ChannelSums sums{Eigen::VectorXf::Zero(24), Eigen::VectorXd::Zero(24), Eigen::MatrixXd::Zero(24, 24)};
-    b.observe(first, sums);
-    b.observe(extra, sums);
+    test::observe(b, first, sums);
+    test::observe(b, extra, sums);
     return sums;
   };
   const ChannelSums ref = observe(reference_backend(), second), got = observe(*tested, second);
@@ -201,18 +193,24 @@ TEST_CASE("observe: abs-max, Σ|x| and XᵀX over two calls; a NaN marks its cha
   CHECK(std::isfinite(marked.abs_max[8]));
 }
 
-TEST_CASE("nll and kld: log-softmax in double over a 3000-token vocabulary, logits up to ±60") {
+TEST_CASE("nll and kld: log-softmax in double over a 3000-token vocabulary, logits up to ±60, argmax with ties") {
   std::mt19937 rng(9);
   const Matrix ref_logits = random_matrix(6, 3000, rng, 6.0f), logits = random_matrix(6, 3000, rng, 6.0f);
   Matrix same = ref_logits;
   same(0, 0) = 60.0f;
   const std::vector<int> targets = {0, 2999, 5, 17, 1000, 3};
-  const double ref_nll = reference_backend().nll(logits, targets), nll = tested->nll(logits, targets);
-  CHECK(std::fabs(nll - ref_nll) <= 1e-12 * std::fabs(ref_nll));
+  Matrix tied = logits;
+  tied(2, 40) = tied(2, 41) = tied(2, 2000) = 100.0f;  // a three-way tie: the first index is the argmax
+  const std::vector<NllRow> ref_nll = test::nll(reference_backend(), tied, targets), nll = test::nll(*tested, tied, targets);
+  REQUIRE(nll.size() == 6);
+  for (std::size_t i = 0; i < nll.size(); ++i) {
+    CHECK(std::fabs(nll[i].nll - ref_nll[i].nll) <= 1e-12 * std::fabs(ref_nll[i].nll));
+    CHECK(nll[i].argmax == ref_nll[i].argmax);
+  }
+  CHECK(nll[2].argmax == 40);
   for (const Matrix* evaluated : {&logits, &ref_logits}) {
-    std::vector<KldRow> ref_rows, rows;
-    reference_backend().kld(ref_logits, *evaluated, targets, ref_rows);
-    tested->kld(ref_logits, *evaluated, targets, rows);
+    const std::vector<KldRow> ref_rows = test::kld(reference_backend(), ref_logits, *evaluated, targets);
+    const std::vector<KldRow> rows = test::kld(*tested, ref_logits, *evaluated, targets);
     REQUIRE(rows.size() == 6);
     for (std::size_t i = 0; i < rows.size(); ++i) {
       CHECK(rows[i].kld == Approx(ref_rows[i].kld).epsilon(1e-9).margin(1e-12));
@@ -277,19 +275,39 @@ TEST_CASE("quant_linear: each part of the formula, a shared input group, a packe
   k.name = "k";
   k.weight = random_matrix(8, d, rng, 0.1f);
   const QuantLinear* group[] = {&scaled, &k, &v};
-  std::vector<Matrix> ref(3), got(3);
-  Matrix* ref_out[] = {&ref[0], &ref[1], &ref[2]};
-  Matrix* got_out[] = {&got[0], &got[1], &got[2]};
-  reference_backend().quant_linear(group, x, ref_out);
-  tested->quant_linear(group, x, got_out);
+  const std::vector<Matrix> ref = test::quant_linear(reference_backend(), group, x);
+  const std::vector<Matrix> got = test::quant_linear(*tested, group, x);
   for (int i = 0; i < 3; ++i) CHECK(nmse(got[i], ref[i]) < 1e-6);
 }
 
+TEST_CASE("copy: rows of one tensor into the middle of another; set and get count the bytes that cross") {
+  std::mt19937 rng(11);
+  const Matrix x = random_matrix(5, 12, rng);
+  check_op("copy", 0.0, [&](Backend& b) {
+    Buffer work(b);
+    const Tensor dst = b.upload(Matrix::Zero(9, 12), work, "test");
+    Tensor middle = dst.middle_rows(2, 5);
+    b.copy(b.upload(x, work, "test"), middle);
+    return b.download(dst, "test");
+  });
+  tested->kernels().clear();
+  {
+    Buffer work(*tested);
+    tested->download(tested->upload(x, work, "in"), "out");
+  }
+  const Transfers moved = tested->kernels().transfers();
+  CHECK(moved.host_to_backend.at("in") == 5 * 12 * 4);
+  CHECK(moved.backend_to_host.at("out") == 5 * 12 * 4);
+  CHECK(moved.host_to_backend_bytes() == 240);
+}
+
 // The whole graph: stories260K's logits on the tested backend against the reference, in full precision and after
-// SERQ W4A8 and W4A4. At A8 they agree to float rounding (measured NMSE 5e-14 on the CPU). At A4 one activation code
-// that float rounding of T(X) puts on the other side of a rounding boundary moves a 64-wide layer's output by a
-// visible step, and five layers compound it (measured 1.8e-3 on the CPU, while each linear alone agrees to 1e-14):
-// the bound still fails any backend that gets a part of the formula wrong (NMSE of order 1).
+// SERQ W4A8 and W4A4. In full precision they agree to float rounding. With quantized activations, one activation
+// code that float rounding of T(X) puts on the other side of a rounding boundary moves a 64-wide layer's output by a
+// visible step, and five layers compound it: at A8 the CPU measured NMSE 5e-14 with one BLAS thread and 3.2e-6 with
+// two on an AVX2-only Zen 3 (another summation order flipped one code); at A4, 1.8e-3, while each linear alone agrees
+// to 1e-14. The bounds allow a few flipped codes and still fail any backend that gets a part of the formula wrong
+// (NMSE of order 1).
 TEST_CASE("the forward graph: stories260K logits on the backend equal the reference backend's") {
   const Model& fp = test::stories_model("stories260K-hf");
   const std::span<const int> tokens(test::tinystories("tinystories-eval").tokens.data(), 48);
@@ -309,7 +327,7 @@ TEST_CASE("the forward graph: stories260K logits on the backend equal the refere
     Model model = fp;
     Serq().quantize(model, params, calibration);
     INFO("SERQ W4A" << a_bits);
-    CHECK(nmse(logits(*tested, model), logits(reference_backend(), model)) < (a_bits == 8 ? 1e-10 : 1e-2));
+    CHECK(nmse(logits(*tested, model), logits(reference_backend(), model)) < (a_bits == 8 ? 1e-4 : 1e-2));
   }
 }
 

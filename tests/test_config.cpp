@@ -6,8 +6,8 @@
 
 #include "core/common/error.h"
 #include "core/common/hash.h"
-#include "core/io/config_schema.h"
-#include "core/io/run_config.h"
+#include "core/config/config_schema.h"
+#include "core/config/run_config.h"
 #include "methods/registry.h"
 #include "tests/assets.h"
 

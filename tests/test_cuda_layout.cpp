@@ -18,18 +18,14 @@
 #include "core/quant/int_quant.h"
 #include "core/quant/mxfp4.h"
 #include "core/quant/packed_weight.h"
+#include "tests/support/random.h"
 
 using namespace serq;
 using namespace serq::cuda;
 
 namespace {
 
-Matrix random_matrix(Eigen::Index rows, Eigen::Index cols, std::mt19937& rng, float sigma = 1.0f) {
-  std::normal_distribution<float> normal(0.0f, sigma);
-  Matrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
-}
+using test::random_matrix;
 
 std::uint32_t word(const std::uint8_t* bytes) {
   std::uint32_t w;

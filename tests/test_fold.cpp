@@ -1,4 +1,4 @@
-// Tests for offline folding (core/linear/fold.h) on stories260K: random input scales and permutations are put on
+// Tests for offline folding (core/model/fold.h) on stories260K: random input scales and permutations are put on
 // every linear layer with the weights adjusted so the model is unchanged; folding must keep the logits (in full
 // precision and with W4A4), move corrections' rows with the weight rows, fold only what the header allows (o_proj
 // only without GQA) and report each fold.
@@ -14,12 +14,16 @@
 #include <vector>
 
 #include "core/common/error.h"
-#include "core/linear/fold.h"
+#include "core/model/fold.h"
 #include "core/model/forward.h"
 #include "tests/model_fixtures.h"
+#include "tests/support/random.h"
 
 namespace serq {
 namespace {
+
+using test::random_matrix;
+using test::relative_error;
 
 constexpr int kSeq = 48;
 
@@ -27,17 +31,6 @@ Matrix logits_of(const Model& model) {
   const std::vector<int>& stream = test::tinystories("tinystories-eval").tokens;
   const std::span<const int> tokens(stream.data(), kSeq);
   return forward_logits(model, forward_hidden(model, tokens, 1, kSeq));
-}
-
-double relative_error(const Matrix& y, const Matrix& reference) {
-  return static_cast<double>((y - reference).norm()) / static_cast<double>(reference.norm());
-}
-
-Matrix random_matrix(Eigen::Index rows, Eigen::Index cols, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 0.1f);
-  Matrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
 }
 
 Vector random_scale(int d, std::mt19937& rng) {
@@ -85,8 +78,8 @@ Model transformed(const Model& original, bool o_within_heads, std::mt19937& rng)
     layer.up_proj.salient.r = layer.up_proj.weight.leftCols(16);
     layer.up_proj.weight.leftCols(16).setZero();
     for (QuantLinear* factored : {&layer.gate_proj, &layer.v_proj}) {
-      factored->low_rank.a = random_matrix(8, c.dim, rng);
-      factored->low_rank.b = random_matrix(factored->d_out(), 8, rng);
+      factored->low_rank.a = random_matrix(8, c.dim, rng, 0.1f);
+      factored->low_rank.b = random_matrix(factored->d_out(), 8, rng, 0.1f);
       factored->weight -= factored->low_rank.b * factored->low_rank.a;
     }
   }

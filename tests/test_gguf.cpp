@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/common/error.h"
-#include "core/io/gguf.h"
+#include "core/formats/gguf.h"
 #include "core/model/load_gguf.h"
 #include "core/model/loader.h"
 #include "tests/assets.h"

@@ -9,8 +9,8 @@
 #include "core/data/windows.h"
 #include "core/eval/kld.h"
 #include "core/eval/perplexity.h"
-#include "methods/rtn.h"
 #include "tests/model_fixtures.h"
+#include "tests/support/backend_calls.h"
 
 using namespace serq;
 
@@ -27,11 +27,7 @@ std::vector<double> softmax(const Matrix& logits, Eigen::Index row) {
 
 PerplexityResult rtn_against_fp(int bits) {
   const Model& fp = test::stories_model("stories260K-hf");
-  Model model = fp;
-  QuantParams params;
-  params.weight = {bits, true, 32};
-  params.activation = {bits, false, 32};
-  RoundToNearest().quantize(model, params, Calibration{});
+  const Model model = test::stories_rtn(bits);
   KldReference reference(fp, 0);
   return evaluate_perplexity(model, eval_windows(test::tinystories("tinystories-eval"), 512, 16), 8, "rtn",
                              &reference);
@@ -53,12 +49,17 @@ TEST_CASE("KL divergence, top-1 agreement and delta p match a direct computation
   reference << 1, 2, 3, 4,  0, 0, 0, 0,  2, -1, 0.5, 0,  -3, 1, 1.5, 0,  0.1, 0.2, 0.3, 0.4;
   logits << 1, 2, 3, 4,  1, 0, 0, 0,  -1, 2, 0.5, 0,  -3, 1.4, 1, 0,   0.4, 0.3, 0.2, 0.1;
   const std::vector<int> targets = {3, 0, 1, 2, 0};
-  KldAccumulator accumulator(cpu_backend());
+  Backend& cpu = cpu_backend();
+  KldAccumulator accumulator(cpu);
   const std::span<const int> first = std::span<const int>(targets).first(2), last = std::span<const int>(targets).last(3);
-  const double nll = accumulator.add(reference.topRows(2), logits.topRows(2), first) +
-                     accumulator.add(reference.bottomRows(3), logits.bottomRows(3), last);
+  Buffer work(cpu);
+  const auto add = [&](const Matrix& p, const Matrix& q, std::span<const int> t) {
+    return accumulator.add(cpu.upload(p, work, "test"), cpu.upload(q, work, "test"), test::ids(work, t));
+  };
+  const double nll = add(reference.topRows(2), logits.topRows(2), first) +
+                     add(reference.bottomRows(3), logits.bottomRows(3), last);
   // The evaluated model's NLL comes with the KL statistics, bit for bit what the nll op computes.
-  CHECK(nll == cpu_backend().nll(logits.topRows(2), first) + cpu_backend().nll(logits.bottomRows(3), last));
+  CHECK(nll == test::nll_sum(cpu, logits.topRows(2), first) + test::nll_sum(cpu, logits.bottomRows(3), last));
   const KldResult result = accumulator.result();
 
   std::vector<double> kld, delta_p;
@@ -129,11 +130,7 @@ TEST_CASE("KL divergence grows from RTN W8A8 to W4A4 on stories260K and top-1 ag
 
 TEST_CASE("the KLD reference's kept hidden states give the same statistics as recomputing them") {
   const Model& fp = test::stories_model("stories260K-hf");
-  Model model = fp;
-  QuantParams params;
-  params.weight = {4, true, 32};
-  params.activation = {4, false, 32};
-  RoundToNearest().quantize(model, params, Calibration{});
+  const Model model = test::stories_rtn(4);
   const auto windows = eval_windows(test::tinystories("tinystories-eval"), 512, 12);
   // A batch costs its 4 × 512 states of width 64 and its key (shape and token ids); `partly` holds two of three.
   const std::int64_t batch_bytes = 4 * 512 * 64 * sizeof(float) + 2 * sizeof(int) + 4 * 512 * sizeof(int);

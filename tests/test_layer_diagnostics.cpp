@@ -61,8 +61,8 @@ double logit_distance_to_fp(const Model& model) {
 class InputCapture final : public LinearInputObserver {
  public:
   explicit InputCapture(std::string layer) : layer_(std::move(layer)) {}
-  void observe(const QuantLinear& layer, const Matrix& input) override {
-    if (layer.name == layer_) inputs.push_back(input);
+  void observe(const QuantLinear& layer, const Tensor& input) override {
+    if (layer.name == layer_) inputs.push_back(input.backend->download(input, "test"));
   }
   std::vector<Matrix> inputs;
 
@@ -99,7 +99,7 @@ TEST_CASE("rtn W4A16: a layer's errors equal a dense computation on inputs captu
 
   InputCapture capture(name);
   for (const std::vector<int>& window : windows()) {
-    forward_hidden(fp_model(), window, 1, static_cast<int>(window.size()), nullptr, &capture);
+    forward_hidden(fp_model(), window, 1, static_cast<int>(window.size()), &capture);
   }
   REQUIRE(capture.inputs.size() == windows().size());
   const Matrix& weight = fp_model().layers[2].down_proj.weight;

@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "core/common/error.h"
-#include "core/io/hdf5_file.h"
+#include "core/formats/hdf5_file.h"
 #include "experiments/merge.h"
 #include "tests/assets.h"
 

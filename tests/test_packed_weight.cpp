@@ -11,17 +11,12 @@
 #include "core/quant/gptq.h"
 #include "core/quant/int_quant.h"
 #include "core/quant/packed_weight.h"
+#include "tests/support/random.h"
 
 namespace serq {
 namespace {
 
-Matrix random_matrix(int rows, int cols, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 0.05f);
-  Matrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
-}
+using test::random_matrix;
 
 QuantSpec int_spec(int bits, bool symmetric, int group) { return {bits, symmetric, group, NumberFormat::integer, true}; }
 
@@ -43,7 +38,7 @@ TEST_CASE("INT4 symmetric codes are two a byte, low nibble first, offset by 8, w
 }
 
 TEST_CASE("dequantize(quantize(w)) equals fake_quant_rows(w) bit for bit for every INT width, sym and asym") {
-  const Matrix w = random_matrix(13, 150, 1);  // 150 = 4 groups of 32 and a last group of 22
+  const Matrix w = random_matrix(13, 150, 1u, 0.05f);  // 150 = 4 groups of 32 and a last group of 22
   for (int bits = 2; bits <= 8; ++bits) {
     for (bool symmetric : {true, false}) {
       for (int group : {0, 32, 7}) {
@@ -77,7 +72,7 @@ TEST_CASE("MXFP4 packs E2M1 nibbles and an E8M0 byte per block, equal to fake qu
   CHECK(values(0, 3) == -4.0f);
   CHECK(packed.storage_bits() == 4 * 4 + 8);
   for (int block : {32, 20}) {
-    const Matrix r = random_matrix(9, 150, 2);
+    const Matrix r = random_matrix(9, 150, 2u, 0.05f);
     Matrix fake = r;
     fake_quant_rows(fake, {4, true, block, NumberFormat::mxfp4});
     CHECK(PackedWeight::quantize(r, {4, true, block, NumberFormat::mxfp4}).dequantize() == fake);
@@ -86,7 +81,7 @@ TEST_CASE("MXFP4 packs E2M1 nibbles and an E8M0 byte per block, equal to fake qu
 
 TEST_CASE("bits per weight as stored: codes, a 16-bit scale per group, a zero point, E8M0 bytes, short last groups") {
   const auto bits = [](int rows, int cols, const QuantSpec& spec) {
-    return PackedWeight::quantize(random_matrix(rows, cols, 6), spec).bits_per_weight();
+    return PackedWeight::quantize(random_matrix(rows, cols, 6u, 0.05f), spec).bits_per_weight();
   };
   CHECK(bits(1, 64, int_spec(4, true, 32)) == 4.5);                        // 4 + 16/32
   CHECK(bits(10, 64, int_spec(4, true, 32)) == 4.5);                       // rows do not change the ratio
@@ -122,8 +117,8 @@ TEST_CASE("an all-zero group packs to +0 with scale 0, and a NaN or a scale beyo
 }
 
 TEST_CASE("GPTQ's values pack on its own grid; a value off the grid is refused") {
-  const Matrix w = random_matrix(8, 64, 3);
-  Matrix x = random_matrix(256, 64, 4);
+  const Matrix w = random_matrix(8, 64, 3u, 0.05f);
+  Matrix x = random_matrix(256, 64, 4u, 0.05f);
   const Eigen::MatrixXd h = (x.transpose() * x).cast<double>();
   for (const QuantSpec& spec : {int_spec(4, true, 16), int_spec(3, false, 16), QuantSpec{4, true, 16, NumberFormat::mxfp4}}) {
     INFO(spec.describe());
@@ -142,7 +137,7 @@ TEST_CASE("GPTQ's values pack on its own grid; a value off the grid is refused")
 }
 
 TEST_CASE("rows permute with their codes and scales, and a row divisor divides the dequantized row") {
-  const Matrix w = random_matrix(5, 40, 5);
+  const Matrix w = random_matrix(5, 40, 5u, 0.05f);
   for (const QuantSpec& spec : {int_spec(4, false, 16), QuantSpec{4, true, 16, NumberFormat::mxfp4}}) {
     PackedWeight packed = PackedWeight::quantize(w, spec);
     const Matrix before = packed.dequantize();

@@ -17,9 +17,14 @@
 #include "core/linear/quant_linear.h"
 #include "core/quant/int_quant_reference.h"
 #include "tests/model_fixtures.h"
+#include "tests/support/backend_calls.h"
+#include "tests/support/random.h"
 
 namespace serq {
 namespace {
+
+using test::random_matrix;
+using test::relative_error;
 
 // Y = X · Wᵀ one dot product at a time, accumulated in double.
 Matrix reference_xwt(const Matrix& x, const Matrix& w) {
@@ -31,17 +36,6 @@ Matrix reference_xwt(const Matrix& x, const Matrix& w) {
       y(i, j) = static_cast<float>(sum);
     }
   return y;
-}
-
-Matrix random_matrix(Eigen::Index rows, Eigen::Index cols, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  Matrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
-}
-
-double relative_error(const Matrix& y, const Matrix& reference) {
-  return static_cast<double>((y - reference).norm()) / static_cast<double>(reference.norm());
 }
 
 QuantLinear make_layer(std::string name, Matrix weight, QuantSpec act_quant) {
@@ -92,11 +86,7 @@ Eigen::MatrixXd dense_transform(const InputTransform& transform, int d) {
 
 // QuantLinear's formula from the library's reference backend (plain loops in double).
 Matrix reference_forward(const QuantLinear& layer, const Matrix& x) {
-  Matrix y;
-  const QuantLinear* layers[] = {&layer};
-  Matrix* outputs[] = {&y};
-  reference_backend().quant_linear(layers, x, outputs);
-  return y;
+  return run_linear(reference_backend(), layer, x);
 }
 
 Vector random_scale(Eigen::Index d, std::mt19937& rng) {
@@ -131,7 +121,7 @@ InputRotation kron_rotation(std::mt19937& rng) {
 std::string error_of(const QuantLinear& layer, const Matrix& x) {
   Matrix y;
   try {
-    layer.forward(x, y);
+    y = run_linear(cpu_backend(), layer, x);
   } catch (const Error& e) {
     return e.what();
   }
@@ -185,7 +175,7 @@ TEST_CASE("QuantLinear without activation quantization is X · Wᵀ") {
   const QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{});
   const Matrix x = random_matrix(7, 172, rng);
   Matrix y;
-  layer.forward(x, y);
+  y = run_linear(cpu_backend(), layer, x);
   REQUIRE(y.rows() == 7);
   REQUIRE(y.cols() == 64);
   CHECK(relative_error(y, reference_xwt(x, layer.weight)) < 1e-5);
@@ -202,7 +192,7 @@ TEST_CASE("QuantLinear with activation quantization is Q_a(X) · Wᵀ and leaves
     REQUIRE(xq != x);  // the quantizer really changes the input, so the comparison below can tell
 
     Matrix y;
-    layer.forward(x, y);
+    y = run_linear(cpu_backend(), layer, x);
     INFO(act.describe());
     CHECK(x == x_before);
     const Matrix expected = reference_xwt(xq, layer.weight);
@@ -221,7 +211,7 @@ TEST_CASE("QuantLinear on stories260K's layers.0 down_proj, W4 g32 and A4 asym g
   Matrix xq = x;
   fake_quant_rows(xq, layer.act_quant);
   Matrix y;
-  layer.forward(x, y);
+  y = run_linear(cpu_backend(), layer, x);
   CHECK(relative_error(y, reference_xwt(xq, layer.weight)) < 1e-5);
 }
 
@@ -247,7 +237,7 @@ TEST_CASE("QuantLinear with an input scale divides column j of X by s_j") {
   layer.input.scale = random_scale(172, rng);
   const Matrix x = random_matrix(7, 172, rng);
   Matrix y;
-  layer.forward(x, y);
+  y = run_linear(cpu_backend(), layer, x);
   CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
   CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);  // the scale really is applied
 }
@@ -258,7 +248,7 @@ TEST_CASE("QuantLinear with an input order reads column order[j] of X as channel
   layer.input.order = random_order(172, rng);
   const Matrix x = random_matrix(7, 172, rng);
   Matrix y;
-  layer.forward(x, y);
+  y = run_linear(cpu_backend(), layer, x);
   CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
   CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);
 }
@@ -270,7 +260,7 @@ TEST_CASE("QuantLinear with a rotation multiplies X by the Kronecker product of 
     layer.input.rotation = kron_rotation(rng);
     const Matrix x = random_matrix(7, 172, rng);
     Matrix y;
-    layer.forward(x, y);
+    y = run_linear(cpu_backend(), layer, x);
     CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
     CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);
     const Matrix dense = dense_transform(layer.input, 172).cast<float>();
@@ -281,7 +271,7 @@ TEST_CASE("QuantLinear with a rotation multiplies X by the Kronecker product of 
     layer.input.rotation.hadamard_size = 64;
     const Matrix x = random_matrix(5, 64, rng);
     Matrix y;
-    layer.forward(x, y);
+    y = run_linear(cpu_backend(), layer, x);
     CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
     CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);
   }
@@ -293,7 +283,7 @@ TEST_CASE("QuantLinear with asymmetric per-group activation quantization follows
     QuantLinear layer = make_layer("layers.0.mlp.down_proj", random_matrix(64, 172, rng), QuantSpec{4, false, group});
     const Matrix x = random_matrix(7, 172, rng);
     Matrix y;
-    layer.forward(x, y);
+    y = run_linear(cpu_backend(), layer, x);
     INFO("group " << group);
     CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
     CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);
@@ -308,7 +298,7 @@ TEST_CASE("QuantLinear with scale, order, rotation and activation quantization t
   layer.input.rotation = kron_rotation(rng);
   const Matrix x = random_matrix(9, 172, rng);
   Matrix y;
-  layer.forward(x, y);
+  y = run_linear(cpu_backend(), layer, x);
   CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
   QuantLinear without_order = layer;  // the order matters even under the rotation
   without_order.input.order.clear();
@@ -322,13 +312,13 @@ TEST_CASE("QuantLinear two-factor correction adds X·Aᵀ·Bᵀ, re-quantized in
   layer.low_rank.b = random_matrix(64, 8, rng);
   const Matrix x = random_matrix(7, 172, rng);
   Matrix plain;
-  layer.forward(x, plain);
+  plain = run_linear(cpu_backend(), layer, x);
   CHECK(relative_error(plain, reference_forward(layer, x)) < 1e-5);
   CHECK(relative_error(plain, reference_xwt(x, layer.weight)) > 1e-2);
 
   layer.low_rank.intermediate_quant = QuantSpec{4, false, 0};
   Matrix requantized;
-  layer.forward(x, requantized);
+  requantized = run_linear(cpu_backend(), layer, x);
   CHECK(relative_error(requantized, reference_forward(layer, x)) < 1e-5);
   CHECK(relative_error(requantized, plain) > 1e-3);  // the intermediate really was re-quantized
 }
@@ -339,7 +329,7 @@ TEST_CASE("QuantLinear salient correction adds X[:, :r]·Rᵀ") {
   layer.salient.r = random_matrix(172, 16, rng);
   const Matrix x = random_matrix(7, 64, rng);
   Matrix y;
-  layer.forward(x, y);
+  y = run_linear(cpu_backend(), layer, x);
   CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
   CHECK(relative_error(y, reference_xwt(x, layer.weight)) > 1e-2);
 }
@@ -360,7 +350,7 @@ TEST_CASE("QuantLinear with every part: transform, activation quantization and e
   }
   SECTION("SERQ's R on the first 16 channels") { layer.salient.r = random_matrix(64, 16, rng); }
   Matrix y;
-  layer.forward(x, y);
+  y = run_linear(cpu_backend(), layer, x);
   CHECK(relative_error(y, reference_forward(layer, x)) < 1e-5);
 }
 
@@ -387,12 +377,11 @@ TEST_CASE("A group of linears on the CPU backend gives each linear's own outputs
   const std::vector<const QuantLinear*> seconds = {&v, &other_scale, &other_quant, &other_order, &plain};
   for (const QuantLinear* second : seconds) {
     const QuantLinear* group[] = {&q, second};
-    Matrix y_first, y_second;
-    Matrix* outputs[] = {&y_first, &y_second};
-    cpu_backend().quant_linear(group, x, outputs);
+    const std::vector<Matrix> y = test::quant_linear(cpu_backend(), group, x);
+    const Matrix &y_first = y[0], &y_second = y[1];
     Matrix alone_first, alone_second;
-    q.forward(x, alone_first);
-    second->forward(x, alone_second);
+    alone_first = run_linear(cpu_backend(), q, x);
+    alone_second = run_linear(cpu_backend(), *second, x);
     CHECK(y_first == alone_first);  // bit for bit
     CHECK(y_second == alone_second);
   }
@@ -444,9 +433,9 @@ TEST_CASE("a released layer dequantizes its packed weight per call and gives the
   layer.packed.dequantize(layer.weight);
   const Matrix x = random_matrix(7, 40, rng);
   Matrix kept, released;
-  layer.forward(x, kept);
+  kept = run_linear(cpu_backend(), layer, x);
   layer.release_weight();
-  layer.forward(x, released);
+  released = run_linear(cpu_backend(), layer, x);
   CHECK(released == kept);
   layer.restore_weight();
   CHECK(layer.weight == layer.packed.dequantize());

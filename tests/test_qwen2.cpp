@@ -12,7 +12,7 @@
 
 #include "core/calib/observers.h"
 #include "core/common/gaussian.h"
-#include "core/linear/fold.h"
+#include "core/model/fold.h"
 #include "core/model/forward.h"
 #include "core/model/loader.h"
 #include "methods/quarot.h"

@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "core/common/error.h"
-#include "core/io/result_file.h"
+#include "core/formats/result_file.h"
 #include "tests/assets.h"
 
 namespace {

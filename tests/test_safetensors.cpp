@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/common/error.h"
-#include "core/io/safetensors.h"
+#include "core/formats/safetensors.h"
 #include "core/model/loader.h"
 #include "tests/assets.h"
 #include "tests/safetensors_writer.h"

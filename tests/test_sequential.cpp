@@ -41,11 +41,11 @@ const std::vector<std::vector<int>>& samples() {
 // Keeps the raw input Gram matrix of each linear it sees.
 class Grams final : public LinearInputObserver {
  public:
-  void observe(const QuantLinear& layer, const Matrix& input) override {
+  void observe(const QuantLinear& layer, const Tensor& input) override {
     ChannelSums& sums = all[layer.name];
-    const Eigen::Index d = input.cols();
+    const auto d = static_cast<Eigen::Index>(input.cols);
     if (sums.tokens == 0) sums = {Eigen::VectorXf::Zero(d), Eigen::VectorXd::Zero(d), Eigen::MatrixXd::Zero(d, d)};
-    cpu_backend().observe(input, sums);
+    input.backend->observe(input, sums);
     grams[layer.name] = sums.gram;
   }
   std::map<std::string, ChannelSums> all;
@@ -62,7 +62,7 @@ Model plain_sequential_gptq(const Model& fp, const QuantParams& params) {
     for (const std::vector<int>& sample : samples()) {
       Matrix h = embed_tokens(model, sample);
       for (int l = 0; l <= i; ++l) {
-        decoder_layer_forward(model, l, h, 1, static_cast<int>(sample.size()), nullptr, l == i ? &grams : nullptr);
+        decoder_layer_forward(model, l, h, 1, static_cast<int>(sample.size()), l == i ? &grams : nullptr);
       }
     }
     DecoderLayer& layer = model.layers[static_cast<std::size_t>(i)];

@@ -6,15 +6,19 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/backend/backend.h"
 #include "core/quant/int_quant.h"
 #include "core/quant/int_quant_reference.h"
 #include "experiments/calibrate.h"
 #include "methods/serq.h"
 #include "tests/model_fixtures.h"
+#include "tests/support/random.h"
 
 using namespace serq;
 
 namespace {
+
+using test::relative_error;
 
 Calibration few_samples(const Model& model, const QuantParams& params) {
   return calibrate(model, Serq(), params, test::tinystories("tinystories-calib"), {4, 64, 0});
@@ -61,8 +65,6 @@ Matrix effective_weight(const QuantLinear& layer) {
   w.leftCols(layer.salient.rank()) += layer.salient.r;
   return w;
 }
-
-double relative_error(const Matrix& got, const Matrix& want) { return (got - want).norm() / want.norm(); }
 
 const char* const probed[] = {"layers.0.self_attn.q_proj", "layers.1.self_attn.o_proj", "layers.2.mlp.down_proj"};
 
@@ -122,7 +124,7 @@ TEST_CASE("SERQ at r = d_in is two-stage residual quantization Q(W - Q_R(W)) + Q
     CHECK((after.weight - main).cwiseAbs().maxCoeff() <= 1e-6f * main.cwiseAbs().maxCoeff());
     const Matrix x = Matrix::Random(7, before.d_in()) * 3.0f;
     Matrix y;
-    after.forward(x, y);
+    y = run_linear(cpu_backend(), after, x);
     CHECK(relative_error(y, flattened_input(x, s, order) * (main + r).transpose()) < 1e-5);
     CHECK(after.extra_parameters() == after.d_out() * 64);
   }
@@ -143,7 +145,7 @@ TEST_CASE("SERQ with r = 0 is round-to-nearest of the flattened, permuted layer"
     CHECK(after.extra_parameters() == 0);
     const Matrix x = Matrix::Random(5, before.d_in());
     Matrix y;
-    after.forward(x, y);
+    y = run_linear(cpu_backend(), after, x);
     const Matrix want = reference_int_fake_quant(flattened_input(x, s, order), 4, true, 0) *
                         reference_int_fake_quant(flattened_weight(before.weight, s, order), 4, true, 32, true).transpose();
     CHECK(relative_error(y, want) < 1e-5);
@@ -192,7 +194,7 @@ TEST_CASE("SERQ with full-precision weights keeps the outputs and adds no correc
     CHECK(after.transform == "serq r=0 flatten=absmax order=code");
     const Matrix x = Matrix::Random(5, before.d_in());
     Matrix y;
-    after.forward(x, y);
+    y = run_linear(cpu_backend(), after, x);
     CHECK(relative_error(y, x * before.weight.transpose()) < 1e-5);
   }
 }

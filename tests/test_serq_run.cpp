@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/backend/backend.h"
-#include "core/io/result_file.h"
+#include "core/formats/result_file.h"
 #include "tests/assets.h"
 
 using namespace serq;
@@ -79,6 +79,10 @@ TEST_CASE("serq-run writes an HDF5 record with the resolved config and provenanc
   CHECK(json["tokens"] == 4 * 511);
   CHECK(json["ppl"].get<double>() > 4.0);
   CHECK(json["seconds"].get<double>() > 0.0);
+  // The ledger: weights once and the ids in; one nll row per scored token out (64 bytes a position at most).
+  CHECK(json["host_to_backend_bytes"].get<std::int64_t>() > 4 * 511 * 4);
+  CHECK(json["backend_to_host_bytes"].get<std::int64_t>() > 0);
+  CHECK(json["backend_to_host_bytes"].get<std::int64_t>() <= 64 * 4 * 511);
 
   const RunRecord record = read_run_record(json["result_file"].get<std::string>());
   CHECK(record.experiment == "smoke");
@@ -86,6 +90,8 @@ TEST_CASE("serq-run writes an HDF5 record with the resolved config and provenanc
   CHECK(record.counts.at("tokens") == 4 * 511);
   CHECK(record.config_yaml.find("w_bits: 4") != std::string::npos);
   CHECK(record.config_yaml.find("stories260K-hf") != std::string::npos);
+  CHECK(record.counts.at("host_to_backend_bytes") == json["host_to_backend_bytes"].get<std::int64_t>());
+  CHECK(record.info.at("transfers").find("weights") != std::string::npos);
   for (const char* key : {"git_commit", "compiler", "blas", "backend", "bos_policy", "model_source"})
     CHECK(!record.info.at(key).empty());
   CHECK(out.err.find("ppl") != std::string::npos);  // the table went to stderr with --json

@@ -13,6 +13,7 @@
 #include "core/model/loader.h"
 #include "core/tokenizer/tokenizer.h"
 #include "tests/assets.h"
+#include "tests/support/transfer_bounds.h"
 
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -78,7 +79,12 @@ TEST_CASE("smollm2: FP perplexity of the first 20 WikiText-2 windows of 2048 mat
   const serq::Tokenizer tokenizer = serq::Tokenizer::load(serq::test::asset(kSmolLM2));
   const serq::TokenStream stream = serq::load_dataset("wikitext2", tokenizer, std::nullopt, serq::assets_root());
   const json expected = reference("ppl_fp32.json").at("wikitext2_seq2048_first20");
+  serq::Backend& backend = *smollm2().backend;
+  backend.kernels().clear();
   const serq::PerplexityResult result = serq::evaluate_perplexity(smollm2(), serq::eval_windows(stream, 2048, 20), 4);
   CHECK(result.scored_tokens == expected.at("scored_tokens").get<std::int64_t>());
   CHECK(result.ppl == Approx(expected.at("ppl").get<double>()).epsilon(5e-4));
+  // The weights crossed once, then only the token ids and one nll row per scored position.
+  serq::test::check_evaluation_transfers(backend.kernels().transfers(), serq::test::resident_weight_bytes(smollm2()),
+                                         result.scored_tokens);
 }

@@ -11,10 +11,13 @@
 #include "methods/rtn.h"
 #include "methods/smoothquant.h"
 #include "tests/model_fixtures.h"
+#include "tests/support/random.h"
 
 using namespace serq;
 
 namespace {
+
+using test::relative_error;
 
 Calibration few_samples(const Model& model, const QuantParams& params) {
   return calibrate(model, SmoothQuant(), params, test::tinystories("tinystories-calib"), {4, 64, 0});
@@ -34,8 +37,6 @@ Eigen::VectorXd expected_scale(std::initializer_list<const QuantLinear*> group, 
   }
   return s;
 }
-
-double relative_error(const Matrix& got, const Matrix& want) { return (got - want).norm() / want.norm(); }
 
 }  // namespace
 
@@ -76,8 +77,7 @@ TEST_CASE("SmoothQuant scales follow the formula per group and keep every output
   const auto layers_before = original.linears();
   for (std::size_t i = 0; i < layers_after.size(); ++i) {
     const Matrix x = Matrix::Random(6, layers_before[i]->d_in());
-    Matrix y;
-    layers_after[i]->forward(x, y);
+    const Matrix y = run_linear(cpu_backend(), *layers_after[i], x);
     const Matrix want = x * layers_before[i]->weight.transpose();
     INFO(layers_after[i]->name);
     CHECK(relative_error(y, want) < 1e-5);

@@ -14,8 +14,8 @@
 #include <sstream>
 #include <thread>
 
-#include "core/io/hdf5_file.h"
-#include "core/io/result_file.h"
+#include "core/formats/hdf5_file.h"
+#include "core/formats/result_file.h"
 #include "tests/assets.h"
 
 extern char** environ;

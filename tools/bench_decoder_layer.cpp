@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
 
   auto run_layer = [&] {
     serq::Matrix hidden = input;
-    serq::decoder_layer_forward(model, 0, hidden, 1, tokens, nullptr, nullptr);
+    serq::decoder_layer_forward(model, 0, hidden, 1, tokens, nullptr);
   };
   const double fp_seconds = median_seconds(repeats, run_layer);
 

@@ -22,7 +22,7 @@
 #include "core/common/error.h"
 #include "core/common/splitmix64.h"
 #include "core/eval/perplexity.h"
-#include "core/linear/fold.h"
+#include "core/model/fold.h"
 #include "core/model/loader.h"
 #include "methods/serq.h"
 #include "methods/sequential.h"

@@ -18,7 +18,7 @@
 #include "core/common/paths.h"
 #include "core/common/progress.h"
 #include "core/data/token_stream.h"
-#include "core/linear/fold.h"
+#include "core/model/fold.h"
 #include "core/model/forward.h"
 #include "core/model/loader.h"
 #include "core/tokenizer/tokenizer.h"

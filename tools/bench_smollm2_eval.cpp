@@ -20,7 +20,7 @@
 #include "core/common/progress.h"
 #include "core/data/windows.h"
 #include "core/eval/perplexity.h"
-#include "core/linear/fold.h"
+#include "core/model/fold.h"
 #include "core/model/loader.h"
 #include "core/tokenizer/tokenizer.h"
 #include "methods/registry.h"

@@ -30,6 +30,7 @@ ldd "$stage"/bin/* | awk '/=> \// {print $3}' | sort -u |
   while read -r lib; do cp -L "$lib" "$stage/lib/"; done
 for model in "$assets"/models/stories260K*; do cp -r "$model" "$stage/assets/models/"; done
 cp -r "$assets/data/text" "$stage/assets/data/"
+cp -r "$assets/tokenizers" "$stage/assets/"  # LLaMA-2's tokenizer, for the 7B-shaped random model
 mkdir -p .gpu
 rm -f .gpu/serq-gpu.tar.xz .gpu/smollm2.xz.*
 tar cf - -C "$stage" . | xz -6 -T"$(nproc)" > .gpu/serq-gpu.tar.xz

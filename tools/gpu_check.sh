@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check of the CUDA backend, for a lent machine (one H200; ≤ 8 minutes): the CUDA tests, the low-bit GEMM
-# and activation-kernel benchmarks (tools/bench_cuda.cpp), and stories260K and SmolLM2-135M perplexity on CUDA
-# against the CPU for FP, RTN W4A4 and SERQ W4A4 (≤ 1e-3 relative). Writes $OUT/gpu_report.md (or ./gpu_report.md).
+# and activation-kernel benchmarks (tools/bench_cuda.cpp), stories260K and SmolLM2-135M perplexity on CUDA against
+# the CPU for FP, RTN W4A4 and SERQ W4A4 (≤ 1e-3 relative), and whole-model evaluation tokens/s and bytes moved
+# between host and backend, for those models and for a LLaMA-2-7B-shaped model of 2 random layers
+# (tools/make_random_llama.py, where numpy exists). Writes $OUT/gpu_report.md (or ./gpu_report.md).
 #
 # The machine has no serq libraries and no network, so tools/gpu_bundle.sh packs .gpu/ here first, and the check
 # runs in two device calls on one warm machine (each carries < 64 MiB):
@@ -61,6 +63,9 @@ bin="$stage/bin"
   echo "| model | method (W4A4) | ppl cpu | ppl cuda | relative difference (≤ 1e-3) | backend, kernels (cuda run) |"
   echo "|---|---|---|---|---|---|"
 } > "$report" 2>&1
+speed="$stage/speed.md"  # whole-model evaluation speed and bytes moved, one row per run
+echo "| model | method | backend | eval tokens/s | host→backend bytes | backend→host bytes |" > "$speed"
+echo "|---|---|---|---|---|---|" >> "$speed"
 
 # One model: fp, rtn and serq at W4A4 (its config's settings), each on the cpu and the cuda backend, in one sweep.
 check_model() {
@@ -71,13 +76,17 @@ check_model() {
   } > "$stage/$name.yaml"
   timeout 300 "$bin/serq-run" "$stage/$name.yaml" --set experiment.name="gpu_check_$name" "$@" --json --quiet \
     --out "$stage/results" > "$stage/$name.jsonl" 2>> "$stage/serq-run.log"
-  python3 - "$name" "$stage/$name.jsonl" >> "$report" <<'PY'
+  python3 - "$name" "$stage/$name.jsonl" "$speed" >> "$report" <<'PY'
 import json, sys
-name, path = sys.argv[1], sys.argv[2]
+name, path, speed = sys.argv[1], sys.argv[2], sys.argv[3]
 runs = {}
-for line in open(path):
-    run = json.loads(line)
-    runs[(run["method"], "cuda" if "cuda" in run["backend"] else "cpu")] = run
+with open(speed, "a") as out:
+    for line in open(path):
+        run = json.loads(line)
+        runs[(run["method"], "cuda" if "cuda" in run["backend"] else "cpu")] = run
+        rate = run["tokens"] / run["eval_seconds"] if run.get("eval_seconds") else float("nan")
+        out.write(f"| {name} | {run['method']} | {run['backend']} | {rate:.0f} | {run.get('host_to_backend_bytes', '?')} "
+                  f"| {run.get('backend_to_host_bytes', '?')} |\n")
 for method in ("fp", "rtn", "serq"):
     cpu, gpu = runs.get((method, "cpu")), runs.get((method, "cuda"))
     if not cpu or not gpu:
@@ -95,6 +104,43 @@ if [[ -f "$smollm2" ]]; then
 else
   echo "| SmolLM2-135M | — | not checked: its GGUF parts were not carried | | | |" >> "$report"
 fi
+# LLaMA-2-7B widths (4096, FFN 11008, 32 heads, vocab 32000) in 2 random BF16 layers: FP evaluation of one window
+# of 2048 on the CPU and the GPU, for tokens/s and bytes moved at the shape researchers run.
+random7b="$stage/llama2-7b-random-2l"
+if python3 -c "import numpy" 2>/dev/null; then
+  [[ -f "$random7b/model.safetensors" ]] || python3 tools/make_random_llama.py --shape llama2-7b --layers 2 \
+    --out "$random7b" > /dev/null
+  cat > "$stage/random7b.yaml" <<YAML
+experiment:
+  name: gpu_check_llama2_7b_random_2l
+model:
+  path: $random7b
+  tokenizer: $SERQ_ASSETS/tokenizers/llama2/tokenizer.model
+quant:
+  method: fp
+eval:
+  dataset: wikitext2
+  seq_len: 2048
+  max_windows: 1
+  batch_size: 1
+sweep:
+  runtime.device: [cpu, cuda]
+YAML
+  timeout 240 "$bin/serq-run" "$stage/random7b.yaml" --json --quiet --out "$stage/results" \
+    > "$stage/random7b.jsonl" 2>> "$stage/serq-run.log"
+  python3 - "$stage/random7b.jsonl" >> "$speed" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    run = json.loads(line)
+    rate = run["tokens"] / run["eval_seconds"] if run.get("eval_seconds") else float("nan")
+    print(f"| LLaMA-2-7B shape, 2 random layers | fp | {run['backend']} | {rate:.0f} | "
+          f"{run.get('host_to_backend_bytes', '?')} | {run.get('backend_to_host_bytes', '?')} |")
+PY
+else
+  echo "| LLaMA-2-7B shape, 2 random layers | — | not measured: no numpy for tools/make_random_llama.py | | | |" >> "$speed"
+fi
+{ echo; echo "## Whole-model evaluation: tokens/s and bytes moved between host and backend"; echo; cat "$speed"; } >> "$report"
+
 echo >> "$report"
 echo "serq-run's log: $(tail -3 "$stage/serq-run.log" 2>/dev/null | tr '\n' ' ')" >> "$report"
 cat "$report"

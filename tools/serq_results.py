@@ -14,7 +14,7 @@ RANK = "config.quant.rank"
 EXPERIMENT_NAME = "config.experiment.name"
 
 # Keys that configure a method rather than the setting it runs in (quant.* keys with method_parameter in
-# core/io/config_schema.cpp, plus the main-weight rounding); a run's config holds only those its method uses.
+# core/config/config_schema.cpp, plus the main-weight rounding); a run's config holds only those its method uses.
 PARAMETER_KEYS = (WEIGHT_QUANTIZER, RANK, "config.quant.alpha", "config.quant.factor_bits",
                   "config.quant.requant_intermediate", "config.quant.residual_order", "config.quant.seed")
 # Parameters a label always shows (a paper names SERQ's rank and SmoothQuant's α even when they never vary).

@@ -1,26 +1,35 @@
 // The op interface that the forward pass, the evaluation and the calibration run on, and the explicit list of
 // backends that implement it (ggml's pattern).
 //
+// Memory belongs to the backend (core/backend/tensor.h): every op reads and writes Tensors in the backend's own
+// memory, host data crosses only through set() and get(), and the kernel record counts every byte that crosses in
+// either direction. A backend keeps its own prepared copy of each QuantLinear (make_resident: the CPU's int8
+// panels, the GPU's low-bit layout and float weights), made once after folding and kernel choice. Per forward, token
+// ids go in and per-row results come out (nll, kld, observe).
+//
 // An op is a pure function of its arguments. Every backend computes the same values up to float rounding; the
 // reference backend (core/backend/reference/) does it in plain loops in double and is the ground truth that
 // tests/test_backend_ops.cpp holds every other backend to. A backend may have several kernels for one op (the
 // CPU's QuantLinear: fake-quant float GEMM or integer dot products); each op records which kernel ran, and the
 // result file says so.
 //
-// Matrices are row-major, one token per row (core/common/matrix.h). Adding a backend: implement this class, list it
-// in backends() (backend.cpp), and test_backend_ops runs it on every op.
+// Tensors are row-major, one token per row (core/common/matrix.h); outputs are allocated by the caller in the
+// shape the op documents. Adding a backend: implement this class, list it in backends() (backend.cpp), and
+// test_backend_ops runs it on every op.
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/backend/tensor.h"
 #include "core/common/matrix.h"
 #include "core/quant/int_quant.h"
 
@@ -42,15 +51,17 @@ enum class Op {
   observe,       // calibration observers: per-channel abs-max and Σ|x|, and XᵀX
   nll,           // Σ −log softmax(logits)[target]
   kld,           // KL(P_ref ‖ Q) per row, with top-1 agreement and Δp
+  copy,          // rows of one tensor into another (the KV cache)
+  count          // the number of ops; not an op
 };
-inline constexpr int kOpCount = 12;
+inline constexpr int kOpCount = static_cast<int>(Op::count);
 std::string_view op_name(Op op);
 
 // RoPE over (batch · seq) rows of n_heads heads of head_dim; row t of each sequence sits at position pos0 + t.
 // Interleaved rotates pairs (2i, 2i+1) (llama2.c, GGUF); otherwise halves (i, i + head_dim/2) (Hugging Face).
 struct RopeShape {
   int n_heads = 0, head_dim = 0, batch = 0, seq = 0, pos0 = 0;
-  std::span<const float> frequencies;  // head_dim / 2 angles per position (ModelConfig::rope_frequencies)
+  Tensor frequencies;  // head_dim / 2 angles (1 × head_dim / 2, ModelConfig::rope_frequencies), on the backend
   bool interleaved = false;
 };
 
@@ -79,10 +90,31 @@ struct KldRow {
   bool top1_agrees = false;    // argmax p = argmax q
 };
 
-// Which kernel ran each op, how often and for how long; thread-safe.
+// One scored position of nll(): −log softmax(logits)[target] and the row's argmax (the first index among ties, as
+// torch.argmax), for greedy decoding and lm-eval's is_greedy.
+struct NllRow {
+  double nll = 0;
+  int argmax = 0;
+};
+
+// Bytes that crossed between the host and a backend, by direction and by what crossed ("weights", "token ids",
+// "nll rows", ...).
+struct Transfers {
+  std::map<std::string, std::int64_t, std::less<>> host_to_backend, backend_to_host;
+
+  std::int64_t host_to_backend_bytes() const;
+  std::int64_t backend_to_host_bytes() const;
+  // e.g. "host→backend 538.2 MB (weights 538.1 MB, token ids 24.6 kB); backend→host 98.3 kB (nll rows 98.3 kB)"
+  std::string describe() const;
+};
+
+// Which kernel ran each op, how often and for how long, and the bytes set and got; thread-safe.
 class KernelRecord {
  public:
   void add(Op op, std::string_view kernel, double seconds = 0.0);
+  enum class Direction { host_to_backend, backend_to_host };
+  void transferred(Direction direction, std::string_view what, std::size_t bytes);
+  Transfers transfers() const;
   // e.g. "attention: cpu-sgemm-blocked (960); quant_linear: cpu-int-avx512-vnni (630), cpu-sgemm (30)"
   std::string describe() const;
   // The time of each op and kernel, most first, with its share: one line each, e.g.
@@ -97,6 +129,7 @@ class KernelRecord {
   };
   mutable std::mutex mutex_;
   std::array<std::map<std::string, Entry, std::less<>>, kOpCount> entries_;
+  Transfers transfers_;
 };
 
 // Adds `kernel` for `op` to a record when it goes out of scope, with the time it lived.
@@ -117,6 +150,18 @@ class TimedOp {
   std::chrono::steady_clock::time_point start_;
 };
 
+// A backend's own prepared copy of one QuantLinear (Backend::make_resident). The QuantLinear must outlive it and stay
+// unchanged: it is the portable form that methods produce, and the backend may read its small host-side parts.
+class ResidentLinear {
+ public:
+  explicit ResidentLinear(const QuantLinear& layer) : layer_(layer) {}
+  virtual ~ResidentLinear() = default;
+  const QuantLinear& layer() const { return layer_; }
+
+ private:
+  const QuantLinear& layer_;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -124,31 +169,54 @@ class Backend {
   // Why this backend cannot run here (not built, no device), or empty when it can.
   virtual std::string unavailable() const { return {}; }
 
-  // out (tokens × dim) = table rows of `tokens`; an id outside the table is a serq::Error.
-  virtual void embedding(const Matrix& table, std::span<const int> tokens, Matrix& out) = 0;
-  virtual void rms_norm(const Matrix& x, const Vector& gamma, float eps, Matrix& out) = 0;
-  virtual void rope(Matrix& x, const RopeShape& shape) = 0;
-  // out ((batch · seq) × n_heads·head_dim), resized as needed.
-  virtual void attention(const Matrix& q, const Matrix& keys, const Matrix& values, const AttentionShape& shape,
-                         Matrix& out) = 0;
+  // Memory. A backend whose memory is the host's (cpu, reference) may make a resident tensor of host data without a
+  // copy; the bytes count as crossing all the same, so that the ledger says what a device would receive.
+  virtual bool host_memory() const = 0;
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void deallocate(void* data) = 0;
+
+  // Host → tensor and tensor → host, each counted in the kernel record under `what`. Sizes must match exactly.
+  void set(const Tensor& t, std::span<const float> values, std::string_view what);
+  void set(const Tensor& t, std::span<const int> values, std::string_view what);
+  void get(const Tensor& t, std::span<float> values, std::string_view what);
+  // A host matrix as a new tensor of `buffer`, and a tensor as a host matrix.
+  Tensor upload(const Matrix& m, Buffer& buffer, std::string_view what);
+  Matrix download(const Tensor& t, std::string_view what);
+  // Host values that outlive the tensor, resident on this backend: the host memory itself where the backend's memory
+  // is the host's, else a copy in `buffer`. Counted as set under `what` either way.
+  Tensor resident(const float* values, std::int64_t rows, std::int64_t cols, Buffer& buffer, std::string_view what);
+
+  // The backend's copy of a linear, made once after folding and kernel choice; its bytes count as "weights".
+  virtual std::unique_ptr<ResidentLinear> make_resident(const QuantLinear& layer) = 0;
+
+  // out (tokens × dim) = table rows of `tokens` (tokens × 1, int32); an id outside the table is a serq::Error.
+  virtual void embedding(const Tensor& table, const Tensor& tokens, Tensor& out) = 0;
+  virtual void rms_norm(const Tensor& x, const Tensor& gamma, float eps, Tensor& out) = 0;
+  virtual void rope(Tensor& x, const RopeShape& shape) = 0;
+  // out ((batch · seq) × n_heads·head_dim).
+  virtual void attention(const Tensor& q, const Tensor& keys, const Tensor& values, const AttentionShape& shape,
+                         Tensor& out) = 0;
   // gate ← silu(gate) · up, elementwise.
-  virtual void swiglu(Matrix& gate, const Matrix& up) = 0;
-  virtual void add(Matrix& h, const Matrix& x) = 0;
-  // outputs[i] = group[i](x), each as QuantLinear's formula says. The linears read the same input; where their
-  // transforms and activation quantizers agree a backend may compute T(X) and Q_a once.
-  virtual void quant_linear(std::span<const QuantLinear* const> group, const Matrix& x,
-                            std::span<Matrix* const> outputs) = 0;
+  virtual void swiglu(Tensor& gate, const Tensor& up) = 0;
+  virtual void add(Tensor& h, const Tensor& x) = 0;
+  // outputs[i] (rows × d_out) = group[i](x), each as QuantLinear's formula says. The linears read the same input;
+  // where their transforms and activation quantizers agree a backend may compute T(X) and Q_a once.
+  virtual void quant_linear(std::span<const ResidentLinear* const> group, const Tensor& x,
+                            std::span<Tensor* const> outputs) = 0;
   // x ← Q(x) in place, row by row (a spec that is not enabled leaves x).
-  virtual void act_quant(Matrix& x, const QuantSpec& spec) = 0;
+  virtual void act_quant(Tensor& x, const QuantSpec& spec) = 0;
   // x ← x · R in place.
-  virtual void hadamard(Matrix& x, const InputRotation& rotation) = 0;
-  // Adds x (tokens × d) to sums, whose vectors (and gram, when wanted) are already sized d.
-  virtual void observe(const Matrix& x, ChannelSums& sums) = 0;
-  // Σ over rows of −log softmax(logits_row)[target], in double.
-  virtual double nll(const Matrix& logits, std::span<const int> targets) = 0;
+  virtual void hadamard(Tensor& x, const InputRotation& rotation) = 0;
+  // Adds x (tokens × d) to sums, whose vectors (and gram, when wanted) are already sized d: the statistics cross to
+  // the host, the activations do not.
+  virtual void observe(const Tensor& x, ChannelSums& sums) = 0;
+  // Appends one NllRow per row of the logits (rows × vocab); targets are rows × 1 (int32).
+  virtual void nll(const Tensor& logits, const Tensor& targets, std::vector<NllRow>& rows) = 0;
   // Appends one KldRow per row of the logits (rows × vocab, the same shape from both models).
-  virtual void kld(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets,
+  virtual void kld(const Tensor& reference_logits, const Tensor& logits, const Tensor& targets,
                    std::vector<KldRow>& rows) = 0;
+  // dst ← src, tensors of the same shape and dtype.
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
 
   KernelRecord& kernels() { return kernels_; }
   const KernelRecord& kernels() const { return kernels_; }
@@ -159,10 +227,27 @@ class Backend {
  protected:
   // Keep the result alive for the op's work: `const TimedOp timed = ran(Op::rope, "cpu");`
   [[nodiscard]] TimedOp ran(Op op, std::string_view kernel) { return TimedOp(kernels_, op, kernel); }
+  // The byte copies behind set and get.
+  virtual void copy_to_backend(void* dst, const void* src, std::size_t bytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, std::size_t bytes) = 0;
+  // Counts bytes that an op hands to the host (its per-row results) or took from it.
+  void counted(KernelRecord::Direction direction, std::string_view what, std::size_t bytes) {
+    kernels_.transferred(direction, what, bytes);
+  }
 
  private:
   KernelRecord kernels_;
 };
+
+// The bytes of statistics one observe() call hands to the host: abs-max, Σ|x| and, when kept, XᵀX.
+std::size_t observed_bytes(const ChannelSums& sums);
+
+// One linear on host matrices (methods, diagnostics and tests that run a single layer): made resident, x set, the
+// op run and y got, each counted. Returns x.rows() × d_out.
+Matrix run_linear(Backend& backend, const QuantLinear& layer, const Matrix& x);
+
+// Sizes and dtype checks shared by the backends: a shape bug in a caller is a serq::Error naming the op.
+void check_shape(const Tensor& t, std::int64_t rows, std::int64_t cols, std::string_view what);
 
 // The backends, listed by hand: "reference" (plain loops, slow, the ground truth), "cpu" (OpenBLAS, Eigen and
 // integer kernels) and, in a build with nvcc, "cuda" (core/backend/cuda/). A backend that is listed may still be

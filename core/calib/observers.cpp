@@ -12,10 +12,10 @@ namespace serq {
 CalibrationObserver::CalibrationObserver(Backend& backend, StatsRequest request)
     : backend_(backend), request_(std::move(request)) {}
 
-void CalibrationObserver::observe(const QuantLinear& layer, const Matrix& input) {
+void CalibrationObserver::observe(const QuantLinear& layer, const Tensor& input) {
   if (!request_.layers.contains(layer.name)) return;
   ChannelSums& s = sums_[layer.name];
-  const Eigen::Index d = input.cols();
+  const auto d = static_cast<Eigen::Index>(input.cols);
   if (s.tokens == 0) {
     s.abs_max = Eigen::VectorXf::Zero(d);
     s.sum_abs = Eigen::VectorXd::Zero(d);
@@ -64,7 +64,7 @@ std::map<std::string, ChannelStats> collect_calibration_stats(const Model& model
   for (int l = 0; l < layers; ++l) {
     const DecoderLayer& layer = model.layers[static_cast<std::size_t>(l)];
     for (Matrix& h : hidden) {
-      decoder_layer_forward(model, l, h, 1, static_cast<int>(h.rows()), nullptr, &observer);
+      decoder_layer_forward(model, l, h, 1, static_cast<int>(h.rows()), &observer);
       progress.advance(1);
     }
     release_layer_pages(layer);  // one layer's 16-bit values resident at a time

@@ -31,7 +31,7 @@ struct StatsRequest {
 class CalibrationObserver final : public LinearInputObserver {
  public:
   CalibrationObserver(Backend& backend, StatsRequest request);
-  void observe(const QuantLinear& layer, const Matrix& input) override;
+  void observe(const QuantLinear& layer, const Tensor& input) override;
   // Finalizes the means and checks every channel: an all-zero or non-finite channel is a serq::Error naming the
   // layer and channel (a scale derived from it would be 0 or NaN).
   std::map<std::string, ChannelStats> finish();

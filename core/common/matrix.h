@@ -11,5 +11,8 @@ namespace serq {
 
 using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using Vector = Eigen::VectorXf;
+// A row-major block of contiguous rows without a copy: a Matrix, or a tensor in host memory (core/backend/tensor.h).
+using MatrixRef = Eigen::Ref<Matrix>;
+using ConstMatrixRef = Eigen::Ref<const Matrix>;
 
 }  // namespace serq

@@ -1,5 +1,5 @@
 // The zero-shot tasks serq knows, listed by hand, and their loaders: each turns a task's file(s) under the assets
-// root into lm-eval-harness requests (core/eval/task.h), converted to lm-eval's form where the file differs.
+// root into lm-eval-harness requests (core/data/task.h), converted to lm-eval's form where the file differs.
 #pragma once
 
 #include <filesystem>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/data/jsonl.h"
-#include "core/eval/task.h"
+#include "core/data/task.h"
 
 namespace serq {
 

@@ -20,9 +20,9 @@ double quantile(const std::vector<double>& sorted, double q) {
 
 KldAccumulator::KldAccumulator(Backend& backend) : backend_(backend) {}
 
-double KldAccumulator::add(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets) {
-  SERQ_CHECK(reference_logits.rows() == logits.rows() && reference_logits.cols() == logits.cols() &&
-             static_cast<std::size_t>(logits.rows()) == targets.size(),
+double KldAccumulator::add(const Tensor& reference_logits, const Tensor& logits, const Tensor& targets) {
+  SERQ_CHECK(reference_logits.rows == logits.rows && reference_logits.cols == logits.cols &&
+             logits.rows == targets.rows,
              "KL divergence needs logits of the same shape from both models and one target per row");
   rows_.clear();
   backend_.kld(reference_logits, logits, targets, rows_);

@@ -30,7 +30,7 @@ class KldAccumulator {
   // rows × vocab logits of the full-precision and the evaluated model at the same positions, and the next tokens.
   // Returns the evaluated model's Σ −log q(target) over the rows, as the nll op gives it, so that a caller computing
   // both needs one log-softmax of the logits.
-  double add(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets);
+  double add(const Tensor& reference_logits, const Tensor& logits, const Tensor& targets);
   KldResult result() const;
 
  private:

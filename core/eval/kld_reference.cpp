@@ -1,4 +1,5 @@
-// KLD reference (see kld_reference.h): full-precision final hidden states by batch, computed once.
+// KLD reference (see kld_reference.h): full-precision final hidden states by batch, computed once and kept on the
+// backend.
 #include "core/eval/kld_reference.h"
 
 #include <cstring>
@@ -11,9 +12,22 @@ namespace serq {
 KldReference::KldReference(const Model& model, std::int64_t budget_bytes)
     : model_(model), budget_bytes_(budget_bytes) {}
 
-const Matrix& KldReference::hidden(std::span<const int> tokens, int batch, int seq) {
+const ResidentModel& KldReference::resident(Backend& backend) {
+  if (!resident_ || &resident_->backend() != &backend) {
+    kept_.clear();
+    kept_bytes_ = 0;
+    kept_storage_ = std::make_unique<Buffer>(backend);
+    scratch_ = std::make_unique<Buffer>(backend);
+    resident_ = std::make_unique<ResidentModel>(model_, backend);
+  }
+  return *resident_;
+}
+
+const Tensor& KldReference::hidden(Backend& backend, std::span<const int> tokens, const Tensor& ids, int batch,
+                                   int seq) {
   SERQ_CHECK(tokens.size() == static_cast<std::size_t>(batch) * static_cast<std::size_t>(seq),
              "KLD reference: {} tokens are not {} windows of {}", tokens.size(), batch, seq);
+  const ResidentModel& model = resident(backend);
   // The key is the token ids themselves (not a hash), so two batches can never be confused.
   std::string key(sizeof(int) * 2 + tokens.size_bytes(), '\0');
   std::memcpy(key.data(), &batch, sizeof(int));
@@ -23,14 +37,17 @@ const Matrix& KldReference::hidden(std::span<const int> tokens, int batch, int s
     ++reused_;
     return found->second;
   }
-  Matrix states = forward_hidden(model_, tokens, batch, seq);
-  const auto bytes = static_cast<std::int64_t>(states.size() * sizeof(float) + key.size());
+  scratch_->reset();
+  const Tensor states = forward_hidden(model, *scratch_, ids, batch, seq);
+  const auto bytes = static_cast<std::int64_t>(states.bytes() + key.size());
   if (kept_bytes_ + bytes > budget_bytes_) {
-    scratch_ = std::move(states);
-    return scratch_;
+    scratch_hidden_ = states;
+    return scratch_hidden_;
   }
   kept_bytes_ += bytes;
-  return kept_.emplace(std::move(key), std::move(states)).first->second;
+  Tensor kept = kept_storage_->alloc(states.rows, states.cols);
+  backend.copy(states, kept);
+  return kept_.emplace(std::move(key), kept).first->second;
 }
 
 }  // namespace serq

@@ -24,14 +24,6 @@ constexpr std::size_t kLogitRowChunk = 1024;
 // Fills the padded tail of shorter inputs in a batch; any id of the vocabulary would do.
 constexpr int kPadToken = 0;
 
-// Whether `target` is the argmax of the row, the first index winning ties (as torch.argmax and numpy.argmax).
-bool is_first_argmax(const float* row, int n, int target) {
-  for (int j = 0; j < n; ++j) {
-    if (row[j] > row[target] || (j < target && row[j] == row[target])) return false;
-  }
-  return true;
-}
-
 // The tokens the model sees for a request: (context + continuation)[-(max_length + 1):][:-1].
 std::vector<int> model_input(const TokenizedRequest& request, int max_length) {
   std::vector<int> all = request.context;
@@ -41,9 +33,13 @@ std::vector<int> model_input(const TokenizedRequest& request, int max_length) {
 }
 
 // Scores requests whose continuation fits in max_length; progress advances by advance[i] when request i is done.
-std::vector<Loglikelihood> score_fitting(const Model& model, const std::vector<TokenizedRequest>& requests,
-                                         int batch_size, int max_length, const std::vector<int>& advance,
-                                         Progress* progress) {
+std::vector<Loglikelihood> score_fitting(const ResidentModel& resident,
+                                         const std::vector<TokenizedRequest>& requests, int batch_size,
+                                         int max_length, const std::vector<int>& advance, Progress* progress) {
+  const Model& model = resident.model();
+  Backend& backend = resident.backend();
+  Buffer work(backend), logit_work(backend);  // a batch's activations; one chunk's rows and logits
+  std::vector<NllRow> scored;
   std::vector<Loglikelihood> results(requests.size());
   std::vector<int> input_length(requests.size());
   for (std::size_t i = 0; i < requests.size(); ++i) {
@@ -75,7 +71,7 @@ std::vector<Loglikelihood> score_fitting(const Model& model, const std::vector<T
     // activation quantization is per token (or per group within a token), so padding cannot change a real row.
     std::vector<int> tokens(static_cast<std::size_t>(batch) * seq, kPadToken);
     // For every row that predicts a continuation token: its row in `hidden`, the token, and the request.
-    std::vector<Eigen::Index> rows;
+    std::vector<int> rows;
     std::vector<int> targets;
     std::vector<std::size_t> owners;
     for (int b = 0; b < batch; ++b) {
@@ -86,32 +82,29 @@ std::vector<Loglikelihood> score_fitting(const Model& model, const std::vector<T
       const std::vector<int>& continuation = requests[i].continuation;
       const int c = static_cast<int>(continuation.size());
       for (int k = 0; k < c; ++k) {
-        rows.push_back(static_cast<Eigen::Index>(b) * seq + static_cast<int>(input.size()) - c + k);
+        rows.push_back(b * seq + static_cast<int>(input.size()) - c + k);
         targets.push_back(continuation[static_cast<std::size_t>(k)]);
         owners.push_back(i);
       }
       results[i].greedy = true;
     }
 
-    const Matrix hidden = forward_hidden(model, tokens, batch, seq);
+    work.reset();
+    const Tensor hidden = forward_hidden(resident, work, token_tensor(model.config, work, tokens), batch, seq);
     for (std::size_t c0 = 0; c0 < rows.size(); c0 += kLogitRowChunk) {
       const std::size_t c1 = std::min(rows.size(), c0 + kLogitRowChunk);
-      Matrix selected(static_cast<Eigen::Index>(c1 - c0), hidden.cols());
-      for (std::size_t r = c0; r < c1; ++r) selected.row(static_cast<Eigen::Index>(r - c0)) = hidden.row(rows[r]);
-      const Matrix logits = forward_logits(model, selected);
-      const int vocab = static_cast<int>(logits.cols());
-      // Consecutive rows of one request form a segment; a request cut by the chunk boundary adds up over chunks.
-      for (std::size_t s0 = c0; s0 < c1;) {
-        std::size_t s1 = s0 + 1;
-        while (s1 < c1 && owners[s1] == owners[s0]) ++s1;
-        Loglikelihood& result = results[owners[s0]];
-        const auto offset = static_cast<Eigen::Index>(s0 - c0), count = static_cast<Eigen::Index>(s1 - s0);
-        result.logprob -= model.backend->nll(logits.middleRows(offset, count),
-                                             std::span<const int>(targets).subspan(s0, s1 - s0));
-        for (std::size_t r = s0; r < s1; ++r)
-          result.greedy = result.greedy && is_first_argmax(logits.row(static_cast<Eigen::Index>(r - c0)).data(),
-                                                           vocab, targets[r]);
-        s0 = s1;
+      logit_work.reset();
+      const auto chunk = [&](const auto& values) { return std::span(values).subspan(c0, c1 - c0); };
+      const Tensor selected = gather_rows(backend, logit_work, hidden, chunk(rows));
+      scored.clear();
+      backend.nll(forward_logits(resident, logit_work, selected), token_tensor(model.config, logit_work, chunk(targets)),
+                  scored);
+      // A request's rows are consecutive and may be cut by the chunk boundary: its sums add up over chunks.
+      for (std::size_t r = c0; r < c1; ++r) {
+        Loglikelihood& result = results[owners[r]];
+        const NllRow& row = scored[r - c0];
+        result.logprob -= row.nll;
+        result.greedy = result.greedy && row.argmax == targets[r];
       }
     }
     for (std::size_t k = first; k < last; ++k) {
@@ -148,8 +141,10 @@ TokenizedRequest tokenize_request(const Tokenizer& tokenizer, std::string_view c
 }
 
 
-std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<TokenizedRequest>& requests,
-                                          int batch_size, int max_length, Progress* progress) {
+std::vector<Loglikelihood> score_requests(const ResidentModel& resident,
+                                          const std::vector<TokenizedRequest>& requests, int batch_size,
+                                          int max_length, Progress* progress) {
+  const Model& model = resident.model();
   SERQ_CHECK(batch_size >= 1, "eval.batch_size: {} is not positive; use 1 or more", batch_size);
   SERQ_CHECK(max_length >= 2 && max_length <= model.config.max_seq_len, "zero-shot max_length {} is outside 2..{} "
              "(the model's max_position_embeddings); use a length the model supports", max_length,
@@ -184,7 +179,7 @@ std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<
     owner.push_back(i);
     advance.push_back(1);
   }
-  const std::vector<Loglikelihood> scored = score_fitting(model, pieces, batch_size, max_length, advance, progress);
+  const std::vector<Loglikelihood> scored = score_fitting(resident, pieces, batch_size, max_length, advance, progress);
   std::vector<Loglikelihood> results(requests.size(), Loglikelihood{0.0, true, false});
   for (std::size_t p = 0; p < pieces.size(); ++p) {
     Loglikelihood& result = results[owner[p]];
@@ -193,6 +188,12 @@ std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<
     result.truncated = result.truncated || scored[p].truncated;
   }
   return results;
+}
+
+std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<TokenizedRequest>& requests,
+                                          int batch_size, int max_length, Progress* progress) {
+  const ResidentModel resident(model, *model.backend);
+  return score_requests(resident, requests, batch_size, max_length, progress);
 }
 
 }  // namespace serq

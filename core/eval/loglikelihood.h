@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/model/model.h"
+#include "core/model/resident_model.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace serq {
@@ -35,7 +36,11 @@ struct Loglikelihood {
 // pieces of max_length / 2 tokens, each given all the tokens before it, cut the same way. Requests
 // run longest first in batches of batch_size, right-padded to the batch's longest, and only the rows that predict
 // continuation tokens go through lm_head (in chunks, so memory stays bounded for 32k vocabularies). Results come
-// back in request order; `progress` (may be null) is advanced by one per request.
+// back in request order; `progress` (may be null) is advanced by one per request. Per batch the token ids, and per
+// scored token its row and target, cross to the backend; its log-likelihood and argmax come back.
+std::vector<Loglikelihood> score_requests(const ResidentModel& model, const std::vector<TokenizedRequest>& requests,
+                                          int batch_size, int max_length, Progress* progress);
+// The same with `model` made resident on model.backend for the call.
 std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<TokenizedRequest>& requests,
                                           int batch_size, int max_length, Progress* progress);
 

@@ -12,20 +12,23 @@ namespace serq {
 namespace {
 
 // Rows of hidden states turned into logits at once; keeps rows × vocab floats small for 32k+ vocabularies.
-constexpr Eigen::Index kLogitRowChunk = 1024;
+constexpr std::int64_t kLogitRowChunk = 1024;
 
 }  // namespace
 
-PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::span<const int>>& windows,
+PerplexityResult evaluate_perplexity(const ResidentModel& model, const std::vector<std::span<const int>>& windows,
                                      int batch_size, const std::string& what, KldReference* reference) {
   const auto start = std::chrono::steady_clock::now();
+  Backend& backend = model.backend();
   PerplexityResult result;
   std::int64_t total_tokens = 0;
   for (auto w : windows) total_tokens += static_cast<std::int64_t>(w.size());
   Progress progress(what, total_tokens, "tok");
 
   double nll = 0.0;
-  KldAccumulator kld(*model.backend);
+  KldAccumulator kld(backend);
+  std::vector<NllRow> rows_nll;
+  Buffer work(backend), logit_work(backend);  // a batch's activations; one chunk's logits
   for (std::size_t first = 0; first < windows.size();) {
     // A batch is up to batch_size consecutive windows of the same length.
     const int seq = static_cast<int>(windows[first].size());
@@ -38,18 +41,27 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::
     tokens.reserve(static_cast<std::size_t>(batch) * seq);
     for (std::size_t w = first; w < last; ++w) tokens.insert(tokens.end(), windows[w].begin(), windows[w].end());
 
-    const Matrix hidden = forward_hidden(model, tokens, batch, seq);
-    const Matrix* reference_hidden = reference ? &reference->hidden(tokens, batch, seq) : nullptr;
+    work.reset();
+    const Tensor ids = token_tensor(model.model().config, work, tokens);
+    const Tensor hidden = forward_hidden(model, work, ids, batch, seq);
+    const Tensor* reference_hidden = reference ? &reference->hidden(backend, tokens, ids, batch, seq) : nullptr;
     for (int b = 0; b < batch; ++b) {
-      // Position t predicts token t + 1 of the same window.
-      for (Eigen::Index t0 = 0; t0 < seq - 1; t0 += kLogitRowChunk) {
-        const Eigen::Index rows = std::min<Eigen::Index>(kLogitRowChunk, seq - 1 - t0);
-        const Eigen::Index first_row = static_cast<Eigen::Index>(b) * seq + t0;
-        const auto targets = std::span<const int>(tokens).subspan(static_cast<std::size_t>(first_row) + 1, rows);
-        const Matrix logits = forward_logits(model, hidden.middleRows(first_row, rows));
-        nll += reference ? kld.add(forward_logits(reference->model(), reference_hidden->middleRows(first_row, rows)),
-                                   logits, targets)
-                         : model.backend->nll(logits, targets);
+      // Position t predicts token t + 1 of the same window: the targets are the ids one row on.
+      for (std::int64_t t0 = 0; t0 < seq - 1; t0 += kLogitRowChunk) {
+        const std::int64_t rows = std::min<std::int64_t>(kLogitRowChunk, seq - 1 - t0);
+        const std::int64_t first_row = static_cast<std::int64_t>(b) * seq + t0;
+        const Tensor targets = ids.middle_rows(first_row + 1, rows);
+        logit_work.reset();
+        const Tensor logits = forward_logits(model, logit_work, hidden.middle_rows(first_row, rows));
+        if (reference) {
+          const Tensor reference_logits = forward_logits(reference->resident(backend), logit_work,
+                                                         reference_hidden->middle_rows(first_row, rows));
+          nll += kld.add(reference_logits, logits, targets);
+        } else {
+          rows_nll.clear();
+          backend.nll(logits, targets, rows_nll);
+          for (const NllRow& row : rows_nll) nll += row.nll;
+        }
       }
     }
     result.scored_tokens += static_cast<std::int64_t>(batch) * (seq - 1);
@@ -66,6 +78,12 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::
   if (reference) result.kld = kld.result();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::span<const int>>& windows,
+                                     int batch_size, const std::string& what, KldReference* reference) {
+  const ResidentModel resident(model, *model.backend);
+  return evaluate_perplexity(resident, windows, batch_size, what, reference);
 }
 
 }  // namespace serq

@@ -10,6 +10,7 @@
 #include "core/eval/kld.h"
 #include "core/eval/kld_reference.h"
 #include "core/model/model.h"
+#include "core/model/resident_model.h"
 
 namespace serq {
 
@@ -26,6 +27,12 @@ struct PerplexityResult {
 // Shows progress with an ETA on stderr under the label `what`. With a `reference` (the full-precision model), the
 // KL divergence statistics are collected in the same pass from both models' logits of each batch, so logits stay
 // bounded by one chunk whatever the number of windows (the reference's hidden states may be kept across calls).
+// Per batch of windows only the token ids cross to the backend, and only per-position results (nll or kld rows)
+// come back.
+PerplexityResult evaluate_perplexity(const ResidentModel& model, const std::vector<std::span<const int>>& windows,
+                                     int batch_size, const std::string& what = "perplexity",
+                                     KldReference* reference = nullptr);
+// The same with `model` made resident on model.backend for the call.
 PerplexityResult evaluate_perplexity(const Model& model, const std::vector<std::span<const int>>& windows,
                                      int batch_size, const std::string& what = "perplexity",
                                      KldReference* reference = nullptr);

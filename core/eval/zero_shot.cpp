@@ -59,8 +59,9 @@ double mean_stderr(std::span<const double> values) {
   return std::sqrt(squares / static_cast<double>(n - 1)) / std::sqrt(static_cast<double>(n));
 }
 
-TaskResult evaluate_task(const Model& model, const Tokenizer& tokenizer, const Task& task,
+TaskResult evaluate_task(const ResidentModel& resident, const Tokenizer& tokenizer, const Task& task,
                          const ZeroShotSettings& settings) {
+  const Model& model = resident.model();
   const auto start = std::chrono::steady_clock::now();
   SERQ_CHECK(!task.items.empty(), "task {}: no items were loaded from {}; check the task's files", task.name,
              task.source);
@@ -80,7 +81,7 @@ TaskResult evaluate_task(const Model& model, const Tokenizer& tokenizer, const T
   }
 
   Progress progress("task " + task.name, static_cast<std::int64_t>(requests.size()), "req");
-  const std::vector<Loglikelihood> scores = score_requests(model, requests, settings.batch_size, max_length, &progress);
+  const std::vector<Loglikelihood> scores = score_requests(resident, requests, settings.batch_size, max_length, &progress);
   progress.finish();
 
   TaskResult result;
@@ -128,6 +129,12 @@ double zero_shot_average(const std::vector<TaskResult>& results) {
   double sum = 0.0;
   for (const TaskResult& r : results) sum += r.headline();
   return sum / static_cast<double>(results.size());
+}
+
+TaskResult evaluate_task(const Model& model, const Tokenizer& tokenizer, const Task& task,
+                         const ZeroShotSettings& settings) {
+  const ResidentModel resident(model, *model.backend);
+  return evaluate_task(resident, tokenizer, task, settings);
 }
 
 }  // namespace serq

@@ -8,8 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "core/eval/task.h"
+#include "core/data/task.h"
 #include "core/model/model.h"
+#include "core/model/resident_model.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace serq {
@@ -39,6 +40,9 @@ struct TaskResult {
 //   last_word:       acc = [the continuation is the greedy prediction].
 // Throws serq::Error naming the task and item for a gold out of range, a last-word item without exactly one choice,
 // or an empty choice text under acc_norm.
+TaskResult evaluate_task(const ResidentModel& model, const Tokenizer& tokenizer, const Task& task,
+                         const ZeroShotSettings& settings);
+// The same with `model` made resident on model.backend for the call.
 TaskResult evaluate_task(const Model& model, const Tokenizer& tokenizer, const Task& task,
                          const ZeroShotSettings& settings);
 

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-#include "core/backend/backend.h"
 #include "core/common/error.h"
 
 namespace serq {
@@ -75,12 +74,6 @@ bool InputTransform::same_as(const InputTransform& other) const {
          rotation.factor.size() == other.rotation.factor.size() && rotation.factor == other.rotation.factor;
 }
 
-void QuantLinear::forward(const Matrix& x, Matrix& y) const {
-  const QuantLinear* layers[] = {this};
-  Matrix* outputs[] = {&y};
-  cpu_backend().quant_linear(layers, x, outputs);
-}
-
 bool QuantLinear::int_kernel_applies() const {
   if (packed.storage() != PackedWeight::Storage::int_codes || !act_quant.enabled() ||
       act_quant.format != NumberFormat::integer) {
@@ -94,8 +87,7 @@ bool QuantLinear::int_kernel_applies() const {
 void QuantLinear::use_int_kernel() {
   SERQ_CHECK(int_kernel_applies(), "{}: the integer kernel runs INT weights with INT activations in the same groups, "
              "not weights {} with activations {}", name, weight_quant.describe(), act_quant.describe());
-  const bool fused = salient.rank() > 0 && !salient.packed.empty() && Int8Weight::fits_salient(packed, salient.packed);
-  int_weight = std::make_shared<const Int8Weight>(packed, fused ? &salient.packed : nullptr);
+  int_kernel = true;
 }
 
 namespace {

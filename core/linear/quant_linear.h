@@ -13,7 +13,7 @@
 // release_weight() drops the main weight's floats, which forward() then dequantizes into a per-thread workspace.
 // Methods are offline transforms that produce this form; the backends run it (Op::quant_linear) and never know
 // which method made it.
-// Folding a transform into the previous operation (core/linear/fold.h) is an optimization of this form that keeps
+// Folding a transform into the previous operation (core/model/fold.h) is an optimization of this form that keeps
 // its outputs.
 #pragma once
 
@@ -22,7 +22,6 @@
 #include <string>
 #include <vector>
 
-#include "core/backend/cpu/int_gemm.h"
 #include "core/common/matrix.h"
 #include "core/linear/rotation.h"
 #include "core/quant/int_quant.h"
@@ -78,29 +77,27 @@ struct QuantLinear {
   LowRankCorrection low_rank;  // present when low_rank.rank() > 0
   SalientCorrection salient;   // present when salient.rank() > 0
   Vector bias;             // b (d_out) added to every row of Y; empty = none
-  std::shared_ptr<const Int8Weight> int_weight;  // set by use_int_kernel(): the main weight on the integer kernel
+  bool int_kernel = false;  // set by use_int_kernel(): a backend runs the main weight on integer codes
   std::string transform;   // what the method built, for result files, e.g. "rotation hadamard(64); online ..."
 
   int d_in() const { return static_cast<int>(weight.size() > 0 || packed.empty() ? weight.cols() : packed.cols()); }
   int d_out() const { return static_cast<int>(weight.size() > 0 || packed.empty() ? weight.rows() : packed.rows()); }
 
   // Frees the main weight's float values where `packed` holds them (a quantized layer, or 16-bit checkpoint values);
-  // forward() then dequantizes them per call. restore_weight() brings them back, for a method or diagnostic that
+  // a backend then reads the stored form (main_weight()). restore_weight() brings them back, for a method or diagnostic that
   // edits or reads them; a full-precision stored form is dropped then, since the floats may change.
   void release_weight();
   void restore_weight();
 
-  // Y (rows × d_out) for X (rows × d_in), as in the formula above, on the CPU backend (for methods and tests that
-  // run one layer; the forward pass runs linears on its model's backend, core/backend/backend.h). Y is resized.
-  void forward(const Matrix& x, Matrix& y) const;
   // The main weight's float values: `weight`, or `packed` dequantized into this thread's workspace (valid until the
   // thread's next call).
   const Matrix& main_weight() const;
 
-  // The integer kernel (core/backend/cpu/int_gemm.h) for the main weight: it applies to an INT main weight whose
-  // codes fit int8, read by INT activations in the same groups. use_int_kernel() builds int_weight from `packed`
-  // (after folding, which edits it), with SERQ's R as extra K where its packed form fits (Int8Weight::fits_salient);
-  // a low-rank correction, or an R that does not fit, stays a float GEMM on Xq.
+  // The integer kernel (the CPU's int_gemm, the GPU's low-bit GEMM) for the main weight: it applies to an INT main
+  // weight whose codes fit int8, read by INT activations in the same groups. use_int_kernel() chooses it (after
+  // folding, which edits `packed`); a backend's resident copy (Backend::make_resident) lays the codes out for its
+  // kernel, with SERQ's R as extra K where its packed form fits. A low-rank correction, or an R that does not fit,
+  // stays a float GEMM on Xq.
   bool int_kernel_applies() const;
   void use_int_kernel();
 

@@ -47,7 +47,7 @@ std::span<const NormDesc> layer_norms();
 const NormDesc& norm_desc(NormId id);
 
 // Linears that read one input, and what produces that input. A per-channel input scale or permutation that all
-// readers share can move into the producer (core/linear/fold.h), and rotations follow the same edges (QuaRot).
+// readers share can move into the producer (core/model/fold.h), and rotations follow the same edges (QuaRot).
 struct InputGroupDesc {
   std::vector<LinearId> readers;
   std::optional<NormId> norm;       // the input is this RMSNorm's output: a shared scale folds into its γ

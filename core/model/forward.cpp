@@ -1,5 +1,5 @@
 // The LLaMA decoder's forward graph: which op reads what, in order. The arithmetic is the backend's
-// (core/backend/backend.h): the model's backend runs every op.
+// (core/backend/backend.h): every op runs on the backend the model is resident on, on tensors in its memory.
 #include "core/model/forward.h"
 
 #include <cassert>
@@ -14,119 +14,190 @@ namespace {
 
 // The linears of one input group (core/model/architecture.h) on one input x: the observer sees x for each, then the
 // backend runs them together, so that it can share their input transform and quantization.
-void run_linears(Backend& backend, std::initializer_list<const QuantLinear*> layers,
-                 std::initializer_list<Matrix*> outputs, const Matrix& x, LinearInputObserver* observer) {
+void run_linears(Backend& backend, std::initializer_list<const ResidentLinear*> layers,
+                 std::initializer_list<Tensor*> outputs, const Tensor& x, LinearInputObserver* observer) {
   if (observer) {
-    for (const QuantLinear* layer : layers) observer->observe(*layer, x);
+    for (const ResidentLinear* layer : layers) observer->observe(layer->layer(), x);
   }
-  backend.quant_linear(std::span<const QuantLinear* const>(layers.begin(), layers.size()), x,
-                       std::span<Matrix* const>(outputs.begin(), outputs.size()));
+  backend.quant_linear(std::span<const ResidentLinear* const>(layers.begin(), layers.size()), x,
+                       std::span<Tensor* const>(outputs.begin(), outputs.size()));
 }
 
 }  // namespace
 
-KVCache make_kv_cache(const ModelConfig& config, int batch, int capacity) {
+KVCache make_kv_cache(const ModelConfig& config, Backend& backend, int batch, int capacity) {
   SERQ_CHECK(capacity <= config.max_seq_len, "a sequence of {} positions exceeds max_position_embeddings = {}",
              capacity, config.max_seq_len);
   KVCache cache;
   cache.batch = batch;
   cache.capacity = capacity;
+  cache.storage = std::make_unique<Buffer>(backend);
   for (int l = 0; l < config.n_layers; ++l) {
-    cache.keys.emplace_back(static_cast<Eigen::Index>(batch) * capacity, config.kv_dim());
-    cache.values.emplace_back(static_cast<Eigen::Index>(batch) * capacity, config.kv_dim());
+    cache.keys.push_back(cache.storage->alloc(static_cast<std::int64_t>(batch) * capacity, config.kv_dim()));
+    cache.values.push_back(cache.storage->alloc(static_cast<std::int64_t>(batch) * capacity, config.kv_dim()));
   }
   return cache;
 }
 
-void decoder_layer_forward(const Model& model, int layer_index, Matrix& h, int batch, int seq, KVCache* cache,
+LayerWorkspace::LayerWorkspace(const ModelConfig& c, Buffer& work, std::int64_t rows)
+    : x(work.alloc(rows, c.dim)),
+      q(work.alloc(rows, static_cast<std::int64_t>(c.n_heads) * c.head_dim())),
+      k(work.alloc(rows, c.kv_dim())),
+      v(work.alloc(rows, c.kv_dim())),
+      attn(work.alloc(rows, static_cast<std::int64_t>(c.n_heads) * c.head_dim())),
+      out(work.alloc(rows, c.dim)),
+      gate(work.alloc(rows, c.hidden_dim)),
+      up(work.alloc(rows, c.hidden_dim)) {}
+
+void decoder_layer_forward(const ModelConfig& c, const ResidentLayer& layer, const Tensor& rope_frequencies,
+                           int layer_index, Tensor& h, int batch, int seq, LayerWorkspace& w, KVCache* cache,
                            LinearInputObserver* observer) {
-  const ModelConfig& c = model.config;
-  const DecoderLayer& layer = model.layers[layer_index];
-  Backend& ops = *model.backend;
+  Backend& ops = *h.backend;
   const int pos0 = cache ? cache->length : 0;
 
-  Matrix x, q, k, v;
-  ops.rms_norm(h, layer.attn_norm, c.rms_norm_eps, x);
-  run_linears(ops, {&layer.q_proj, &layer.k_proj, &layer.v_proj}, {&q, &k, &v}, x, observer);
-  const std::vector<float> frequencies = c.rope_frequencies();
-  RopeShape rope{.head_dim = c.head_dim(), .batch = batch, .seq = seq, .pos0 = pos0, .frequencies = frequencies,
+  ops.rms_norm(h, layer.attn_norm, c.rms_norm_eps, w.x);
+  run_linears(ops, {layer.q_proj.get(), layer.k_proj.get(), layer.v_proj.get()}, {&w.q, &w.k, &w.v}, w.x, observer);
+  RopeShape rope{.head_dim = c.head_dim(), .batch = batch, .seq = seq, .pos0 = pos0, .frequencies = rope_frequencies,
                  .interleaved = c.rope_layout == RopeLayout::interleaved};
   rope.n_heads = c.n_heads;
-  ops.rope(q, rope);
+  ops.rope(w.q, rope);
   rope.n_heads = c.n_kv_heads;
-  ops.rope(k, rope);
+  ops.rope(w.k, rope);
 
   // Keys/values visible to this call: the cache (after appending), or just this call's k and v.
-  const Matrix* keys = &k;
-  const Matrix* values = &v;
+  const Tensor* keys = &w.k;
+  const Tensor* values = &w.v;
   int kv_rows = seq;
   if (cache) {
     assert(pos0 + seq <= cache->capacity && batch == cache->batch);
-    Matrix& ck = cache->keys[layer_index];
-    Matrix& cv = cache->values[layer_index];
+    Tensor& ck = cache->keys[static_cast<std::size_t>(layer_index)];
+    Tensor& cv = cache->values[static_cast<std::size_t>(layer_index)];
     for (int b = 0; b < batch; ++b) {
-      const Eigen::Index dst = static_cast<Eigen::Index>(b) * cache->capacity + pos0;
-      ck.middleRows(dst, seq) = k.middleRows(static_cast<Eigen::Index>(b) * seq, seq);
-      cv.middleRows(dst, seq) = v.middleRows(static_cast<Eigen::Index>(b) * seq, seq);
+      const std::int64_t dst = static_cast<std::int64_t>(b) * cache->capacity + pos0;
+      Tensor key_rows = ck.middle_rows(dst, seq), value_rows = cv.middle_rows(dst, seq);
+      ops.copy(w.k.middle_rows(static_cast<std::int64_t>(b) * seq, seq), key_rows);
+      ops.copy(w.v.middle_rows(static_cast<std::int64_t>(b) * seq, seq), value_rows);
     }
     keys = &ck;
     values = &cv;
     kv_rows = cache->capacity;
   }
-  Matrix attn, out;
-  ops.attention(q, *keys, *values,
+  ops.attention(w.q, *keys, *values,
                 {.n_heads = c.n_heads, .n_kv_heads = c.n_kv_heads, .head_dim = c.head_dim(), .batch = batch,
                  .seq = seq, .pos0 = pos0, .kv_rows = kv_rows},
-                attn);
-  run_linears(ops, {&layer.o_proj}, {&out}, attn, observer);
-  ops.add(h, out);
+                w.attn);
+  run_linears(ops, {layer.o_proj.get()}, {&w.out}, w.attn, observer);
+  ops.add(h, w.out);
 
-  ops.rms_norm(h, layer.ffn_norm, c.rms_norm_eps, x);
-  Matrix gate, up;
-  run_linears(ops, {&layer.gate_proj, &layer.up_proj}, {&gate, &up}, x, observer);
-  ops.swiglu(gate, up);
-  run_linears(ops, {&layer.down_proj}, {&out}, gate, observer);
-  ops.add(h, out);
+  ops.rms_norm(h, layer.ffn_norm, c.rms_norm_eps, w.x);
+  run_linears(ops, {layer.gate_proj.get(), layer.up_proj.get()}, {&w.gate, &w.up}, w.x, observer);
+  ops.swiglu(w.gate, w.up);
+  run_linears(ops, {layer.down_proj.get()}, {&w.out}, w.gate, observer);
+  ops.add(h, w.out);
 }
 
 std::int64_t forward_workspace_bytes(const ModelConfig& c, int batch, int seq) {
   const std::int64_t rows = static_cast<std::int64_t>(batch) * seq;
-  // h, x, q, attn, out (dim wide) + k, v (kv_dim) + gate, up (hidden) + a copy for activation quantization
-  // (hidden wide at most) + one block of attention scores + one chunk of logits (1024 rows).
-  const std::int64_t floats = rows * (5LL * c.dim + 2LL * c.kv_dim() + 3LL * c.hidden_dim) +
+  // h, x, q, attn, out, the final norm (dim wide) + k, v (kv_dim) + gate, up (hidden) + a copy for activation
+  // quantization (hidden wide at most) + one block of attention scores + one chunk of logits (1024 rows).
+  const std::int64_t floats = rows * (6LL * c.dim + 2LL * c.kv_dim() + 3LL * c.hidden_dim) +
                               static_cast<std::int64_t>(kAttentionQueryBlock) * seq + 1024LL * c.vocab_size;
   return floats * static_cast<std::int64_t>(sizeof(float));
 }
 
-Matrix forward_hidden(const Model& model, std::span<const int> tokens, int batch, int seq, KVCache* cache,
-                      LinearInputObserver* observer) {
-  const ModelConfig& c = model.config;
-  assert(static_cast<std::size_t>(batch) * seq == tokens.size());
+Tensor token_tensor(const ModelConfig& config, Buffer& work, std::span<const int> tokens) {
+  for (const int token : tokens) {
+    SERQ_CHECK(token >= 0 && token < config.vocab_size, "token id {} is outside the vocabulary (size {}); the "
+               "tokenizer does not match the model", token, config.vocab_size);
+  }
+  const Tensor t = work.alloc(static_cast<std::int64_t>(tokens.size()), 1, ElementType::i32);
+  work.backend().set(t, tokens, "token ids");
+  return t;
+}
+
+Tensor forward_hidden(const ResidentModel& model, Buffer& work, const Tensor& ids, int batch, int seq,
+                      KVCache* cache, LinearInputObserver* observer) {
+  const ModelConfig& c = model.model().config;
+  Backend& backend = model.backend();
+  const std::int64_t rows = static_cast<std::int64_t>(batch) * seq;
+  check_shape(ids, rows, 1, "forward token ids");
   const int pos0 = cache ? cache->length : 0;
   SERQ_CHECK(pos0 + seq <= c.max_seq_len, "a sequence of {} positions exceeds max_position_embeddings = {}; "
              "use a shorter eval.seq_len", pos0 + seq, c.max_seq_len);
-  Matrix h = embed_tokens(model, tokens);
-  for (int l = 0; l < c.n_layers; ++l) decoder_layer_forward(model, l, h, batch, seq, cache, observer);
+  Tensor h = work.alloc(rows, c.dim);
+  backend.embedding(model.embed(), ids, h);
+  LayerWorkspace workspace(c, work, rows);
+  for (int l = 0; l < c.n_layers; ++l) {
+    decoder_layer_forward(c, model.layer(l), model.rope_frequencies(), l, h, batch, seq, workspace, cache, observer);
+  }
   if (cache) cache->length += seq;
-  return final_norm(model, h);
-}
-
-Matrix embed_tokens(const Model& model, std::span<const int> tokens) {
-  Matrix h;
-  model.backend->embedding(model.embed, tokens, h);
-  return h;
-}
-
-Matrix final_norm(const Model& model, const Matrix& h) {
-  Matrix normed;
-  model.backend->rms_norm(h, model.final_norm, model.config.rms_norm_eps, normed);
+  Tensor normed = work.alloc(rows, c.dim);
+  backend.rms_norm(h, model.final_norm(), c.rms_norm_eps, normed);
   return normed;
 }
 
-Matrix forward_logits(const Model& model, const Matrix& hidden, LinearInputObserver* observer) {
-  Matrix logits;
-  run_linears(*model.backend, {&model.lm_head}, {&logits}, hidden, observer);
+Tensor forward_logits(const ResidentModel& model, Buffer& work, const Tensor& hidden, LinearInputObserver* observer) {
+  Tensor logits = work.alloc(hidden.rows, model.model().config.vocab_size);
+  run_linears(model.backend(), {&model.lm_head()}, {&logits}, hidden, observer);
   return logits;
+}
+
+Tensor gather_rows(Backend& backend, Buffer& work, const Tensor& x, std::span<const int> rows) {
+  const Tensor index = work.alloc(static_cast<std::int64_t>(rows.size()), 1, ElementType::i32);
+  backend.set(index, rows, "row indices");
+  Tensor out = work.alloc(static_cast<std::int64_t>(rows.size()), x.cols);
+  backend.embedding(x, index, out);
+  return out;
+}
+
+void decoder_layer_forward(const Model& model, int layer_index, Matrix& h, int batch, int seq,
+                           LinearInputObserver* observer) {
+  Backend& backend = *model.backend;
+  const ResidentLayer layer(model.layers[static_cast<std::size_t>(layer_index)], backend);
+  Buffer work(backend);
+  const Tensor frequencies = rope_frequency_tensor(model.config, work);
+  Tensor states = backend.upload(h, work, "hidden states");
+  LayerWorkspace workspace(model.config, work, h.rows());
+  decoder_layer_forward(model.config, layer, frequencies, layer_index, states, batch, seq, workspace, nullptr,
+                        observer);
+  backend.get(states, std::span<float>(h.data(), static_cast<std::size_t>(h.size())), "hidden states");
+}
+
+Matrix forward_hidden(const Model& model, std::span<const int> tokens, int batch, int seq,
+                      LinearInputObserver* observer) {
+  const ResidentModel resident(model, *model.backend);
+  Buffer work(*model.backend);
+  const Tensor ids = token_tensor(model.config, work, tokens);
+  return model.backend->download(forward_hidden(resident, work, ids, batch, seq, nullptr, observer), "hidden states");
+}
+
+Matrix embed_tokens(const Model& model, std::span<const int> tokens) {
+  Backend& backend = *model.backend;
+  Buffer work(backend);
+  const Tensor table = backend.resident(model.embed.data(), model.embed.rows(), model.embed.cols(), work, "weights");
+  Tensor h = work.alloc(static_cast<std::int64_t>(tokens.size()), model.config.dim);
+  backend.embedding(table, token_tensor(model.config, work, tokens), h);
+  return backend.download(h, "hidden states");
+}
+
+Matrix final_norm(const Model& model, const Matrix& h) {
+  Backend& backend = *model.backend;
+  Buffer work(backend);
+  const Tensor states = backend.upload(h, work, "hidden states");
+  const Tensor gamma = backend.resident(model.final_norm.data(), 1, model.final_norm.size(), work, "weights");
+  Tensor normed = work.alloc(h.rows(), h.cols());
+  backend.rms_norm(states, gamma, model.config.rms_norm_eps, normed);
+  return backend.download(normed, "hidden states");
+}
+
+Matrix forward_logits(const Model& model, const Matrix& hidden, LinearInputObserver* observer) {
+  Backend& backend = *model.backend;
+  const std::unique_ptr<ResidentLinear> head = backend.make_resident(model.lm_head);
+  Buffer work(backend);
+  const Tensor states = backend.upload(hidden, work, "hidden states");
+  Tensor logits = work.alloc(hidden.rows(), model.config.vocab_size);
+  run_linears(backend, {head.get()}, {&logits}, states, observer);
+  return backend.download(logits, "logits");
 }
 
 }  // namespace serq

@@ -12,7 +12,7 @@
 #include <span>
 
 #include "core/common/error.h"
-#include "core/io/safetensors.h"
+#include "core/formats/safetensors.h"
 #include "core/model/memory.h"
 
 namespace serq {

@@ -2,7 +2,7 @@
 #include "core/model/loader.h"
 
 #include "core/common/error.h"
-#include "core/io/gguf.h"
+#include "core/formats/gguf.h"
 #include "core/model/load_gguf.h"
 #include "core/model/load_hf.h"
 #include "core/model/load_llama2c.h"

@@ -13,7 +13,7 @@
 //   mxfp4  E2M1 codes, two a byte, low nibble first (bit 3 the sign, bits 0–2 the magnitude's index in
 //          {0, 0.5, 1, 1.5, 2, 3, 4, 6}); per (row, block) one E8M0 byte e, scale 2^(e − 127). value = ±m · scale.
 //
-// A row divisor (from folding a later layer's input scale into this layer's output rows, core/linear/fold.h) can
+// A row divisor (from folding a later layer's input scale into this layer's output rows, core/model/fold.h) can
 // be attached to int and mxfp4 weights: row r dequantizes to its grid values divided by divisor_r, the same float
 // operations as dividing the fake-quantized row.
 //

@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "core/io/gguf.h"
+#include "core/formats/gguf.h"
 #include "core/tokenizer/byte_level_bpe.h"
 
 namespace serq {

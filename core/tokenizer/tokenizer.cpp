@@ -4,7 +4,7 @@
 #include <array>
 
 #include "core/common/error.h"
-#include "core/io/gguf.h"
+#include "core/formats/gguf.h"
 #include "core/tokenizer/bpe_sources.h"
 #include "core/tokenizer/byte_level_bpe.h"
 #include "core/tokenizer/sentencepiece_tokenizer.h"

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "core/backend/backend.h"
 #include "core/backend/cpu/cpu_backend.h"
+#include "core/backend/host_backend.h"
 #include "core/backend/cpu/cpu_quant_linear.h"
 #include "core/common/error.h"
 #include "core/linear/rotation.h"
@@ -50,13 +52,30 @@ void log_softmax(const float* row, Eigen::Index n, Eigen::ArrayXd& out) {
   out -= max + std::log((out - max).exp().sum());
 }
 
-class CpuBackend final : public Backend {
+// The CPU's copies of a group of linears (all made by CpuBackend::make_resident).
+std::vector<const CpuLinear*> cpu_linears(std::span<const ResidentLinear* const> group) {
+  std::vector<const CpuLinear*> linears;
+  linears.reserve(group.size());
+  for (const ResidentLinear* resident : group) linears.push_back(static_cast<const CpuLinear*>(resident));
+  return linears;
+}
+
+class CpuBackend final : public HostBackend {
  public:
   std::string_view name() const override { return "cpu"; }
 
-  void embedding(const Matrix& table, std::span<const int> tokens, Matrix& out) override {
+  std::unique_ptr<ResidentLinear> make_resident(const QuantLinear& layer) override {
+    auto linear = std::make_unique<CpuLinear>(layer);
+    counted(KernelRecord::Direction::host_to_backend, "weights", linear->bytes());
+    return linear;
+  }
+
+  void embedding(const Tensor& table_t, const Tensor& tokens_t, Tensor& out_t) override {
     const TimedOp timed = ran(Op::embedding, "cpu");
-    out.resize(static_cast<Eigen::Index>(tokens.size()), table.cols());
+    const auto table = host_matrix(table_t);
+    const std::span<const int> tokens = host_ints(tokens_t);
+    check_shape(out_t, static_cast<std::int64_t>(tokens.size()), table.cols(), "embedding");
+    auto out = host_matrix(out_t);
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       SERQ_CHECK(tokens[i] >= 0 && tokens[i] < table.rows(), "token id {} is outside the vocabulary (size {}); the "
                  "tokenizer does not match the model", tokens[i], table.rows());
@@ -64,9 +83,13 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void rms_norm(const Matrix& x, const Vector& gamma, float eps, Matrix& out) override {
+  void rms_norm(const Tensor& x_t, const Tensor& gamma_t, float eps, Tensor& out_t) override {
     const TimedOp timed = ran(Op::rms_norm, "cpu");
-    out.resize(x.rows(), x.cols());
+    check_shape(out_t, x_t.rows, x_t.cols, "rms_norm");
+    check_shape(gamma_t, 1, x_t.cols, "rms_norm γ");
+    const auto x = host_matrix(x_t);
+    auto out = host_matrix(out_t);
+    const float* gamma = gamma_t.f32();
     const int n = static_cast<int>(x.cols());
     for (Eigen::Index r = 0; r < x.rows(); ++r) {
       const float* in = x.row(r).data();
@@ -79,13 +102,18 @@ class CpuBackend final : public Backend {
   }
 
   // Angles in float from a table per position, then the rotation of each pair.
-  void rope(Matrix& x, const RopeShape& s) override {
+  void rope(Tensor& x_t, const RopeShape& s) override {
     const TimedOp timed = ran(Op::rope, "cpu");
+    check_shape(x_t, static_cast<std::int64_t>(s.batch) * s.seq, static_cast<std::int64_t>(s.n_heads) * s.head_dim,
+                "rope");
+    check_shape(s.frequencies, 1, s.head_dim / 2, "rope frequencies");
+    auto x = host_matrix(x_t);
+    const float* frequencies = s.frequencies.f32();
     const int half = s.head_dim / 2;
     std::vector<float> cos_table(static_cast<std::size_t>(s.seq) * half), sin_table(cos_table.size());
     for (int t = 0; t < s.seq; ++t) {
       for (int i = 0; i < half; ++i) {
-        const float angle = static_cast<float>(s.pos0 + t) * s.frequencies[static_cast<std::size_t>(i)];
+        const float angle = static_cast<float>(s.pos0 + t) * frequencies[i];
         cos_table[t * half + i] = std::cos(angle);
         sin_table[t * half + i] = std::sin(angle);
       }
@@ -109,51 +137,64 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void attention(const Matrix& q, const Matrix& keys, const Matrix& values, const AttentionShape& s,
-                 Matrix& out) override {
+  void attention(const Tensor& q, const Tensor& keys, const Tensor& values, const AttentionShape& s,
+                 Tensor& out) override {
     const TimedOp timed = ran(Op::attention, "cpu-sgemm-blocked");
     const int width = s.n_heads * s.head_dim, kv_width = s.n_kv_heads * s.head_dim, group = s.n_heads / s.n_kv_heads;
-    out.resize(q.rows(), width);
+    check_shape(q, static_cast<std::int64_t>(s.batch) * s.seq, width, "attention q");
+    check_shape(keys, static_cast<std::int64_t>(s.batch) * s.kv_rows, kv_width, "attention keys");
+    check_shape(values, static_cast<std::int64_t>(s.batch) * s.kv_rows, kv_width, "attention values");
+    check_shape(out, q.rows, width, "attention output");
     Eigen::VectorXf scores;
     for (int b = 0; b < s.batch; ++b) {
       for (int head = 0; head < s.n_heads; ++head) {
         const std::size_t q_offset = static_cast<std::size_t>(b) * s.seq * width + head * s.head_dim;
         const std::size_t kv_offset = static_cast<std::size_t>(b) * s.kv_rows * kv_width + (head / group) * s.head_dim;
-        attend_head(q.data() + q_offset, width, keys.data() + kv_offset, values.data() + kv_offset, kv_width, s.seq,
-                    s.pos0, s.head_dim, out.data() + q_offset, width, scores);
+        attend_head(q.f32() + q_offset, width, keys.f32() + kv_offset, values.f32() + kv_offset, kv_width, s.seq,
+                    s.pos0, s.head_dim, out.f32() + q_offset, width, scores);
       }
     }
   }
 
-  void swiglu(Matrix& gate, const Matrix& up) override {
+  void swiglu(Tensor& gate_t, const Tensor& up_t) override {
     const TimedOp timed = ran(Op::swiglu, "cpu");
-    auto g = gate.array();
-    g = g / (1.0f + (-g).exp()) * up.array();
+    check_shape(up_t, gate_t.rows, gate_t.cols, "swiglu");
+    auto g = host_matrix(gate_t).array();
+    g = g / (1.0f + (-g).exp()) * host_matrix(up_t).array();
   }
 
-  void add(Matrix& h, const Matrix& x) override {
+  void add(Tensor& h, const Tensor& x) override {
     const TimedOp timed = ran(Op::add, "cpu");
-    h += x;
+    check_shape(x, h.rows, h.cols, "add");
+    host_matrix(h) += host_matrix(x);
   }
 
-  void quant_linear(std::span<const QuantLinear* const> group, const Matrix& x,
-                    std::span<Matrix* const> outputs) override {
-    cpu_quant_linear(group, x, outputs, strict, kernels());
+  void quant_linear(std::span<const ResidentLinear* const> group, const Tensor& x,
+                    std::span<Tensor* const> outputs) override {
+    std::vector<MatrixRef> out;
+    out.reserve(outputs.size());
+    for (Tensor* t : outputs) out.emplace_back(host_matrix(*t));
+    cpu_quant_linear(cpu_linears(group), host_matrix(x), out, strict, kernels());
   }
 
-  void act_quant(Matrix& x, const QuantSpec& spec) override {
+  void act_quant(Tensor& x, const QuantSpec& spec) override {
     const TimedOp timed = ran(Op::act_quant, "cpu");
-    fake_quant_rows(x, spec);
+    Matrix m = host_matrix(x);
+    fake_quant_rows(m, spec);
+    host_matrix(x) = m;
   }
 
-  void hadamard(Matrix& x, const InputRotation& rotation) override {
+  void hadamard(Tensor& x, const InputRotation& rotation) override {
     const TimedOp timed = ran(Op::hadamard, "cpu-fwht");
-    rotation.apply(x);
+    Matrix m = host_matrix(x);
+    rotation.apply(m);
+    host_matrix(x) = m;
   }
 
   // abs-max and Σ|x| by columns, XᵀX as one float GEMM per call accumulated in double.
-  void observe(const Matrix& x, ChannelSums& sums) override {
+  void observe(const Tensor& x_t, ChannelSums& sums) override {
     const TimedOp timed = ran(Op::observe, "cpu");
+    const auto x = host_matrix(x_t);
     // max() drops NaN, so NaN channels are marked explicitly.
     sums.abs_max = sums.abs_max.array().max(x.cwiseAbs().colwise().maxCoeff().transpose().array()).matrix();
     if (x.hasNaN()) {
@@ -167,23 +208,32 @@ class CpuBackend final : public Backend {
       sums.gram += xtx.cast<double>();
     }
     sums.tokens += x.rows();
+    counted(KernelRecord::Direction::backend_to_host, "observer statistics", observed_bytes(sums));
   }
 
-  double nll(const Matrix& logits, std::span<const int> targets) override {
+  void nll(const Tensor& logits_t, const Tensor& targets_t, std::vector<NllRow>& rows) override {
     const TimedOp timed = ran(Op::nll, "cpu");
-    double total = 0.0;
+    const auto logits = host_matrix(logits_t);
+    const std::span<const int> targets = host_ints(targets_t);
+    check_shape(targets_t, logits.rows(), 1, "nll targets");
     Eigen::ArrayXd row;  // one buffer for every row: a vocabulary-wide allocation per row would cost page faults
     for (Eigen::Index r = 0; r < logits.rows(); ++r) {
       row = logits.row(r).transpose().array().cast<double>();
-      const double max = row.maxCoeff();
-      total += std::log((row - max).exp().sum()) + max - row[targets[static_cast<std::size_t>(r)]];
+      Eigen::Index argmax = 0;
+      const double max = row.maxCoeff(&argmax);  // the first maximum, as torch.argmax
+      rows.push_back({std::log((row - max).exp().sum()) + max - row[targets[static_cast<std::size_t>(r)]],
+                      static_cast<int>(argmax)});
     }
-    return total;
+    counted(KernelRecord::Direction::backend_to_host, "nll rows", static_cast<std::size_t>(logits.rows()) * sizeof(NllRow));
   }
 
-  void kld(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets,
+  void kld(const Tensor& reference_t, const Tensor& logits_t, const Tensor& targets_t,
            std::vector<KldRow>& rows) override {
     const TimedOp timed = ran(Op::kld, "cpu");
+    const auto reference_logits = host_matrix(reference_t), logits = host_matrix(logits_t);
+    const std::span<const int> targets = host_ints(targets_t);
+    check_shape(reference_t, logits.rows(), logits.cols(), "kld reference logits");
+    check_shape(targets_t, logits.rows(), 1, "kld targets");
     Eigen::ArrayXd log_p, log_q;
     const Eigen::Index vocab = logits.cols();
     for (Eigen::Index r = 0; r < logits.rows(); ++r) {
@@ -202,10 +252,20 @@ class CpuBackend final : public Backend {
       row.nll = -log_q[target];
       rows.push_back(row);
     }
+    counted(KernelRecord::Direction::backend_to_host, "kld rows", static_cast<std::size_t>(logits.rows()) * sizeof(KldRow));
+  }
+
+  void copy(const Tensor& src, Tensor& dst) override {
+    const TimedOp timed = ran(Op::copy, "cpu");
+    check_shape(dst, src.rows, src.cols, "copy");
+    SERQ_CHECK(src.type == dst.type, "copy: tensors of different element types (a bug in the caller)");
+    std::memmove(dst.data, src.data, src.bytes());
   }
 };
 
 }  // namespace
+
+void set_cpu_threads(int threads) { openblas_set_num_threads(threads); }
 
 Backend& cpu_backend() {
   static CpuBackend backend;

@@ -7,4 +7,7 @@ namespace serq {
 // its scores take kAttentionQueryBlock × keys floats (forward_workspace_bytes counts them).
 inline constexpr int kAttentionQueryBlock = 256;
 
+// runtime.threads: the threads of the CPU backend's kernels (OpenBLAS, and the integer GEMM, which follows it).
+void set_cpu_threads(int threads);
+
 }  // namespace serq

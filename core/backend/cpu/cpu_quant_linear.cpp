@@ -20,21 +20,24 @@ struct PreparedInput {
 bool transforms_input(const QuantLinear& layer) { return !layer.input.empty() || layer.act_quant.enabled(); }
 
 // Whether R runs inside the integer GEMM (as extra K).
-bool salient_in_int_gemm(const QuantLinear& layer) { return layer.int_weight && layer.int_weight->has_salient(); }
+bool salient_in_int_gemm(const Int8Weight* int8) { return int8 && int8->has_salient(); }
 
-bool needs_float_input(const QuantLinear& layer) {
-  return !layer.int_weight || layer.low_rank.rank() > 0 || (layer.salient.rank() > 0 && !salient_in_int_gemm(layer));
+bool needs_float_input(const CpuLinear& linear) {
+  const QuantLinear& layer = linear.layer();
+  return !linear.int8 || layer.low_rank.rank() > 0 ||
+         (layer.salient.rank() > 0 && !salient_in_int_gemm(linear.int8.get()));
 }
 
 // Linears that give equal prepared inputs for equal X.
-bool same_preparation(const QuantLinear& a, const QuantLinear& b) {
-  return a.input.same_as(b.input) && a.act_quant == b.act_quant && !a.int_weight == !b.int_weight &&
-         needs_float_input(a) == needs_float_input(b);
+bool same_preparation(const CpuLinear& a, const CpuLinear& b) {
+  return a.layer().input.same_as(b.layer().input) && a.layer().act_quant == b.layer().act_quant &&
+         !a.int8 == !b.int8 && needs_float_input(a) == needs_float_input(b);
 }
 
 // Recorded as act_quant, with the input transform: "cpu-prepare-" and what it made (codes, fakequant or both).
-PreparedInput prepare(const QuantLinear& layer, const Matrix& x, KernelRecord& record) {
-  const bool codes = layer.int_weight != nullptr, floats = needs_float_input(layer);
+PreparedInput prepare(const CpuLinear& linear, ConstMatrixRef x, KernelRecord& record) {
+  const QuantLinear& layer = linear.layer();
+  const bool codes = linear.int8 != nullptr, floats = needs_float_input(linear);
   const TimedOp timed(record, Op::act_quant,
                       codes && floats ? "cpu-prepare-codes+fakequant" : codes ? "cpu-prepare-codes"
                                                                               : "cpu-prepare-fakequant");
@@ -54,9 +57,10 @@ PreparedInput prepare(const QuantLinear& layer, const Matrix& x, KernelRecord& r
 }
 
 // Y = main GEMM + correction + bias, on Xq (float) or its codes, recorded under the main GEMM's kernel.
-void run_gemms(const QuantLinear& layer, const Matrix& xq, const IntActivations* codes, Matrix& y, bool strict,
+void run_gemms(const CpuLinear& linear, ConstMatrixRef xq, const IntActivations* codes, MatrixRef y, bool strict,
                KernelRecord& record) {
-  const IntKernel int_kernel = codes ? int_gemm_kernel(*layer.int_weight) : IntKernel::reference;
+  const QuantLinear& layer = linear.layer();
+  const IntKernel int_kernel = codes ? int_gemm_kernel(*linear.int8) : IntKernel::reference;
   const bool quantized = layer.act_quant.enabled() || layer.weight_quant.enabled();
   const std::string kernel = codes ? fmt::format("cpu-int-{}", int_kernel_name(int_kernel))
                                    : quantized ? "cpu-fakequant-sgemm" : "cpu-sgemm";
@@ -65,13 +69,13 @@ void run_gemms(const QuantLinear& layer, const Matrix& xq, const IntActivations*
     SERQ_CHECK(!strict || int_kernel != IntKernel::reference, "runtime.strict: {} runs on the integer kernel, but no "
                "vector kernel of this CPU fits it, so only the scalar reference would run; use runtime.kernels: float, "
                "or runtime.strict: false to accept the slow kernel", layer.name);
-    int_gemm(*codes, *layer.int_weight, y, int_kernel);
+    int_gemm_into(*codes, *linear.int8, y, int_kernel);
   } else {
-    gemm_xwt(xq, layer.main_weight(), y);
+    gemm_xwt_into(xq, layer.main_weight(), y);
   }
   if (layer.low_rank.rank() > 0) {
-    Matrix t;
-    gemm_xwt(xq, layer.low_rank.a, t);
+    Matrix t(xq.rows(), layer.low_rank.rank());
+    gemm_xwt_into(xq, layer.low_rank.a, t);
     try {
       fake_quant_rows(t, layer.low_rank.intermediate_quant);
     } catch (const Error& e) {
@@ -79,7 +83,7 @@ void run_gemms(const QuantLinear& layer, const Matrix& xq, const IntActivations*
     }
     gemm_xwt_add(t, layer.low_rank.b, y);
   }
-  if (layer.salient.rank() > 0 && !(codes && salient_in_int_gemm(layer))) {
+  if (layer.salient.rank() > 0 && !(codes && salient_in_int_gemm(linear.int8.get()))) {
     gemm_xwt_add(xq, layer.salient.r, y);  // reads X̂[:, :r] in place
   }
   if (layer.bias.size() > 0) y.rowwise() += layer.bias.transpose();
@@ -87,34 +91,61 @@ void run_gemms(const QuantLinear& layer, const Matrix& xq, const IntActivations*
 
 }  // namespace
 
-void cpu_quant_linear(std::span<const QuantLinear* const> group, const Matrix& x, std::span<Matrix* const> outputs,
+void cpu_quant_linear(std::span<const CpuLinear* const> group, ConstMatrixRef x, std::span<MatrixRef> outputs,
                       bool strict, KernelRecord& record) {
   SERQ_CHECK(group.size() == outputs.size() && !group.empty(), "quant_linear: {} linears and {} outputs",
              group.size(), outputs.size());
-  for (const QuantLinear* layer : group) {
-    SERQ_CHECK(x.cols() == layer->d_in(),
-               "{}: the input has {} columns but the layer takes d_in = {} (a shape bug in the caller)", layer->name,
-               x.cols(), layer->d_in());
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    const QuantLinear& layer = group[i]->layer();
+    SERQ_CHECK(x.cols() == layer.d_in(),
+               "{}: the input has {} columns but the layer takes d_in = {} (a shape bug in the caller)", layer.name,
+               x.cols(), layer.d_in());
+    SERQ_CHECK(outputs[i].rows() == x.rows() && outputs[i].cols() == layer.d_out(), "{}: an output of {} × {} "
+               "for {} × {} (a shape bug in the caller)", layer.name, outputs[i].rows(), outputs[i].cols(), x.rows(),
+               layer.d_out());
   }
-  const QuantLinear& first = *group.front();
-  bool shared = group.size() > 1 && transforms_input(first);
-  for (const QuantLinear* layer : group) shared = shared && same_preparation(*layer, first);
+  const CpuLinear& first = *group.front();
+  bool shared = group.size() > 1 && transforms_input(first.layer());
+  for (const CpuLinear* linear : group) shared = shared && same_preparation(*linear, first);
   if (shared) {
     const PreparedInput in = prepare(first, x, record);
     for (std::size_t i = 0; i < group.size(); ++i) {
-      run_gemms(*group[i], in.xq, group[i]->int_weight ? &in.codes : nullptr, *outputs[i], strict, record);
+      run_gemms(*group[i], in.xq, group[i]->int8 ? &in.codes : nullptr, outputs[i], strict, record);
     }
     return;
   }
   for (std::size_t i = 0; i < group.size(); ++i) {
-    const QuantLinear& layer = *group[i];
-    if (!transforms_input(layer)) {
-      run_gemms(layer, x, nullptr, *outputs[i], strict, record);
+    const CpuLinear& linear = *group[i];
+    if (!transforms_input(linear.layer())) {
+      run_gemms(linear, x, nullptr, outputs[i], strict, record);
       continue;
     }
-    const PreparedInput in = prepare(layer, x, record);
-    run_gemms(layer, in.xq, layer.int_weight ? &in.codes : nullptr, *outputs[i], strict, record);
+    const PreparedInput in = prepare(linear, x, record);
+    run_gemms(linear, in.xq, linear.int8 ? &in.codes : nullptr, outputs[i], strict, record);
   }
+}
+
+std::unique_ptr<const Int8Weight> int8_weight(const QuantLinear& layer) {
+  if (!layer.int_kernel) return nullptr;
+  const SalientCorrection& r = layer.salient;
+  const bool fused = r.rank() > 0 && !r.packed.empty() && Int8Weight::fits_salient(layer.packed, r.packed);
+  return std::make_unique<const Int8Weight>(layer.packed, fused ? &r.packed : nullptr);
+}
+
+std::size_t linear_bytes(const QuantLinear& layer, const Int8Weight* int8) {
+  auto floats = [](const auto& m) { return static_cast<std::size_t>(m.size()) * sizeof(float); };
+  std::size_t bytes = 0;
+  if (int8) {
+    bytes += int8->bytes();
+  } else if (layer.weight.size() > 0) {
+    bytes += floats(layer.weight);
+  } else {
+    bytes += static_cast<std::size_t>((layer.packed.storage_bits() + 7) / 8);
+  }
+  bytes += floats(layer.low_rank.a) + floats(layer.low_rank.b) + floats(layer.bias) + floats(layer.input.scale) +
+           floats(layer.input.rotation.factor) + layer.input.order.size() * sizeof(int);
+  if (!salient_in_int_gemm(int8)) bytes += floats(layer.salient.r);
+  return bytes;
 }
 
 }  // namespace serq

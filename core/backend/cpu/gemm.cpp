@@ -8,31 +8,35 @@
 namespace serq {
 
 void gemm_xwt(const Matrix& x, const Matrix& w, Matrix& y) {
-  assert(x.cols() == w.cols());
   assert(&y != &x && &y != &w);
+  y.resize(x.rows(), w.rows());
+  gemm_xwt_into(x, w, y);
+}
+
+void gemm_xwt_into(ConstMatrixRef x, const Matrix& w, MatrixRef y) {
+  assert(x.cols() == w.cols());
+  assert(y.rows() == x.rows() && y.cols() == w.rows());
   const auto rows = static_cast<int>(x.rows());
   const auto d_out = static_cast<int>(w.rows());
   const auto d_in = static_cast<int>(x.cols());
-  y.resize(rows, d_out);
   if (y.size() == 0) return;
   if (d_in == 0) {  // BLAS rejects a leading dimension of 0; an empty sum is 0
     y.setZero();
     return;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d_out, d_in, 1.0f, x.data(), d_in, w.data(), d_in, 0.0f,
-              y.data(), d_out);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d_out, d_in, 1.0f, x.data(),
+              static_cast<int>(x.outerStride()), w.data(), d_in, 0.0f, y.data(), static_cast<int>(y.outerStride()));
 }
 
-void gemm_xwt_add(const Matrix& x, const Matrix& w, Matrix& y) {
+void gemm_xwt_add(ConstMatrixRef x, const Matrix& w, MatrixRef y) {
   assert(w.cols() <= x.cols());
   assert(y.rows() == x.rows() && y.cols() == w.rows());
-  assert(&y != &x && &y != &w);
   const auto rows = static_cast<int>(x.rows());
   const auto d_out = static_cast<int>(w.rows());
   const auto k = static_cast<int>(w.cols());
   if (y.size() == 0 || k == 0) return;  // an empty sum adds nothing
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d_out, k, 1.0f, x.data(), static_cast<int>(x.cols()),
-              w.data(), k, 1.0f, y.data(), d_out);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d_out, k, 1.0f, x.data(), static_cast<int>(x.outerStride()),
+              w.data(), k, 1.0f, y.data(), static_cast<int>(y.outerStride()));
 }
 
 }  // namespace serq

@@ -59,7 +59,7 @@ void check_shapes(const IntActivations& x, const Int8Weight& w) {
 // One tile: tokens t0..t0+T−1 against weight rows 32·pair .. +31, every group.
 template <int T>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntActivations& x, const Int8Weight& w,
-                                                                        int t0, int pair, Matrix& y) {
+                                                                        int t0, int pair, MatrixRef y) {
   const int groups = w.groups(), quads = w.padded_group() / 4;
   const std::size_t act_stride = static_cast<std::size_t>(x.groups) * w.padded_group();
   const __m512i* block0 = reinterpret_cast<const __m512i*>(w.blocks()) + std::size_t(2 * pair) * groups * quads;
@@ -105,7 +105,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntA
   }
 }
 
-void vnni_pairs(const IntActivations& x, const Int8Weight& w, int pair_begin, int pair_end, Matrix& y) {
+void vnni_pairs(const IntActivations& x, const Int8Weight& w, int pair_begin, int pair_end, MatrixRef y) {
   for (int pair = pair_begin; pair < pair_end; ++pair) {
     int t = 0;
     for (; t + kTileTokens <= x.rows; t += kTileTokens) vnni_tile<kTileTokens>(x, w, t, pair, y);
@@ -119,7 +119,7 @@ void vnni_pairs(const IntActivations& x, const Int8Weight& w, int pair_begin, in
 // each row into its int32 lane. The float steps are the VNNI kernel's, so both give the same bits.
 template <int T>
 __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, const Int8Weight& w, int t0, int block,
-                                                   Matrix& y) {
+                                                   MatrixRef y) {
   const int groups = w.groups(), quads = w.padded_group() / 4;
   const std::size_t act_stride = static_cast<std::size_t>(x.groups) * w.padded_group();
   const __m256i* weights = reinterpret_cast<const __m256i*>(w.blocks()) + std::size_t(block) * groups * quads * 2;
@@ -166,7 +166,7 @@ __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, cons
 constexpr int kAvx2TileTokens = 4;  // 4 tokens × 2 halves: 8 int32 and 8 float accumulators of the 16 registers
 
 // Weight rows in tiles of 32 (two blocks of 16), as the VNNI kernel splits them.
-void avx2_pairs(const IntActivations& x, const Int8Weight& w, int pair_begin, int pair_end, Matrix& y) {
+void avx2_pairs(const IntActivations& x, const Int8Weight& w, int pair_begin, int pair_end, MatrixRef y) {
   for (int block = 2 * pair_begin; block < 2 * pair_end; ++block) {
     int t = 0;
     for (; t + kAvx2TileTokens <= x.rows; t += kAvx2TileTokens) avx2_tile<kAvx2TileTokens>(x, w, t, block, y);
@@ -277,6 +277,10 @@ std::size_t Int8Weight::lane_index(int row, int group) const {
   return (static_cast<std::size_t>(row / kLanes) * groups_ + group) * kLanes + row % kLanes;
 }
 
+std::size_t Int8Weight::bytes() const {
+  return blocks_.size() + (scales_.size() + sums_.size() + static_cast<std::size_t>(divisor_.size())) * sizeof(float);
+}
+
 float Int8Weight::scale(int row, int group) const { return scales_[lane_index(row, group)]; }
 
 std::int32_t Int8Weight::group_sum(int row, int group) const {
@@ -336,21 +340,29 @@ void int_gemm(const IntActivations& x, const Int8Weight& w, Matrix& y, int threa
 }
 
 void int_gemm(const IntActivations& x, const Int8Weight& w, Matrix& y, IntKernel kernel, int threads) {
+  y.resize(x.rows, w.rows());
+  int_gemm_into(x, w, y, kernel, threads);
+}
+
+void int_gemm_into(const IntActivations& x, const Int8Weight& w, MatrixRef y, IntKernel kernel, int threads) {
   SERQ_CHECK(cpu_has(kernel), "integer GEMM: this CPU cannot run the {} kernel", int_kernel_name(kernel));
   SERQ_CHECK(kernel_fits(kernel, w), "integer GEMM: the {} kernel's int16 pair sums would saturate on weights up to "
              "|{}|; use another kernel", int_kernel_name(kernel), w.max_abs_value());
+  check_shapes(x, w);
+  SERQ_CHECK(y.rows() == x.rows && y.cols() == w.rows(), "integer GEMM: the output is {} × {}, not {} × {}", y.rows(),
+             y.cols(), x.rows, w.rows());
   if (kernel == IntKernel::reference) {
-    int_gemm_reference(x, w, y);
+    Matrix reference;
+    int_gemm_reference(x, w, reference);
+    y = reference;
     return;
   }
-  check_shapes(x, w);
-  y.resize(x.rows, w.rows());
   const auto run = kernel == IntKernel::avx2 ? avx2_pairs : vnni_pairs;
   const int pairs = w.padded_rows() / kTileRows;
   const int workers = std::clamp(threads > 0 ? threads : openblas_get_num_threads(), 1, std::max(pairs, 1));
   std::vector<std::thread> pool;
   for (int i = 1; i < workers; ++i) {
-    pool.emplace_back(run, std::cref(x), std::cref(w), pairs * i / workers, pairs * (i + 1) / workers, std::ref(y));
+    pool.emplace_back(run, std::cref(x), std::cref(w), pairs * i / workers, pairs * (i + 1) / workers, y);
   }
   run(x, w, 0, pairs / workers, y);
   for (std::thread& worker : pool) worker.join();

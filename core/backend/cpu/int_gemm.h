@@ -63,6 +63,7 @@ class Int8Weight {
   std::int32_t group_sum(int row, int group) const;  // Σ_{k ∈ group} w
   float divisor(int row) const { return divisor_.size() > 0 ? divisor_[row] : 1.0f; }
   int max_abs_value() const { return max_abs_; }  // max |w|
+  std::size_t bytes() const;  // what the kernels read: blocks, lane scales and sums, divisors
 
   // Kernel layout: block b of 16 rows, group g, column quad q: 64 bytes at ((b · groups + g) · padded_group/4 + q),
   // lane l (row 16b + l) holding columns 4q..4q+3 of the group. Scales and sums of (row, group) sit at
@@ -94,6 +95,8 @@ IntKernel int_gemm_kernel(const Int8Weight& w);
 // named. A mismatch of widths or groups, or a kernel this CPU lacks or that does not fit w, is a serq::Error.
 void int_gemm(const IntActivations& x, const Int8Weight& w, Matrix& y, int threads = 0);
 void int_gemm(const IntActivations& x, const Int8Weight& w, Matrix& y, IntKernel kernel, int threads = 0);
+// The same into y already sized x.rows × w.rows() (a tensor's rows, say).
+void int_gemm_into(const IntActivations& x, const Int8Weight& w, MatrixRef y, IntKernel kernel, int threads = 0);
 // The same, one dot product at a time in plain loops (int64 sums, double scaling): the reference.
 void int_gemm_reference(const IntActivations& x, const Int8Weight& w, Matrix& y);
 

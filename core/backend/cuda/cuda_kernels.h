@@ -52,8 +52,9 @@ void launch_hadamard(float* x, int rows, int n, int m, cudaStream_t stream);
 // Causal softmax of scores (seq rows of `stride` floats): row t keeps columns 0 .. pos0 + t and zeros the rest up to
 // `keys`.
 void launch_causal_softmax(float* scores, int seq, int keys, int stride, int pos0, cudaStream_t stream);
-// nll[r] = −log softmax(logits[r])[target[r]], in double.
-void launch_nll(const float* logits, const int* targets, int rows, int vocab, double* nll, cudaStream_t stream);
+// nll[r] = −log softmax(logits[r])[target[r]], in double, and argmax[r] (the first index among ties).
+void launch_nll(const float* logits, const int* targets, int rows, int vocab, double* nll, int* argmax,
+                cudaStream_t stream);
 // Per row: kld, delta_p, reference_nll, nll (double) and top-1 agreement.
 struct KldOut {
   double* kld;

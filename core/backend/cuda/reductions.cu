@@ -98,11 +98,17 @@ __global__ void causal_softmax_kernel(float* scores, int keys, int stride, int p
   for (int i = threadIdx.x; i < keys; i += blockDim.x) row[i] = i < visible ? row[i] * inv : 0.0f;
 }
 
-__global__ void nll_kernel(const float* logits, const int* targets, int vocab, double* nll) {
+__global__ void nll_kernel(const float* logits, const int* targets, int vocab, double* nll, int* argmax) {
   __shared__ double shared[kBlock];
+  __shared__ float values[kBlock];
+  __shared__ int indices[kBlock];
   const float* row = logits + static_cast<std::int64_t>(blockIdx.x) * vocab;
   const LogSumExp z = row_logsumexp(row, vocab, shared);
-  if (threadIdx.x == 0) nll[blockIdx.x] = z.lse - static_cast<double>(row[targets[blockIdx.x]]);
+  const int top = block_argmax(row, vocab, values, indices);
+  if (threadIdx.x == 0) {
+    nll[blockIdx.x] = z.lse - static_cast<double>(row[targets[blockIdx.x]]);
+    argmax[blockIdx.x] = top;
+  }
 }
 
 __global__ void kld_kernel(const float* reference, const float* logits, const int* targets, int vocab, KldOut out) {
@@ -154,8 +160,9 @@ void launch_causal_softmax(float* scores, int seq, int keys, int stride, int pos
   if (seq > 0) causal_softmax_kernel<<<seq, kBlock, 0, stream>>>(scores, keys, stride, pos0);
 }
 
-void launch_nll(const float* logits, const int* targets, int rows, int vocab, double* nll, cudaStream_t stream) {
-  if (rows > 0) nll_kernel<<<rows, kBlock, 0, stream>>>(logits, targets, vocab, nll);
+void launch_nll(const float* logits, const int* targets, int rows, int vocab, double* nll, int* argmax,
+                cudaStream_t stream) {
+  if (rows > 0) nll_kernel<<<rows, kBlock, 0, stream>>>(logits, targets, vocab, nll, argmax);
 }
 
 void launch_kld(const float* reference, const float* logits, const int* targets, int rows, int vocab,

@@ -6,6 +6,8 @@
 #include <cmath>
 
 #include "core/backend/backend.h"
+#include "core/backend/cpu/cpu_quant_linear.h"
+#include "core/backend/host_backend.h"
 #include "core/common/error.h"
 #include "core/linear/quant_linear.h"
 #include "core/quant/int_quant_reference.h"
@@ -41,6 +43,10 @@ void mxfp4_block(float* values, int n) {
 void fake_quant(Matrix& x, const QuantSpec& spec) {
   if (!spec.enabled()) return;
   if (spec.format == NumberFormat::integer) {
+    for (Eigen::Index r = 0; r < x.rows(); ++r) {
+      SERQ_CHECK(x.row(r).allFinite(), "row {}: non-finite value in a quantization group; the input has NaN/Inf — "
+                 "check the weights/activations", r);
+    }
     x = reference_int_fake_quant(x, spec.bits, spec.symmetric, spec.group_size, spec.f16_scales);
     return;
   }
@@ -139,13 +145,28 @@ std::vector<double> log_softmax(const Matrix& logits, Eigen::Index row) {
   return out;
 }
 
-class ReferenceBackend final : public Backend {
+// The argmax of a row, the first among ties.
+int first_argmax(const std::vector<double>& row) {
+  return static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
+}
+
+// Every op reads its tensors as host matrices (HostBackend's memory is the host's) and writes its outputs in place.
+class ReferenceBackend final : public HostBackend {
  public:
   std::string_view name() const override { return "reference"; }
 
-  void embedding(const Matrix& table, std::span<const int> tokens, Matrix& out) override {
+  // The layer as it lies: the formula reads its floats (or its stored form), never an integer layout.
+  std::unique_ptr<ResidentLinear> make_resident(const QuantLinear& layer) override {
+    counted(KernelRecord::Direction::host_to_backend, "weights", linear_bytes(layer, nullptr));
+    return std::make_unique<ResidentLinear>(layer);
+  }
+
+  void embedding(const Tensor& table_t, const Tensor& tokens_t, Tensor& out_t) override {
     const TimedOp timed = ran(Op::embedding, "reference");
-    out.resize(static_cast<Eigen::Index>(tokens.size()), table.cols());
+    const auto table = host_matrix(table_t);
+    const std::span<const int> tokens = host_ints(tokens_t);
+    check_shape(out_t, static_cast<std::int64_t>(tokens.size()), table.cols(), "embedding");
+    auto out = host_matrix(out_t);
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       SERQ_CHECK(tokens[i] >= 0 && tokens[i] < table.rows(), "token id {} is outside the vocabulary (size {}); the "
                  "tokenizer does not match the model", tokens[i], table.rows());
@@ -153,9 +174,13 @@ class ReferenceBackend final : public Backend {
     }
   }
 
-  void rms_norm(const Matrix& x, const Vector& gamma, float eps, Matrix& out) override {
+  void rms_norm(const Tensor& x_t, const Tensor& gamma_t, float eps, Tensor& out_t) override {
     const TimedOp timed = ran(Op::rms_norm, "reference");
-    out.resize(x.rows(), x.cols());
+    check_shape(out_t, x_t.rows, x_t.cols, "rms_norm");
+    check_shape(gamma_t, 1, x_t.cols, "rms_norm γ");
+    const auto x = host_matrix(x_t);
+    auto out = host_matrix(out_t);
+    const float* gamma = gamma_t.f32();
     for (Eigen::Index r = 0; r < x.rows(); ++r) {
       double sum = 0.0;
       for (Eigen::Index j = 0; j < x.cols(); ++j) sum += static_cast<double>(x(r, j)) * x(r, j);
@@ -164,15 +189,19 @@ class ReferenceBackend final : public Backend {
     }
   }
 
-  void rope(Matrix& x, const RopeShape& s) override {
+  void rope(Tensor& x_t, const RopeShape& s) override {
     const TimedOp timed = ran(Op::rope, "reference");
+    check_shape(x_t, static_cast<std::int64_t>(s.batch) * s.seq, static_cast<std::int64_t>(s.n_heads) * s.head_dim,
+                "rope");
+    check_shape(s.frequencies, 1, s.head_dim / 2, "rope frequencies");
+    auto x = host_matrix(x_t);
     const int half = s.head_dim / 2;
     for (int b = 0; b < s.batch; ++b) {
       for (int t = 0; t < s.seq; ++t) {
         const Eigen::Index row = static_cast<Eigen::Index>(b) * s.seq + t;
         for (int h = 0; h < s.n_heads; ++h) {
           for (int i = 0; i < half; ++i) {
-            const double angle = static_cast<double>(s.pos0 + t) * s.frequencies[static_cast<std::size_t>(i)];
+            const double angle = static_cast<double>(s.pos0 + t) * s.frequencies.f32()[i];
             const int first = h * s.head_dim + (s.interleaved ? 2 * i : i);
             const int second = first + (s.interleaved ? 1 : half);
             const double x0 = x(row, first), x1 = x(row, second);
@@ -184,10 +213,17 @@ class ReferenceBackend final : public Backend {
     }
   }
 
-  void attention(const Matrix& q, const Matrix& keys, const Matrix& values, const AttentionShape& s,
-                 Matrix& out) override {
+  void attention(const Tensor& q_t, const Tensor& keys_t, const Tensor& values_t, const AttentionShape& s,
+                 Tensor& out_t) override {
     const TimedOp timed = ran(Op::attention, "reference");
-    out.resize(q.rows(), static_cast<Eigen::Index>(s.n_heads) * s.head_dim);
+    const std::int64_t width = static_cast<std::int64_t>(s.n_heads) * s.head_dim;
+    const std::int64_t kv_width = static_cast<std::int64_t>(s.n_kv_heads) * s.head_dim;
+    check_shape(q_t, static_cast<std::int64_t>(s.batch) * s.seq, width, "attention q");
+    check_shape(keys_t, static_cast<std::int64_t>(s.batch) * s.kv_rows, kv_width, "attention keys");
+    check_shape(values_t, static_cast<std::int64_t>(s.batch) * s.kv_rows, kv_width, "attention values");
+    check_shape(out_t, q_t.rows, width, "attention output");
+    const auto q = host_matrix(q_t), keys = host_matrix(keys_t), values = host_matrix(values_t);
+    auto out = host_matrix(out_t);
     const int group = s.n_heads / s.n_kv_heads;
     const double scale = 1.0 / std::sqrt(static_cast<double>(s.head_dim));
     for (int b = 0; b < s.batch; ++b) {
@@ -222,39 +258,55 @@ class ReferenceBackend final : public Backend {
     }
   }
 
-  void swiglu(Matrix& gate, const Matrix& up) override {
+  void swiglu(Tensor& gate_t, const Tensor& up_t) override {
     const TimedOp timed = ran(Op::swiglu, "reference");
+    check_shape(up_t, gate_t.rows, gate_t.cols, "swiglu");
+    auto gate = host_matrix(gate_t);
+    const auto up = host_matrix(up_t);
     for (Eigen::Index i = 0; i < gate.size(); ++i) {
       const double g = gate.data()[i];
       gate.data()[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up.data()[i]);
     }
   }
 
-  void add(Matrix& h, const Matrix& x) override {
+  void add(Tensor& h_t, const Tensor& x_t) override {
     const TimedOp timed = ran(Op::add, "reference");
+    check_shape(x_t, h_t.rows, h_t.cols, "add");
+    auto h = host_matrix(h_t);
+    const auto x = host_matrix(x_t);
     for (Eigen::Index i = 0; i < h.size(); ++i) h.data()[i] += x.data()[i];
   }
 
-  void quant_linear(std::span<const QuantLinear* const> group, const Matrix& x,
-                    std::span<Matrix* const> outputs) override {
+  void quant_linear(std::span<const ResidentLinear* const> group, const Tensor& x,
+                    std::span<Tensor* const> outputs) override {
+    SERQ_CHECK(group.size() == outputs.size() && !group.empty(), "quant_linear: {} linears and {} outputs",
+               group.size(), outputs.size());
+    const Matrix input = host_matrix(x);
     for (std::size_t i = 0; i < group.size(); ++i) {
       const TimedOp timed = ran(Op::quant_linear, "reference");
-      *outputs[i] = reference_linear(*group[i], x);
+      const QuantLinear& layer = group[i]->layer();
+      check_shape(*outputs[i], x.rows, layer.d_out(), layer.name);
+      host_matrix(*outputs[i]) = reference_linear(layer, input);
     }
   }
 
-  void act_quant(Matrix& x, const QuantSpec& spec) override {
+  void act_quant(Tensor& x, const QuantSpec& spec) override {
     const TimedOp timed = ran(Op::act_quant, "reference");
-    fake_quant(x, spec);
+    Matrix m = host_matrix(x);
+    fake_quant(m, spec);
+    host_matrix(x) = m;
   }
 
-  void hadamard(Matrix& x, const InputRotation& rotation) override {
+  void hadamard(Tensor& x, const InputRotation& rotation) override {
     const TimedOp timed = ran(Op::hadamard, "reference");
-    rotate(x, rotation);
+    Matrix m = host_matrix(x);
+    rotate(m, rotation);
+    host_matrix(x) = m;
   }
 
-  void observe(const Matrix& x, ChannelSums& sums) override {
+  void observe(const Tensor& x_t, ChannelSums& sums) override {
     const TimedOp timed = ran(Op::observe, "reference");
+    const auto x = host_matrix(x_t);
     for (Eigen::Index r = 0; r < x.rows(); ++r) {
       for (Eigen::Index j = 0; j < x.cols(); ++j) {
         const float a = std::fabs(x(r, j));
@@ -269,18 +321,28 @@ class ReferenceBackend final : public Backend {
       }
     }
     sums.tokens += x.rows();
+    counted(KernelRecord::Direction::backend_to_host, "observer statistics", observed_bytes(sums));
   }
 
-  double nll(const Matrix& logits, std::span<const int> targets) override {
+  void nll(const Tensor& logits_t, const Tensor& targets_t, std::vector<NllRow>& rows) override {
     const TimedOp timed = ran(Op::nll, "reference");
-    double total = 0.0;
-    for (Eigen::Index r = 0; r < logits.rows(); ++r) total -= log_softmax(logits, r)[targets[r]];
-    return total;
+    const Matrix logits = host_matrix(logits_t);
+    const std::span<const int> targets = host_ints(targets_t);
+    check_shape(targets_t, logits.rows(), 1, "nll targets");
+    for (Eigen::Index r = 0; r < logits.rows(); ++r) {
+      const std::vector<double> log_q = log_softmax(logits, r);
+      rows.push_back({-log_q[static_cast<std::size_t>(targets[static_cast<std::size_t>(r)])], first_argmax(log_q)});
+    }
+    counted(KernelRecord::Direction::backend_to_host, "nll rows", static_cast<std::size_t>(logits.rows()) * sizeof(NllRow));
   }
 
-  void kld(const Matrix& reference_logits, const Matrix& logits, std::span<const int> targets,
+  void kld(const Tensor& reference_t, const Tensor& logits_t, const Tensor& targets_t,
            std::vector<KldRow>& rows) override {
     const TimedOp timed = ran(Op::kld, "reference");
+    const Matrix reference_logits = host_matrix(reference_t), logits = host_matrix(logits_t);
+    const std::span<const int> targets = host_ints(targets_t);
+    check_shape(reference_t, logits.rows(), logits.cols(), "kld reference logits");
+    check_shape(targets_t, logits.rows(), 1, "kld targets");
     for (Eigen::Index r = 0; r < logits.rows(); ++r) {
       const std::vector<double> log_p = log_softmax(reference_logits, r), log_q = log_softmax(logits, r);
       KldRow row;
@@ -290,10 +352,20 @@ class ReferenceBackend final : public Backend {
       row.delta_p = std::exp(log_q[target]) - std::exp(log_p[target]);
       row.reference_nll = -log_p[target];
       row.nll = -log_q[target];
-      row.top1_agrees = std::max_element(log_p.begin(), log_p.end()) - log_p.begin() ==
-                        std::max_element(log_q.begin(), log_q.end()) - log_q.begin();
+      row.top1_agrees = first_argmax(log_p) == first_argmax(log_q);
       rows.push_back(row);
     }
+    counted(KernelRecord::Direction::backend_to_host, "kld rows", static_cast<std::size_t>(logits.rows()) * sizeof(KldRow));
+  }
+
+  void copy(const Tensor& src, Tensor& dst) override {
+    const TimedOp timed = ran(Op::copy, "reference");
+    check_shape(dst, src.rows, src.cols, "copy");
+    SERQ_CHECK(src.type == dst.type, "copy: tensors of different element types (a bug in the caller)");
+    const auto* from = static_cast<const unsigned char*>(src.data);
+    auto* to = static_cast<unsigned char*>(dst.data);
+    std::vector<unsigned char> staged(from, from + src.bytes());  // overlapping rows copy as if through a temporary
+    std::copy(staged.begin(), staged.end(), to);
   }
 };
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "core/common/mapped_file.h"
-#include "core/io/ggml_types.h"
+#include "core/formats/ggml_types.h"
 
 namespace serq {
 

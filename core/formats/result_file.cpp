@@ -1,8 +1,8 @@
-// Writing and reading run.h5 result files through core/io/hdf5_file.h.
-#include "core/io/result_file.h"
+// Writing and reading run.h5 result files through core/formats/hdf5_file.h.
+#include "core/formats/result_file.h"
 
 #include "core/common/error.h"
-#include "core/io/hdf5_file.h"
+#include "core/formats/hdf5_file.h"
 
 namespace serq {
 namespace {

@@ -1,5 +1,5 @@
 // Safetensors reader: mmap, up-front header validation, and float32 conversion of F32/F16/BF16 tensors.
-#include "core/io/safetensors.h"
+#include "core/formats/safetensors.h"
 
 #include <algorithm>
 #include <bit>

@@ -1,5 +1,5 @@
 // The config key table and the per-key parsing, validation and YAML formatting it drives.
-#include "core/io/config_schema.h"
+#include "core/config/config_schema.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

@@ -1,5 +1,5 @@
 // Loading experiment configs: YAML → dotted keys → --set overrides → sweep expansion → resolved, validated runs.
-#include "core/io/run_config.h"
+#include "core/config/run_config.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -23,7 +23,7 @@ ResolvedConfig::ResolvedConfig(std::vector<ConfigValue> values, std::vector<bool
 
 bool ResolvedConfig::applies(std::string_view key) const {
   const auto index = config_key_index(key);
-  SERQ_CHECK(index, "run config has no key '{}' (a caller bug: the keys are listed in core/io/config_schema.cpp)", key);
+  SERQ_CHECK(index, "run config has no key '{}' (a caller bug: the keys are listed in core/config/config_schema.cpp)", key);
   return applies_[*index];
 }
 
@@ -31,7 +31,7 @@ template <class T>
 const T& ResolvedConfig::get(std::string_view key, const char* type_name) const {
   const auto index = config_key_index(key);
   const T* value = index ? std::get_if<T>(&values_[*index]) : nullptr;
-  SERQ_CHECK(value, "run config has no {} key '{}' (a caller bug: the keys are listed in core/io/config_schema.cpp)",
+  SERQ_CHECK(value, "run config has no {} key '{}' (a caller bug: the keys are listed in core/config/config_schema.cpp)",
              type_name, key);
   return *value;
 }

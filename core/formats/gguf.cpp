@@ -1,6 +1,6 @@
 // GGUF reader: mmap, a bounds-checked cursor over the header, metadata and tensor infos, and dequantization of
 // tensors through ggml_types.
-#include "core/io/gguf.h"
+#include "core/formats/gguf.h"
 
 #include <algorithm>
 #include <bit>

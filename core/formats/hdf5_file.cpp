@@ -1,5 +1,5 @@
 // Hdf5Writer / Hdf5Reader over the HDF5 C API; every identifier opened here is closed by a Handle.
-#include "core/io/hdf5_file.h"
+#include "core/formats/hdf5_file.h"
 
 #include <fmt/format.h>
 #include <hdf5.h>

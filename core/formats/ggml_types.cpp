@@ -2,7 +2,7 @@
 //
 // Legacy blocks hold 32 values; K-quant super-blocks hold 256 (QK_K) in sub-blocks with 6- or 8-bit scales.
 // Nibble order: in Q4/Q5 legacy blocks byte j holds value j in its low nibble and value j + 16 in its high one.
-#include "core/io/ggml_types.h"
+#include "core/formats/ggml_types.h"
 
 #include <fmt/format.h>
 

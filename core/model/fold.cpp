@@ -1,6 +1,6 @@
-// Offline folding (core/linear/fold.h): input scales move into RMSNorm γ or the previous linear's output rows,
+// Offline folding (core/model/fold.h): input scales move into RMSNorm γ or the previous linear's output rows,
 // input permutations into the previous linear's output rows, and the folded parts leave the InputTransform.
-#include "core/linear/fold.h"
+#include "core/model/fold.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

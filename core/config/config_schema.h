@@ -1,5 +1,5 @@
 // The one list of run-config keys: dotted path, type, default, one-line doc and validation.
-// A new key is a new row in config_schema() (core/io/config_schema.cpp); loading, --set, sweeps, the resolved YAML,
+// A new key is a new row in config_schema() (core/config/config_schema.cpp); loading, --set, sweeps, the resolved YAML,
 // run ids and `serq-run --help` all follow the table.
 #pragma once
 

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/io/config_schema.h"
+#include "core/config/config_schema.h"
 
 namespace serq {
 

@@ -1,0 +1,42 @@
+// A model's weights made resident on a backend (see resident_model.h).
+#include "core/model/resident_model.h"
+
+namespace serq {
+namespace {
+
+Tensor resident_vector(Backend& backend, const Vector& v, Buffer& buffer, std::string_view what) {
+  return backend.resident(v.data(), 1, v.size(), buffer, what);
+}
+
+}  // namespace
+
+ResidentLayer::ResidentLayer(const DecoderLayer& layer, Backend& backend)
+    : source(layer), storage(std::make_unique<Buffer>(backend)) {
+  attn_norm = resident_vector(backend, layer.attn_norm, *storage, "weights");
+  ffn_norm = resident_vector(backend, layer.ffn_norm, *storage, "weights");
+  q_proj = backend.make_resident(layer.q_proj);
+  k_proj = backend.make_resident(layer.k_proj);
+  v_proj = backend.make_resident(layer.v_proj);
+  o_proj = backend.make_resident(layer.o_proj);
+  gate_proj = backend.make_resident(layer.gate_proj);
+  up_proj = backend.make_resident(layer.up_proj);
+  down_proj = backend.make_resident(layer.down_proj);
+}
+
+Tensor rope_frequency_tensor(const ModelConfig& config, Buffer& buffer) {
+  const std::vector<float> frequencies = config.rope_frequencies();
+  const Tensor t = buffer.alloc(1, static_cast<std::int64_t>(frequencies.size()));
+  buffer.backend().set(t, frequencies, "weights");
+  return t;
+}
+
+ResidentModel::ResidentModel(const Model& model, Backend& backend)
+    : model_(model), backend_(backend), storage_(std::make_unique<Buffer>(backend)) {
+  embed_ = backend.resident(model.embed.data(), model.embed.rows(), model.embed.cols(), *storage_, "weights");
+  final_norm_ = resident_vector(backend, model.final_norm, *storage_, "weights");
+  frequencies_ = rope_frequency_tensor(model.config, *storage_);
+  for (const DecoderLayer& layer : model.layers) layers_.push_back(std::make_unique<ResidentLayer>(layer, backend));
+  lm_head_ = backend.make_resident(model.lm_head);
+}
+
+}  // namespace serq

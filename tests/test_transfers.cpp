@@ -1,0 +1,45 @@
+// The transfer ledger of whole-model evaluations on the cpu backend: perplexity (with KL divergence against a kept
+// full-precision reference) and zero-shot scoring move the weights once, the token ids, and a few numbers per
+// scored position, and nothing else. The property is what makes a device backend fast, checked where no device is.
+#include <catch2/catch.hpp>
+
+#include "core/data/windows.h"
+#include "core/eval/perplexity.h"
+#include "core/eval/zero_shot.h"
+#include "core/model/forward.h"
+#include "tests/model_fixtures.h"
+#include "tests/support/transfer_bounds.h"
+
+using namespace serq;
+
+TEST_CASE("stories260K W4A4: perplexity with KLD and a zero-shot task move weights once, ids and per-row results") {
+  const Model& fp = test::stories_model("stories260K-hf");
+  const Model model = test::stories_rtn(4);
+  Backend& cpu = cpu_backend();
+  REQUIRE(model.backend == &cpu);
+  const auto windows = eval_windows(test::tinystories("tinystories-eval"), 512, 6);
+
+  cpu.kernels().clear();
+  const ResidentModel resident(model, cpu);
+  KldReference reference(fp, std::int64_t{1} << 30);
+  const PerplexityResult first = evaluate_perplexity(resident, windows, 4, "rtn", &reference);
+  const PerplexityResult again = evaluate_perplexity(resident, windows, 4, "rtn", &reference);  // kept states
+  CHECK(again.ppl == first.ppl);
+  CHECK(reference.reused_batches() == 2);
+  Task task;
+  task.name = "two_choices";
+  task.source = "test";
+  const std::string context = "Once upon a time there was a";
+  for (int i = 0; i < 8; ++i) {
+    task.items.push_back({.choices = {{context, " cat", "cat"}, {context, " little dog", "little dog"}}, .gold = i % 2});
+  }
+  const TaskResult scored = evaluate_task(resident, test::stories_tokenizer(), task, {});
+  CHECK(scored.requests == 16);
+
+  // Scored positions: both passes' windows, and each choice's continuation (at most 4 tokens here).
+  const std::int64_t positions = first.scored_tokens + again.scored_tokens + 16 * 4;
+  test::check_evaluation_transfers(cpu.kernels().transfers(),
+                                   test::resident_weight_bytes(model) + test::resident_weight_bytes(fp), positions);
+  // The ids of every window crossed twice (once a pass), the kept reference states never.
+  CHECK(cpu.kernels().transfers().host_to_backend.at("token ids") >= 2 * 6 * 512 * 4);
+}
