@@ -394,6 +394,8 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                                                                    device.fallback)},
                  {"kernels", model.backend->kernels().describe()},
                  {"transfers", transfers.describe()},
+                 {"residency", resident.streamed() ? "streamed: one decoder layer on the backend at a time"
+                                                   : "the whole model on the backend"},
                  {"git_commit", build.git_commit},
                  {"compiler", build.compiler},
                  {"build_type", build.build_type},

@@ -14,24 +14,17 @@
 #include "core/backend/backend.h"
 #include "core/formats/result_file.h"
 #include "tests/assets.h"
+#include "tests/support/cli.h"
 
 using namespace serq;
 
 namespace {
 
-struct Output {
-  int status;
-  std::string out, err;
-};
+using Output = test::CliOutput;
 
-// Runs serq-run with the arguments (a shell fragment), capturing stdout and stderr;
-// `env` ("NAME=value ...") is set for serq-run alone.
+// serq-run with the arguments (words split at spaces); `env` ("NAME=value ...") is set for serq-run alone.
 Output serq_run(const std::string& args, const std::filesystem::path& dir, const std::string& env = "") {
-  const auto out_file = dir / "stdout.txt", err_file = dir / "stderr.txt";
-  const std::string command = env + " " + std::string(SERQ_BINARY_DIR) + "/serq-run " + args + " >" +
-                              out_file.string() + " 2>" + err_file.string();
-  const int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::read_bytes(out_file), test::read_bytes(err_file)};
+  return test::run_binary("serq-run", test::words(args), dir, test::words(env));
 }
 
 std::filesystem::path write_config(const std::filesystem::path& dir, const std::string& yaml) {

@@ -3,10 +3,7 @@
 // one-line errors of a bad shard spec.
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <chrono>
 #include <map>
@@ -17,8 +14,7 @@
 #include "core/formats/hdf5_file.h"
 #include "core/formats/result_file.h"
 #include "tests/assets.h"
-
-extern char** environ;
+#include "tests/support/cli.h"
 
 using namespace serq;
 
@@ -46,36 +42,12 @@ std::filesystem::path write_config(const std::filesystem::path& dir) {
   return path;
 }
 
-// A serq binary (serq-run, serq-merge) with `args`, stdout and stderr to files in `dir`; returns the child's pid.
-pid_t start_binary(const std::string& binary, const std::vector<std::string>& args, const std::filesystem::path& dir) {
-  std::vector<std::string> argv_text = {std::string(SERQ_BINARY_DIR) + "/" + binary};
-  argv_text.insert(argv_text.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& arg : argv_text) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t files;
-  posix_spawn_file_actions_init(&files);
-  posix_spawn_file_actions_addopen(&files, 1, (dir / "stdout.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&files, 2, (dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int status = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&files);
-  REQUIRE(status == 0);
-  return pid;
-}
-
-int wait_exit_status(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 pid_t start_serq_run(const std::vector<std::string>& args, const std::filesystem::path& dir) {
-  return start_binary("serq-run", args, dir);
+  return test::start_binary("serq-run", args, dir);
 }
 
 int run_serq_run(const std::vector<std::string>& args, const std::filesystem::path& dir) {
-  return wait_exit_status(start_serq_run(args, dir));
+  return test::wait_exit_status(start_serq_run(args, dir));
 }
 
 // run.h5 files under `root`, by run id (the directory name).
@@ -95,7 +67,7 @@ int interrupt_after_first_run(pid_t pid, const std::filesystem::path& results, i
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   kill(pid, signal);
-  return wait_exit_status(pid);
+  return test::wait_exit_status(pid);
 }
 
 std::vector<std::string> dry_run_ids(const std::filesystem::path& config, const std::filesystem::path& dir,
@@ -162,7 +134,8 @@ void check_kill_and_resume(const std::string& name, const std::filesystem::path&
   }
 
   // The merged table has every point exactly once.
-  REQUIRE(wait_exit_status(start_binary("serq-merge", {results.string(), "--out", (dir / "merged").string()}, dir)) == 0);
+  const std::vector<std::string> merge = {results.string(), "--out", (dir / "merged").string()};
+  REQUIRE(test::run_binary("serq-merge", merge, dir).status == 0);
   CHECK(test::read_bytes(dir / "merged.csv").rfind("run_id,", 0) == 0);
   const std::vector<std::string> rows = Hdf5Reader(dir / "merged.h5", "not a merged table", "").strings("runs/run_id");
   const std::multiset<std::string> merged(rows.begin(), rows.end());

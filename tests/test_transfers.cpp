@@ -43,3 +43,23 @@ TEST_CASE("stories260K W4A4: perplexity with KLD and a zero-shot task move weigh
   // The ids of every window crossed twice (once a pass), the kept reference states never.
   CHECK(cpu.kernels().transfers().host_to_backend.at("token ids") >= 2 * 6 * 512 * 4);
 }
+
+TEST_CASE("a streamed model gives the whole model's perplexity, each decoder layer crossing once per forward") {
+  const Model& fp = test::stories_model("stories260K-hf");
+  const auto windows = eval_windows(test::tinystories("tinystories-eval"), 512, 6);  // 2 forwards of up to 4
+  Backend& cpu = cpu_backend();
+  const ResidentModel whole(fp, cpu, Residency::whole);
+  CHECK_FALSE(whole.streamed());
+  const double expected = evaluate_perplexity(whole, windows, 4).ppl;
+
+  cpu.kernels().clear();
+  const ResidentModel streamed(fp, cpu, Residency::streamed);
+  CHECK(streamed.streamed());
+  CHECK(evaluate_perplexity(streamed, windows, 4).ppl == expected);  // the same ops on the same values
+  std::int64_t decoder_bytes = 0;  // the weights of every decoder layer, once
+  for (const DecoderLayer& layer : fp.layers) {
+    for (const QuantLinear* linear : layer.linears()) decoder_bytes += static_cast<std::int64_t>(CpuLinear(*linear).bytes());
+    decoder_bytes += 2LL * fp.config.dim * 4;  // the two norms' γ
+  }
+  CHECK(cpu.kernels().transfers().host_to_backend.at("weights") == test::resident_weight_bytes(fp) + decoder_bytes);
+}

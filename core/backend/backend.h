@@ -172,6 +172,9 @@ class Backend {
   // Memory. A backend whose memory is the host's (cpu, reference) may make a resident tensor of host data without a
   // copy; the bytes count as crossing all the same, so that the ledger says what a device would receive.
   virtual bool host_memory() const = 0;
+  // Bytes this backend can still allocate (a device's free memory); a host-memory backend answers -1, since the
+  // model it runs already lies in its memory.
+  virtual std::int64_t memory_available() const { return -1; }
   virtual void* allocate(std::size_t bytes) = 0;
   virtual void deallocate(void* data) = 0;
 

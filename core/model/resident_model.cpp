@@ -1,6 +1,8 @@
 // A model's weights made resident on a backend (see resident_model.h).
 #include "core/model/resident_model.h"
 
+#include "core/backend/cpu/cpu_quant_linear.h"
+
 namespace serq {
 namespace {
 
@@ -30,13 +32,38 @@ Tensor rope_frequency_tensor(const ModelConfig& config, Buffer& buffer) {
   return t;
 }
 
-ResidentModel::ResidentModel(const Model& model, Backend& backend)
+std::int64_t resident_model_bytes(const Model& model) {
+  std::int64_t bytes = 0;
+  for (const QuantLinear* layer : model.linears()) bytes += static_cast<std::int64_t>(linear_bytes(*layer, nullptr));
+  const ModelConfig& c = model.config;
+  return bytes + (static_cast<std::int64_t>(c.vocab_size) * c.dim + (2LL * c.n_layers + 1) * c.dim) * 4;
+}
+
+ResidentModel::ResidentModel(const Model& model, Backend& backend, Residency residency)
     : model_(model), backend_(backend), storage_(std::make_unique<Buffer>(backend)) {
+  if (residency == Residency::automatic) {
+    const std::int64_t available = backend.memory_available();
+    // A fifth of the device's free memory is left for activations, logits and the KLD reference.
+    residency = available < 0 || resident_model_bytes(model) <= available / 5 * 4 ? Residency::whole
+                                                                                   : Residency::streamed;
+  }
   embed_ = backend.resident(model.embed.data(), model.embed.rows(), model.embed.cols(), *storage_, "weights");
   final_norm_ = resident_vector(backend, model.final_norm, *storage_, "weights");
   frequencies_ = rope_frequency_tensor(model.config, *storage_);
-  for (const DecoderLayer& layer : model.layers) layers_.push_back(std::make_unique<ResidentLayer>(layer, backend));
+  if (residency == Residency::whole) {
+    for (const DecoderLayer& layer : model.layers) layers_.push_back(std::make_unique<ResidentLayer>(layer, backend));
+  }
   lm_head_ = backend.make_resident(model.lm_head);
+}
+
+const ResidentLayer& ResidentModel::layer(int index) const {
+  if (!streamed()) return *layers_[static_cast<std::size_t>(index)];
+  if (current_index_ != index) {
+    current_.reset();  // its memory goes back before the next layer's comes
+    current_ = std::make_unique<ResidentLayer>(model_.layers[static_cast<std::size_t>(index)], backend_);
+    current_index_ = index;
+  }
+  return *current_;
 }
 
 }  // namespace serq

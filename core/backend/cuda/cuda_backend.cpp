@@ -70,6 +70,12 @@ class CudaBackend final : public Backend {
 
   bool host_memory() const override { return false; }
 
+  std::int64_t memory_available() const override {
+    std::size_t free = 0, total = 0;
+    check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+    return static_cast<std::int64_t>(free);
+  }
+
   void* allocate(std::size_t bytes) override {
     const Session s = session();
     void* data = nullptr;
