@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "core/calib/observers.h"
-#include "core/model/forward.h"
+#include "core/model/sample_states.h"
 #include "methods/input_groups.h"
 
 namespace serq {
@@ -106,9 +106,7 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
   const auto start = std::chrono::steady_clock::now();
   method.prepare_model(model, params, activation_stats);
   const bool observe = params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq;
-  std::vector<Matrix> hidden;
-  hidden.reserve(samples.size());
-  for (const std::vector<int>& sample : samples) hidden.push_back(embed_tokens(model, sample));
+  SampleStates states(model, samples);  // on the backend; only the Hessians come back
 
   std::vector<double> layer_seconds;
   for (int i = 0; i < model.config.n_layers; ++i) {
@@ -118,17 +116,12 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
     method.prepare_layer(model, i, params, activation_stats);
     const std::vector<InputGroup> groups = layer_input_groups(layer);
     GroupHessians hessians(*model.backend, groups);
-    if (observe) {
-      for (const Matrix& h : hidden) {
-        Matrix copy = h;
-        decoder_layer_forward(model, i, copy, 1, static_cast<int>(copy.rows()), &hessians);
-      }
-    }
+    if (observe) states.run_layer(model, i, &hessians, false);
     quantize_groups(groups, observe ? &hessians : nullptr, method, params, activation_stats);
     if (params.release_floats) release_layer_weights(layer);
     if (i + 1 < model.config.n_layers || params.quantize_lm_head) {  // else nothing reads the last outputs
       const ActivationQuantOff off(groups);
-      for (Matrix& h : hidden) decoder_layer_forward(model, i, h, 1, static_cast<int>(h.rows()), nullptr);
+      states.run_layer(model, i, nullptr, true);
     }
     release_layer_pages(layer);
     layer_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - layer_start).count());
@@ -138,12 +131,7 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
   if (params.quantize_lm_head) {
     const std::vector<InputGroup> head = {{&model.lm_head}};
     GroupHessians hessians(*model.backend, head);
-    if (observe) {
-      for (const Matrix& h : hidden) {  // lm_head's input
-        Buffer work(*model.backend);
-        hessians.observe(model.lm_head, model.backend->upload(final_norm(model, h), work, "hidden states"));
-      }
-    }
+    if (observe) states.observe_head(model, hessians);
     quantize_groups(head, observe ? &hessians : nullptr, method, params, activation_stats);
   }
   MethodReport report = summarize(layers_to_quantize(model, params), start);

@@ -1,8 +1,10 @@
-// The transfer ledger of whole-model evaluations on the cpu backend: perplexity (with KL divergence against a kept
-// full-precision reference) and zero-shot scoring move the weights once, the token ids, and a few numbers per
-// scored position, and nothing else. The property is what makes a device backend fast, checked where no device is.
+// The transfer ledger on the cpu backend. Whole-model evaluations (perplexity with KL divergence against a kept
+// full-precision reference, zero-shot scoring, a streamed model) move the weights once, the token ids, and a few
+// numbers per scored position; calibration moves the ids, each layer's weights once and the observers' statistics.
+// Nothing else crosses: the property that makes a device backend fast, checked where no device is.
 #include <catch2/catch.hpp>
 
+#include "core/calib/observers.h"
 #include "core/data/windows.h"
 #include "core/eval/perplexity.h"
 #include "core/eval/zero_shot.h"
@@ -62,4 +64,24 @@ TEST_CASE("a streamed model gives the whole model's perplexity, each decoder lay
     decoder_bytes += 2LL * fp.config.dim * 4;  // the two norms' γ
   }
   CHECK(cpu.kernels().transfers().host_to_backend.at("weights") == test::resident_weight_bytes(fp) + decoder_bytes);
+}
+
+TEST_CASE("calibration keeps the samples' hidden states on the backend: ids in, weights once, statistics out") {
+  const Model& fp = test::stories_model("stories260K-hf");
+  const std::vector<int>& tokens = test::tinystories("tinystories-calib").tokens;
+  const std::vector<std::vector<int>> samples = {{tokens.begin(), tokens.begin() + 256},
+                                                 {tokens.begin() + 256, tokens.begin() + 512}};
+  StatsRequest request{.layers = {"layers.0.self_attn.q_proj", "layers.4.mlp.down_proj", "lm_head"}, .hessian = true};
+  Backend& cpu = cpu_backend();
+  cpu.kernels().clear();
+  const auto stats = collect_calibration_stats(fp, samples, request);
+  CHECK(stats.at("lm_head").tokens == 512);
+  const Transfers moved = cpu.kernels().transfers();
+  INFO(moved.describe());
+  for (const auto& [what, bytes] : moved.host_to_backend) CHECK((what == "weights" || what == "token ids"));
+  for (const auto& [what, bytes] : moved.backend_to_host) CHECK(what == "observer statistics");
+  CHECK(moved.host_to_backend.at("token ids") == 512 * 4);
+  // Each of the 3 layers' statistics, once a sample: abs-max (4 B), Σ|x| and XᵀX (8 B) per channel and pair.
+  const std::int64_t d = fp.config.dim, h = fp.config.hidden_dim;
+  CHECK(moved.backend_to_host_bytes() == 2 * ((12 * d + 8 * d * d) * 2 + 12 * h + 8 * h * h));
 }

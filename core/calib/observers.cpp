@@ -6,6 +6,7 @@
 
 #include "core/common/error.h"
 #include "core/common/progress.h"
+#include "core/model/sample_states.h"
 
 namespace serq {
 
@@ -53,27 +54,16 @@ std::map<std::string, ChannelStats> collect_calibration_stats(const Model& model
   const bool head = request.layers.contains(model.lm_head.name);
   Progress progress("calibration", static_cast<std::int64_t>(samples.size()) * (layers + (head ? 1 : 0)),
                     "sample-layers");
-  std::vector<Matrix> hidden;
-  hidden.reserve(samples.size());
-  for (const std::vector<int>& sample : samples) {
-    SERQ_CHECK(sample.size() <= static_cast<std::size_t>(model.config.max_seq_len), "calibration: a sample of {} "
-               "tokens exceeds max_position_embeddings = {}; use a shorter calib.seq_len", sample.size(),
-               model.config.max_seq_len);
-    hidden.push_back(embed_tokens(model, sample));
-  }
+  SampleStates states(model, samples);  // on the backend from here on: only the statistics come back
+  const auto count = static_cast<std::int64_t>(samples.size());
   for (int l = 0; l < layers; ++l) {
-    const DecoderLayer& layer = model.layers[static_cast<std::size_t>(l)];
-    for (Matrix& h : hidden) {
-      decoder_layer_forward(model, l, h, 1, static_cast<int>(h.rows()), &observer);
-      progress.advance(1);
-    }
-    release_layer_pages(layer);  // one layer's 16-bit values resident at a time
+    states.run_layer(model, l, &observer, true);
+    progress.advance(count);
+    release_layer_pages(model.layers[static_cast<std::size_t>(l)]);  // one layer's 16-bit values resident at a time
   }
   if (head) {
-    for (const Matrix& h : hidden) {
-      forward_logits(model, final_norm(model, h), &observer);  // lm_head's input is only seen on the way to logits
-      progress.advance(1);
-    }
+    states.observe_head(model, observer);
+    progress.advance(count);
   }
   progress.finish();
   return observer.finish();

@@ -180,16 +180,6 @@ Matrix embed_tokens(const Model& model, std::span<const int> tokens) {
   return backend.download(h, "hidden states");
 }
 
-Matrix final_norm(const Model& model, const Matrix& h) {
-  Backend& backend = *model.backend;
-  Buffer work(backend);
-  const Tensor states = backend.upload(h, work, "hidden states");
-  const Tensor gamma = backend.resident(model.final_norm.data(), 1, model.final_norm.size(), work, "weights");
-  Tensor normed = work.alloc(h.rows(), h.cols());
-  backend.rms_norm(states, gamma, model.config.rms_norm_eps, normed);
-  return backend.download(normed, "hidden states");
-}
-
 Matrix forward_logits(const Model& model, const Matrix& hidden, LinearInputObserver* observer) {
   Backend& backend = *model.backend;
   const std::unique_ptr<ResidentLinear> head = backend.make_resident(model.lm_head);

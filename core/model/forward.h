@@ -80,8 +80,6 @@ Matrix forward_hidden(const Model& model, std::span<const int> tokens, int batch
                       LinearInputObserver* observer = nullptr);
 // The rows of the token embedding for `tokens` (tokens × dim); an id outside the vocabulary is a serq::Error.
 Matrix embed_tokens(const Model& model, std::span<const int> tokens);
-// The final RMSNorm of the residual stream h (rows × dim): lm_head's input.
-Matrix final_norm(const Model& model, const Matrix& h);
 Matrix forward_logits(const Model& model, const Matrix& hidden, LinearInputObserver* observer = nullptr);
 
 }  // namespace serq
