@@ -159,7 +159,7 @@ Matrix Backend::download(const Tensor& t, std::string_view what) {
 }
 
 Matrix run_linear(Backend& backend, const QuantLinear& layer, const Matrix& x) {
-  const std::unique_ptr<ResidentLinear> resident = backend.make_resident(layer);
+  const std::unique_ptr<ResidentLinear> resident = backend.make_resident(layer, nullptr);
   Buffer work(backend);
   Tensor y = work.alloc(x.rows(), layer.d_out());
   const ResidentLinear* group[] = {resident.get()};

@@ -190,7 +190,9 @@ class Backend {
   Tensor resident(const float* values, std::int64_t rows, std::int64_t cols, Buffer& buffer, std::string_view what);
 
   // The backend's copy of a linear, made once after folding and kernel choice; its bytes count as "weights".
-  virtual std::unique_ptr<ResidentLinear> make_resident(const QuantLinear& layer) = 0;
+  // `shared_weight`, where not null, is the layer's main weight (d_out × d_in floats equal to layer.weight) already
+  // on this backend, read in place (a tied lm_head shares the embedding table); it then neither crosses nor counts.
+  virtual std::unique_ptr<ResidentLinear> make_resident(const QuantLinear& layer, const Tensor* shared_weight) = 0;
 
   // out (tokens × dim) = table rows of `tokens` (tokens × 1, int32); an id outside the table is a serq::Error.
   virtual void embedding(const Tensor& table, const Tensor& tokens, Tensor& out) = 0;

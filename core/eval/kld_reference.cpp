@@ -16,7 +16,6 @@ const ResidentModel& KldReference::resident(Backend& backend) {
   if (!resident_ || &resident_->backend() != &backend) {
     kept_.clear();
     kept_bytes_ = 0;
-    kept_storage_ = std::make_unique<Buffer>(backend);
     scratch_ = std::make_unique<Buffer>(backend);
     resident_ = std::make_unique<ResidentModel>(model_, backend);
   }
@@ -35,7 +34,7 @@ const Tensor& KldReference::hidden(Backend& backend, std::span<const int> tokens
   std::memcpy(key.data() + 2 * sizeof(int), tokens.data(), tokens.size_bytes());
   if (const auto found = kept_.find(key); found != kept_.end()) {
     ++reused_;
-    return found->second;
+    return found->second.hidden;
   }
   scratch_->reset();
   const Tensor states = forward_hidden(model, *scratch_, ids, batch, seq);
@@ -45,9 +44,10 @@ const Tensor& KldReference::hidden(Backend& backend, std::span<const int> tokens
     return scratch_hidden_;
   }
   kept_bytes_ += bytes;
-  Tensor kept = kept_storage_->alloc(states.rows, states.cols);
-  backend.copy(states, kept);
-  return kept_.emplace(std::move(key), kept).first->second;
+  Kept kept{std::make_unique<Buffer>(backend), {}};
+  kept.hidden = kept.storage->alloc(states.rows, states.cols);
+  backend.copy(states, kept.hidden);
+  return kept_.emplace(std::move(key), std::move(kept)).first->second.hidden;
 }
 
 }  // namespace serq

@@ -36,9 +36,13 @@ class KldReference {
   const Model& model_;
   std::int64_t budget_bytes_, kept_bytes_ = 0, reused_ = 0;
   std::unique_ptr<ResidentModel> resident_;
-  std::unique_ptr<Buffer> kept_storage_, scratch_;  // on resident_'s backend
-  std::map<std::string, Tensor> kept_;              // by the batch's shape and token ids, in kept_storage_
-  Tensor scratch_hidden_;                           // the last batch that did not fit the budget
+  struct Kept {
+    std::unique_ptr<Buffer> storage;  // its own, so that what is kept takes its bytes and no more
+    Tensor hidden;
+  };
+  std::unique_ptr<Buffer> scratch_;   // on resident_'s backend
+  std::map<std::string, Kept> kept_;  // by the batch's shape and token ids
+  Tensor scratch_hidden_;             // the last batch that did not fit the budget
 };
 
 }  // namespace serq

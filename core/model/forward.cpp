@@ -182,7 +182,7 @@ Matrix embed_tokens(const Model& model, std::span<const int> tokens) {
 
 Matrix forward_logits(const Model& model, const Matrix& hidden, LinearInputObserver* observer) {
   Backend& backend = *model.backend;
-  const std::unique_ptr<ResidentLinear> head = backend.make_resident(model.lm_head);
+  const std::unique_ptr<ResidentLinear> head = backend.make_resident(model.lm_head, nullptr);
   Buffer work(backend);
   const Tensor states = backend.upload(hidden, work, "hidden states");
   Tensor logits = work.alloc(hidden.rows(), model.config.vocab_size);

@@ -16,13 +16,13 @@ ResidentLayer::ResidentLayer(const DecoderLayer& layer, Backend& backend)
     : source(layer), storage(std::make_unique<Buffer>(backend)) {
   attn_norm = resident_vector(backend, layer.attn_norm, *storage, "weights");
   ffn_norm = resident_vector(backend, layer.ffn_norm, *storage, "weights");
-  q_proj = backend.make_resident(layer.q_proj);
-  k_proj = backend.make_resident(layer.k_proj);
-  v_proj = backend.make_resident(layer.v_proj);
-  o_proj = backend.make_resident(layer.o_proj);
-  gate_proj = backend.make_resident(layer.gate_proj);
-  up_proj = backend.make_resident(layer.up_proj);
-  down_proj = backend.make_resident(layer.down_proj);
+  q_proj = backend.make_resident(layer.q_proj, nullptr);
+  k_proj = backend.make_resident(layer.k_proj, nullptr);
+  v_proj = backend.make_resident(layer.v_proj, nullptr);
+  o_proj = backend.make_resident(layer.o_proj, nullptr);
+  gate_proj = backend.make_resident(layer.gate_proj, nullptr);
+  up_proj = backend.make_resident(layer.up_proj, nullptr);
+  down_proj = backend.make_resident(layer.down_proj, nullptr);
 }
 
 Tensor rope_frequency_tensor(const ModelConfig& config, Buffer& buffer) {
@@ -32,11 +32,18 @@ Tensor rope_frequency_tensor(const ModelConfig& config, Buffer& buffer) {
   return t;
 }
 
+bool head_shares_embedding(const Model& model) {
+  const Matrix& head = model.lm_head.weight;
+  return model.config.tied_embeddings && !model.lm_head.int_kernel && head.rows() == model.embed.rows() &&
+         head.cols() == model.embed.cols() && head.size() > 0 && head == model.embed;
+}
+
 std::int64_t resident_model_bytes(const Model& model) {
   std::int64_t bytes = 0;
   for (const QuantLinear* layer : model.linears()) bytes += static_cast<std::int64_t>(linear_bytes(*layer, nullptr));
   const ModelConfig& c = model.config;
-  return bytes + (static_cast<std::int64_t>(c.vocab_size) * c.dim + (2LL * c.n_layers + 1) * c.dim) * 4;
+  const std::int64_t embed = static_cast<std::int64_t>(c.vocab_size) * c.dim;
+  return bytes + (embed + (2LL * c.n_layers + 1) * c.dim) * 4 - (head_shares_embedding(model) ? embed * 4 : 0);
 }
 
 ResidentModel::ResidentModel(const Model& model, Backend& backend, Residency residency)
@@ -53,7 +60,7 @@ ResidentModel::ResidentModel(const Model& model, Backend& backend, Residency res
   if (residency == Residency::whole) {
     for (const DecoderLayer& layer : model.layers) layers_.push_back(std::make_unique<ResidentLayer>(layer, backend));
   }
-  lm_head_ = backend.make_resident(model.lm_head);
+  lm_head_ = backend.make_resident(model.lm_head, head_shares_embedding(model) ? &embed_ : nullptr);
 }
 
 const ResidentLayer& ResidentModel::layer(int index) const {

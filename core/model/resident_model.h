@@ -61,6 +61,10 @@ class ResidentModel {
   std::unique_ptr<ResidentLinear> lm_head_;
 };
 
+// Whether lm_head is tied to the embedding and still equal to it, so that its copy on a backend reads the
+// embedding table's (serq's Model keeps a copy of a tied head, which a method may quantize or transform).
+bool head_shares_embedding(const Model& model);
+
 // Bytes the model's weights take as a backend holds them in float (an upper bound for an integer layout).
 std::int64_t resident_model_bytes(const Model& model);
 

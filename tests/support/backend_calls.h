@@ -68,7 +68,7 @@ inline std::vector<Matrix> quant_linear(Backend& b, std::span<const QuantLinear*
   std::vector<const ResidentLinear*> layers;
   std::vector<Tensor> outputs;
   for (const QuantLinear* layer : group) {
-    resident.push_back(b.make_resident(*layer));
+    resident.push_back(b.make_resident(*layer, nullptr));
     layers.push_back(resident.back().get());
     outputs.push_back(work.alloc(x.rows(), layer->d_out()));
   }

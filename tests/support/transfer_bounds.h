@@ -11,17 +11,19 @@
 #include "core/backend/backend.h"
 #include "core/backend/cpu/cpu_quant_linear.h"
 #include "core/model/model.h"
+#include "core/model/resident_model.h"
 
 namespace serq::test {
 
 // The bytes a ResidentModel of `model` holds on the cpu backend: each linear as its kernels read it, the embedding
-// table, the norms' γ and RoPE's frequencies.
+// table (once, where a tied lm_head reads it), the norms' γ and RoPE's frequencies.
 inline std::int64_t resident_weight_bytes(const Model& model) {
   std::int64_t bytes = 0;
   for (const QuantLinear* layer : model.linears()) bytes += static_cast<std::int64_t>(CpuLinear(*layer).bytes());
   const ModelConfig& c = model.config;
-  bytes += (static_cast<std::int64_t>(c.vocab_size) * c.dim + (2LL * c.n_layers + 1) * c.dim + c.head_dim() / 2) * 4;
-  return bytes;
+  const std::int64_t embed = static_cast<std::int64_t>(c.vocab_size) * c.dim;
+  bytes += (embed + (2LL * c.n_layers + 1) * c.dim + c.head_dim() / 2) * 4;
+  return head_shares_embedding(model) ? bytes - embed * 4 : bytes;
 }
 
 // Checks a ledger against the three things an evaluation may move: `weights` bytes of weights (exactly), token ids

@@ -64,9 +64,11 @@ class CpuBackend final : public HostBackend {
  public:
   std::string_view name() const override { return "cpu"; }
 
-  std::unique_ptr<ResidentLinear> make_resident(const QuantLinear& layer) override {
+  // The kernels read layer.weight where it lies, so a shared weight (the same values) costs nothing more.
+  std::unique_ptr<ResidentLinear> make_resident(const QuantLinear& layer, const Tensor* shared_weight) override {
     auto linear = std::make_unique<CpuLinear>(layer);
-    counted(KernelRecord::Direction::host_to_backend, "weights", linear->bytes());
+    counted(KernelRecord::Direction::host_to_backend, "weights",
+            linear->bytes() - (shared_weight && !linear->int8 ? shared_weight->bytes() : 0));
     return linear;
   }
 

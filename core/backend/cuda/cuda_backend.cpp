@@ -36,6 +36,7 @@ std::span<const float> values(const Vector& v) { return {v.data(), static_cast<s
 struct CudaLinear final : ResidentLinear {
   using ResidentLinear::ResidentLinear;
   DeviceBuffer<float> weight;         // the main weight's floats, where the float GEMM reads them
+  const float* main = nullptr;        // weight.data(), or a shared tensor's (a tied lm_head reads the embedding)
   DeviceBuffer<float> a, b, r;        // the correction path (R only where it is not inside the low-bit GEMM)
   DeviceBuffer<float> bias, scale, factor;
   DeviceBuffer<int> order;
@@ -91,7 +92,7 @@ class CudaBackend final : public Backend {
     cudaFree(data);
   }
 
-  std::unique_ptr<ResidentLinear> make_resident(const QuantLinear& layer) override {
+  std::unique_ptr<ResidentLinear> make_resident(const QuantLinear& layer, const Tensor* shared_weight) override {
     const Session s = session();
     auto d = std::make_unique<CudaLinear>(layer);
     const std::unique_ptr<const Int8Weight> int8 = int8_weight(layer);
@@ -105,8 +106,12 @@ class CudaBackend final : public Backend {
       d->divisors = upload(std::span<const float>(d->layout.divisors), d->bytes);
       d->activation_group = upload(std::span<const int>(d->layout.activation_group), d->bytes);
       d->group_columns = upload(std::span<const int>(d->layout.group_columns), d->bytes);
+    } else if (shared_weight) {
+      check_shape(*shared_weight, layer.d_out(), layer.d_in(), layer.name + " shared weight");
+      d->main = shared_weight->f32();
     } else {
       d->weight = upload(values(layer.main_weight()), d->bytes);
+      d->main = d->weight.data();
     }
     d->a = upload(values(layer.low_rank.a), d->bytes);
     d->b = upload(values(layer.low_rank.b), d->bytes);
@@ -440,7 +445,7 @@ class CudaBackend final : public Backend {
       cuda::launch_lowbit_gemm(op, y, stream_);
       check(cudaGetLastError(), "lowbit_gemm launch");
     } else {
-      gemm_xwt(input, rows, d_in, d_in, d.weight.data(), d_out, y, 0.0f);
+      gemm_xwt(input, rows, d_in, d_in, d.main, d_out, y, 0.0f);
     }
     if (layer.low_rank.rank() > 0) {
       const int k = layer.low_rank.rank();

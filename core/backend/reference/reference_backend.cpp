@@ -156,8 +156,9 @@ class ReferenceBackend final : public HostBackend {
   std::string_view name() const override { return "reference"; }
 
   // The layer as it lies: the formula reads its floats (or its stored form), never an integer layout.
-  std::unique_ptr<ResidentLinear> make_resident(const QuantLinear& layer) override {
-    counted(KernelRecord::Direction::host_to_backend, "weights", linear_bytes(layer, nullptr));
+  std::unique_ptr<ResidentLinear> make_resident(const QuantLinear& layer, const Tensor* shared_weight) override {
+    counted(KernelRecord::Direction::host_to_backend, "weights",
+            linear_bytes(layer, nullptr) - (shared_weight ? shared_weight->bytes() : 0));
     return std::make_unique<ResidentLinear>(layer);
   }
 
