@@ -73,10 +73,4 @@ void Buffer::reset() {
   used_total_ = 0;
 }
 
-std::size_t Buffer::capacity() const {
-  std::size_t total = 0;
-  for (const Chunk& chunk : chunks_) total += chunk.bytes;
-  return total;
-}
-
 }  // namespace serq

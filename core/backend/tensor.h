@@ -27,7 +27,6 @@ struct Tensor {
 
   std::int64_t size() const { return rows * cols; }
   std::size_t bytes() const { return static_cast<std::size_t>(size()) * element_bytes(type); }
-  bool empty() const { return size() == 0; }
   // Typed access for the backend that owns the memory; a wrong type is a serq::Error.
   float* f32() const;
   int* i32() const;
@@ -49,8 +48,6 @@ class Buffer {
   // An uninitialized rows × cols tensor of `type`.
   Tensor alloc(std::int64_t rows, std::int64_t cols, ElementType type = ElementType::f32);
   void reset();
-  // Bytes allocated from the backend and held now.
-  std::size_t capacity() const;
 
  private:
   struct Chunk {

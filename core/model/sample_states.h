@@ -24,8 +24,6 @@ class SampleStates {
   // Shows the observer lm_head's input for every sample: the final RMSNorm of the states.
   void observe_head(const Model& model, LinearInputObserver& observer);
 
-  std::size_t size() const { return states_.size(); }
-
  private:
   Backend& backend_;
   std::unique_ptr<Buffer> storage_, work_;  // the states; one sample's temporaries
