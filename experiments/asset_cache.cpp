@@ -55,15 +55,22 @@ const Tokenizer& AssetCache::tokenizer(const std::filesystem::path& file) {
 }
 
 const TokenStream& AssetCache::dataset(const std::string& name_or_path, const std::filesystem::path& tokenizer_file,
-                                       int bos_id) {
-  const auto key = std::make_pair(name_or_path, tokenizer_file);
+                                       int bos_id, InvalidUtf8 invalid) {
+  const auto key = std::make_tuple(name_or_path, tokenizer_file, invalid);
   auto it = datasets_.find(key);
   if (it == datasets_.end()) {
     const Tokenizer& tok = tokenizer(tokenizer_file);
     const OptionalBos bos = tok.adds_bos() ? OptionalBos(bos_id) : std::nullopt;
-    it = datasets_.emplace(key, load_dataset(name_or_path, tok, bos, assets_root())).first;
+    it = datasets_.emplace(key, load_dataset(name_or_path, tok, bos, assets_root(), invalid)).first;
   }
   return it->second;
+}
+
+const TokenStream& config_dataset(AssetCache& assets, const ResolvedConfig& config, const std::string& key,
+                                  const std::filesystem::path& tokenizer_file, int bos_id) {
+  const InvalidUtf8 invalid =
+      config.get_string("eval.invalid_utf8") == "replace" ? InvalidUtf8::replace : InvalidUtf8::error;
+  return assets.dataset(config.get_string(key), tokenizer_file, bos_id, invalid);
 }
 
 CachedCalibration AssetCache::calibration(const CalibrationKey& key, const std::function<Calibration()>& compute) {
@@ -88,13 +95,7 @@ CachedCalibration AssetCache::calibration(const CalibrationKey& key, const std::
   }
   if (!calibration) {
     calibration = compute();
-    if (!file.empty()) {
-      try {
-        write_calibration_cache(file, key, *calibration);
-      } catch (const Error& e) {
-        std::fprintf(stderr, "serq-run: calibration cache %s; going on without it\n", e.what());
-      }
-    }
+    if (!file.empty()) write_calibration_cache(file, key, *calibration);  // whole or absent; a failure stops the run
   }
   const Calibration& stored = calibrations_.emplace(text, std::move(*calibration)).first->second;
   return {stored, source, seconds()};

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/data/tasks.h"
+#include "core/config/run_config.h"
 #include "core/data/token_stream.h"
 #include "core/eval/kld_reference.h"
 #include "core/model/model.h"
@@ -41,14 +42,16 @@ class AssetCache {
   // is made.
   KldReference* kld_reference(const std::filesystem::path& path);
   const Tokenizer& tokenizer(const std::filesystem::path& file);
-  // The dataset tokenized by the tokenizer; BOS (the model's bos_id) goes in where the tokenizer adds BOS.
-  const TokenStream& dataset(const std::string& name_or_path, const std::filesystem::path& tokenizer_file, int bos_id);
+  // The dataset tokenized by the tokenizer; BOS (the model's bos_id) goes in where the tokenizer adds BOS; bytes that
+  // are not UTF-8 are an error or U+FFFD (`invalid`).
+  const TokenStream& dataset(const std::string& name_or_path, const std::filesystem::path& tokenizer_file, int bos_id,
+                             InvalidUtf8 invalid = InvalidUtf8::error);
   // A zero-shot task's items (core/data/tasks.h), read once per serq-run for each policy and limit.
   const Task& task(const std::string& name, BadLinePolicy policy, int limit);
   // Calibration statistics by a key naming everything they depend on, so a sweep over ranks or bit-widths
   // calibrates once: from memory, else from the cache directory, else `compute` (and the result is written
   // there). A cache file that cannot be used is reported on stderr in one line and replaced; a cache that cannot
-  // be written is reported and the run goes on.
+  // be written (a full disk: serq-run probed the directory before any work) is a serq::Error, no file left.
   CachedCalibration calibration(const CalibrationKey& key, const std::function<Calibration()>& compute);
 
  private:
@@ -57,10 +60,14 @@ class AssetCache {
   std::unique_ptr<Model> pristine_;
   std::unique_ptr<KldReference> kld_reference_;  // over *pristine_; reset with it
   std::map<std::filesystem::path, Tokenizer> tokenizers_;
-  std::map<std::pair<std::string, std::filesystem::path>, TokenStream> datasets_;
+  std::map<std::tuple<std::string, std::filesystem::path, InvalidUtf8>, TokenStream> datasets_;
   std::map<std::tuple<std::string, BadLinePolicy, int>, Task> tasks_;
   std::map<std::string, Calibration> calibrations_;
 };
+
+// The text `key` (eval.dataset or calib.dataset) of `config` through assets.dataset, read as eval.invalid_utf8 says.
+const TokenStream& config_dataset(AssetCache& assets, const ResolvedConfig& config, const std::string& key,
+                                  const std::filesystem::path& tokenizer_file, int bos_id);
 
 // model.tokenizer if set; else the GGUF file itself, or tokenizer.model (else tokenizer.json) in the model
 // directory, or the single *.model file beside a .bin.

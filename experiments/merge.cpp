@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <map>
 
+#include "core/common/durable_file.h"
 #include "core/common/error.h"
 #include "core/formats/hdf5_file.h"
 
@@ -177,13 +177,7 @@ void write_merged_csv(const std::filesystem::path& file, const MergedTable& tabl
     }
     text += "\n";
   }
-  std::filesystem::path temporary = file;
-  temporary += ".tmp";
-  std::ofstream(temporary, std::ios::binary) << text;
-  std::error_code error;
-  std::filesystem::rename(temporary, file, error);
-  SERQ_CHECK(!error && std::filesystem::file_size(file) == text.size(), "{}: cannot write the merged table ({}); "
-             "check the directory", file.string(), error ? error.message() : "short write");
+  write_file_atomically(file, text);
 }
 
 void write_merged_hdf5(const std::filesystem::path& file, const MergedTable& table) {

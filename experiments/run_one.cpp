@@ -25,6 +25,7 @@
 #include "experiments/calibration_cache.h"
 #include "experiments/eval_metrics.h"
 #include "experiments/layer_diagnostics.h"
+#include "experiments/preflight.h"
 #include "methods/registry.h"
 #include "methods/sequential.h"
 #include "methods/weight_quantizer.h"
@@ -61,7 +62,7 @@ CachedCalibration run_calibration(const ResolvedConfig& config, const Model& mod
   const CalibrationKey key = calibration_key(config.get_string("model.path"), tokenizer_file, dataset, settings,
                                              hessian, params.quantize_lm_head);
   return assets.calibration(key, [&] {
-    const TokenStream& stream = assets.dataset(dataset, tokenizer_file, model.config.bos_id);
+    const TokenStream& stream = config_dataset(assets, config, "calib.dataset", tokenizer_file, model.config.bos_id);
     return calibrate(model, method, params, stream, settings);
   });
 }
@@ -94,7 +95,7 @@ Protocol calibration_protocol(const ResolvedConfig& config, const Model& model, 
              fmt::format("layer-wise calibration: the hidden states of {} samples of {} tokens and one layer's "
                          "Hessians (calib.sequential; set it to false for one-pass calibration)",
                          settings.samples, settings.seq_len));
-  const TokenStream& stream = assets.dataset(config.get_string("calib.dataset"), tokenizer_file, c.bos_id);
+  const TokenStream& stream = config_dataset(assets, config, "calib.dataset", tokenizer_file, c.bos_id);
   return {sample_calibration(stream, settings.samples, settings.seq_len, settings.sampling, settings.seed),
           "sequential: layer i's GPTQ Hessians observed on the outputs of layers 0..i-1 already quantized, "
           "activation quantization off; activation statistics from the full-precision model"};
@@ -142,7 +143,7 @@ QuantizedModel quantize_model(const ResolvedConfig& config, Model& model, const 
   start = std::chrono::steady_clock::now();
   const CalibrationSettings settings = calibration_settings(config, model);
   const std::string& dataset = config.get_string("calib.dataset");
-  const TokenStream& stream = assets.dataset(dataset, tokenizer_file, model.config.bos_id);
+  const TokenStream& stream = config_dataset(assets, config, "calib.dataset", tokenizer_file, model.config.bos_id);
   const auto windows =
       sample_calibration(stream, samples, settings.seq_len, settings.sampling, settings.seed);
   std::vector<std::string> names;
@@ -292,7 +293,7 @@ std::vector<const Task*> load_tasks(const ResolvedConfig& config, AssetCache& as
 
 RunRecord execute_run(const ResolvedConfig& config, const std::string& experiment, AssetCache& assets) {
   const auto start = std::chrono::steady_clock::now();
-  if (const auto threads = config.get_int("runtime.threads"); threads > 0) set_cpu_threads(static_cast<int>(threads));
+  if (const int threads = threads_to_use(config); threads > 0) set_cpu_threads(threads);  // capped at the cores
 
   const std::filesystem::path model_path = config.get_string("model.path");
   const std::string method_name = config.get_string("quant.method");
@@ -316,7 +317,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
 
   const std::filesystem::path tokenizer_file = resolve_tokenizer(model_path, config.get_string("model.tokenizer"));
   const std::string dataset_name = config.get_string("eval.dataset");
-  const TokenStream& stream = assets.dataset(dataset_name, tokenizer_file, model.config.bos_id);
+  const TokenStream& stream = config_dataset(assets, config, "eval.dataset", tokenizer_file, model.config.bos_id);
   const auto windows = eval_windows(stream, seq_len, static_cast<int>(config.get_int("eval.max_windows")));
   const std::vector<const Task*> tasks = load_tasks(config, assets);
   KldReference* kld_against = kld_reference(config, model_path, model, assets);  // before any work, so it fails fast
@@ -366,6 +367,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   record.counts = {{"tokens", ppl.scored_tokens},
                    {"windows", ppl.windows},
                    {"stream_tokens", static_cast<std::int64_t>(stream.tokens.size())},
+                   {"eval_invalid_utf8_bytes", stream.invalid_utf8_bytes},
                    {"quantized_weights", report.quantized_weights},
                    {"extra_parameters", report.extra_parameters},
                    {"parameters", model.config.parameter_count()},

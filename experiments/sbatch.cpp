@@ -4,8 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 
+#include "core/common/durable_file.h"
 #include "core/common/error.h"
 #include "core/common/paths.h"
 
@@ -56,10 +56,7 @@ void write_sbatch_script(const std::filesystem::path& file, const SbatchJob& job
   std::filesystem::create_directories(full_path(job.out) / job.experiment, error);
   SERQ_CHECK(!error, "--out {}: cannot create the log directory ({}); choose another --out", job.out.string(),
              error.message());
-  std::ofstream stream(file);
-  stream << script;
-  stream.close();
-  SERQ_CHECK(stream.good(), "--emit-sbatch {}: cannot write the script (check the directory)", file.string());
+  write_file_atomically(file, script);
   std::filesystem::permissions(file, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
                                          std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
                                          std::filesystem::perms::others_exec);

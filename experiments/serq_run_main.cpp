@@ -12,17 +12,20 @@
 
 #include "core/backend/backend.h"
 #include "core/common/build_info.h"
+#include "core/common/durable_file.h"
 #include "core/common/error.h"
+#include "core/common/file_lock.h"
 #include "core/common/interrupt.h"
 #include "core/common/paths.h"
-#include "core/data/token_stream.h"
 #include "core/common/progress.h"
-#include "core/config/config_schema.h"
 #include "core/formats/result_file.h"
+#include "core/config/config_schema.h"
 #include "core/config/run_config.h"
 #include "core/model/loader.h"
 #include "core/model/memory.h"
 #include "experiments/asset_cache.h"
+#include "experiments/preflight.h"
+#include "experiments/resume.h"
 #include "experiments/run_memory.h"
 #include "experiments/run_one.h"
 #include "experiments/run_summary.h"
@@ -32,7 +35,7 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: serq-run CONFIG.yaml [--set KEY=VALUE]... [--out DIR] [--resume] [--shard I/N]
+constexpr const char* kUsage = R"(usage: serq-run CONFIG.yaml [--set KEY=VALUE]... [--out DIR] [--resume[=WHICH]] [--shard I/N]
                 [--dry-run] [--json] [--quiet]
        serq-run CONFIG.yaml --emit-sbatch FILE [--out DIR] [--set KEY=VALUE]... [--array-tasks N] [--sbatch-option OPT]...
 
@@ -44,7 +47,11 @@ in DIR/calibration-cache/, so a sweep over ranks or bit-widths calibrates once.
 options:
   --set KEY=VALUE      override one config key (repeatable), e.g. --set quant.w_bits=8 --set eval.max_windows=10
   --out DIR            root directory for result files (default: results)
-  --resume             skip runs whose result file is already there and readable
+  --resume             skip runs whose result file is already there and readable. After the code changed (run ids
+                       hash the commit), it stops before any work when results of the same configs exist from
+                       another commit, and says how many: then pass
+  --resume=any-commit  to take those results as finished, or
+  --resume=this-commit to compute them again at this commit
   --shard I/N          run only points I, I+N, I+2N, ... (0 ≤ I < N); inside a SLURM array task the shard comes from
                        SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT
   --dry-run            print each run's id, label and memory estimate (of this shard), run nothing
@@ -69,7 +76,8 @@ struct Options {
   std::string emit_sbatch;  // script path, or empty
   int array_tasks = 0;
   std::vector<std::string> sbatch_options;
-  bool dry_run = false, json = false, quiet = false, resume = false;
+  bool dry_run = false, json = false, quiet = false;
+  serq::ResumeMode resume = serq::ResumeMode::off;
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -114,10 +122,17 @@ Options parse_args(int argc, char** argv) {
       }
     } else if (arg == "--sbatch-option") {
       options.sbatch_options.push_back(value());
-    } else if (arg == "--dry-run" || arg == "--json" || arg == "--quiet" || arg == "--resume") {
+    } else if (arg == "--resume") {
+      const std::string which = inline_value.value_or("");
+      if (!which.empty() && which != "this-commit" && which != "any-commit") {
+        usage_error("--resume=" + which + ": use --resume, --resume=this-commit or --resume=any-commit");
+      }
+      options.resume = which.empty()           ? serq::ResumeMode::ask
+                       : which == "any-commit" ? serq::ResumeMode::any_commit
+                                               : serq::ResumeMode::this_commit;
+    } else if (arg == "--dry-run" || arg == "--json" || arg == "--quiet") {
       if (inline_value) usage_error(arg + " takes no value");
-      (arg == "--dry-run" ? options.dry_run : arg == "--json" ? options.json : arg == "--quiet" ? options.quiet
-                                                                                                : options.resume) = true;
+      (arg == "--dry-run" ? options.dry_run : arg == "--json" ? options.json : options.quiet) = true;
     } else if (!arg.empty() && arg[0] == '-') {
       usage_error("unknown option " + arg);
     } else if (options.config.empty()) {
@@ -127,7 +142,9 @@ Options parse_args(int argc, char** argv) {
     }
   }
   if (options.config.empty()) usage_error("no config file given");
-  if (!options.emit_sbatch.empty() && (options.dry_run || !options.shard.empty() || options.resume)) {
+  if (options.out.empty()) usage_error("--out is empty; name a directory, e.g. --out results");
+  if (!options.emit_sbatch.empty() &&
+      (options.dry_run || !options.shard.empty() || options.resume != serq::ResumeMode::off)) {
     usage_error("--emit-sbatch writes a script and runs nothing; drop --dry-run, --shard and --resume");
   }
   return options;
@@ -148,16 +165,23 @@ std::optional<serq::RunRecord> finished_earlier(const std::filesystem::path& fil
   return std::nullopt;
 }
 
-// Removes what a run killed while writing its result left behind (run.h5.tmp-<host>-<pid>), before the run starts again.
-void remove_stale_temporaries(const std::filesystem::path& run_dir) {
+// Removes what a run killed while writing its result left behind (run.h5.tmp-<host>-<pid>), before the run starts
+// again. Only under the run's lock: another process's temporary file is its own until it lets go.
+void remove_stale_temporaries(const std::filesystem::path& file) {
   std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(run_dir, error)) {
-    if (entry.path().filename().string().rfind("run.h5.tmp-", 0) == 0) std::filesystem::remove(entry.path(), error);
+  for (const auto& entry : std::filesystem::directory_iterator(file.parent_path(), error)) {
+    if (serq::is_temporary_of(entry.path().filename().string(), file.filename().string())) {
+      std::filesystem::remove(entry.path(), error);
+    }
   }
 }
 
+// The lock file of the run whose result is `file`: one process computes a run at a time.
+std::filesystem::path lock_file(const std::filesystem::path& file) { return file.parent_path() / "run.lock"; }
+
 int run(const Options& options) {
   using namespace serq;
+  const auto started = std::filesystem::file_time_type::clock::now();  // results newer than this are another's
   install_interrupt_handlers();
   Progress::set_enabled(!options.quiet);
   const ExperimentPlan plan = load_experiment(options.config, options.sets, method_catalog());
@@ -195,63 +219,117 @@ int run(const Options& options) {
     std::fprintf(stderr, "memory available to this process: %.1f GiB\n", static_cast<double>(available) / (1LL << 30));
     return 0;
   }
-  // Inputs found only at run time are checked for every run first, so a sweep never fails half way on a typo.
-  for (const ResolvedConfig* config : runs) {
-    dataset_file(config->get_string("eval.dataset"), assets_root());
-    dataset_file(config->get_string("calib.dataset"), assets_root(), "calib.dataset");
-    resolve_tokenizer(config->get_string("model.path"), config->get_string("model.tokenizer"));
-    quant_params(*config, *make_method(config->get_string("quant.method")));  // formats and kernels that fit
-    resolve_backend(config->get_string("runtime.device"), config->get_bool("runtime.strict"), "runtime.device");
-  }
+  // The output first (an unwritable --out fails now, not after the work), then every input of every run.
+  probe_writable_directory(options.out, "--out", "choose another --out");
+  probe_writable_directory(std::filesystem::path(options.out) / plan.experiment, "--out", "choose another --out");
+  probe_writable_directory(std::filesystem::path(options.out) / "calibration-cache", "calibration cache",
+                           "choose another --out");
   AssetCache assets(std::filesystem::path(options.out) / "calibration-cache");
-  for (const ResolvedConfig* config : runs) {  // read once here, reused by the runs
-    assets.tokenizer(resolve_tokenizer(config->get_string("model.path"), config->get_string("model.tokenizer")));
-    load_tasks(*config, assets);
+  check_runs_before_work(runs, assets);
+  const std::filesystem::path results = std::filesystem::path(options.out) / plan.experiment;
+  const auto other_commits = options.resume == ResumeMode::off ? std::map<std::string, std::vector<EarlierResult>>{}
+                                                                : results_of_other_commits(results, commit);
+  // The result of the same config from another commit that run `config` may take (--resume=any-commit), or the
+  // one that plain --resume stops for; nullptr when there is none.
+  auto other_commit_result = [&](const ResolvedConfig& config) -> const EarlierResult* {
+    const auto it = other_commits.find(config.to_yaml());
+    return it == other_commits.end() ? nullptr : &it->second.front();
+  };
+  if (options.resume == ResumeMode::ask) {
+    std::vector<const EarlierResult*> found;
+    std::size_t to_do = 0;
+    for (const ResolvedConfig* config : runs) {
+      if (std::filesystem::exists(results / config->run_id(commit) / "run.h5")) continue;
+      ++to_do;
+      if (const EarlierResult* earlier = other_commit_result(*config)) found.push_back(earlier);
+    }
+    if (!found.empty()) fail("{}", other_commits_message(found, to_do, results));
   }
   std::FILE* table_stream = options.json ? stderr : stdout;
-  const std::filesystem::path results = std::filesystem::path(options.out) / plan.experiment;
-  std::vector<FinishedRun> finished;
-  std::size_t executed = 0, current = 0;
+  std::map<std::size_t, FinishedRun> finished;  // by position in this shard's runs
+  auto table = [&] {
+    std::vector<FinishedRun> rows;
+    for (const auto& [position, run] : finished) rows.push_back(run);
+    return results_table(rows);
+  };
+  std::size_t executed = 0;
   const auto sweep_start = std::chrono::steady_clock::now();
-  try {
-    for (current = 0; current < runs.size(); ++current) {
-      check_interrupt();
-      const ResolvedConfig& config = *runs[current];
-      const std::string run_id = config.run_id(commit);
-      const std::filesystem::path file = results / run_id / "run.h5";
-      if (options.resume) {
+  // Runs run `i` under its lock. A result another serq-run on this --out wrote since this one started is taken as
+  // finished (with --resume, any readable result of this run id is).
+  auto run_locked = [&](std::size_t i) {
+    const ResolvedConfig& config = *runs[i];
+    const std::string run_id = config.run_id(commit);
+    const std::filesystem::path file = results / run_id / "run.h5";
+    {
+      std::error_code error;
+      const bool fresh = std::filesystem::last_write_time(file, error) >= started && !error;
+      if (options.resume != ResumeMode::off || fresh) {
         if (auto record = finished_earlier(file, run_id)) {
-          std::fprintf(stderr, "[%zu/%zu] %s: finished earlier, skipped (%s)\n", current + 1, runs.size(),
-                       config.label().c_str(), file.c_str());
-          finished.push_back({&config, std::move(*record), file});
-          continue;
+          std::fprintf(stderr, "[%zu/%zu] %s: %s, skipped (%s)\n", i + 1, runs.size(), config.label().c_str(),
+                       fresh ? "finished by another serq-run" : "finished earlier", file.c_str());
+          finished.emplace(i, FinishedRun{&config, std::move(*record), file});
+          return;
         }
       }
-      std::string eta;
-      if (executed > 0) {
-        const double per_run =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - sweep_start).count() / executed;
-        eta = fmt::format(" (sweep ETA {})", format_seconds(per_run * static_cast<double>(runs.size() - current)));
+    }
+    if (options.resume == ResumeMode::any_commit) {
+      if (const EarlierResult* earlier = other_commit_result(config)) {
+        std::fprintf(stderr, "[%zu/%zu] %s: finished at commit %s, reused (%s)\n", i + 1, runs.size(),
+                     config.label().c_str(), earlier->commit().c_str(), earlier->file.c_str());
+        finished.emplace(i, FinishedRun{&config, earlier->record, earlier->file});
+        return;
       }
-      std::fprintf(stderr, "[%zu/%zu] %s%s\n", current + 1, runs.size(), config.label().c_str(), eta.c_str());
-      remove_stale_temporaries(file.parent_path());
-      FinishedRun run{&config, execute_run(config, plan.experiment, assets), file};
-      write_run_record(run.result_file, run.record);
-      ++executed;
-      if (options.json) std::printf("%s\n", run_summary_json(run).dump().c_str());
-      std::fflush(stdout);
-      finished.push_back(std::move(run));
+    }
+    std::string eta;
+    if (executed > 0) {
+      const double per_run =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - sweep_start).count() / executed;
+      eta = fmt::format(" (sweep ETA {})", format_seconds(per_run * static_cast<double>(runs.size() - finished.size())));
+    }
+    std::fprintf(stderr, "[%zu/%zu] %s%s\n", i + 1, runs.size(), config.label().c_str(), eta.c_str());
+    remove_stale_temporaries(file);
+    FinishedRun run{&config, execute_run(config, plan.experiment, assets), file};
+    write_run_record(run.result_file, run.record);
+    ++executed;
+    if (options.json) std::printf("%s\n", run_summary_json(run).dump().c_str());
+    std::fflush(stdout);
+    finished.emplace(i, std::move(run));
+  };
+  std::size_t current = 0;
+  try {
+    std::vector<std::size_t> held;  // runs another serq-run on this --out held when their turn came
+    for (current = 0; current < runs.size(); ++current) {
+      check_interrupt();
+      const std::filesystem::path file = results / runs[current]->run_id(commit) / "run.h5";
+      if (std::optional<FileLock> lock = FileLock::try_acquire(lock_file(file))) {
+        run_locked(current);
+      } else {
+        std::fprintf(stderr, "[%zu/%zu] %s: another serq-run is computing it (%s is locked); doing the other runs "
+                     "first\n", current + 1, runs.size(), runs[current]->label().c_str(),
+                     lock_file(file).c_str());
+        held.push_back(current);
+      }
+    }
+    for (const std::size_t i : held) {
+      current = i;
+      const std::filesystem::path file = results / runs[i]->run_id(commit) / "run.h5";
+      std::fprintf(stderr, "[%zu/%zu] %s: waiting for the other serq-run to finish it\n", i + 1, runs.size(),
+                   runs[i]->label().c_str());
+      const FileLock lock = FileLock::acquire(lock_file(file));
+      run_locked(i);
     }
   } catch (const Interrupted& interrupted) {
     std::string skipped;
-    for (std::size_t i = current; i < runs.size(); ++i) skipped += " " + runs[i]->run_id(commit);
-    if (!finished.empty()) std::fprintf(table_stream, "\n%s", results_table(finished).c_str());
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      if (!finished.contains(i)) skipped += " " + runs[i]->run_id(commit);
+    }
+    if (!finished.empty()) std::fprintf(table_stream, "\n%s", table().c_str());
     std::fprintf(stderr, "serq-run: %s during run %zu/%zu; %zu finished runs are intact in %s/; skipped %zu:%s; "
                  "run again with --resume to finish them\n", interrupted.what(), current + 1, runs.size(),
-                 finished.size(), results.c_str(), runs.size() - current, skipped.c_str());
+                 finished.size(), results.c_str(), runs.size() - finished.size(), skipped.c_str());
     return 128 + interrupted.signal();
   }
-  std::fprintf(table_stream, "\n%s", results_table(finished).c_str());
+  std::fprintf(table_stream, "\n%s", table().c_str());
   std::fprintf(table_stream, "results: %s/\n", results.c_str());
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -475,4 +476,33 @@ TEST_CASE("gguf: what serq does not read is refused with one line", "[gguf]") {
     w.add_f32_tensor("output_norm.weight", {8}, v);
   };
   check_load_fails(nan.write("nan"), {"output_norm.weight", "nan", "index 5"});
+}
+
+namespace {
+
+// The byte position of tensor `name`'s data offset in a GGUF file's tensor infos: after the length-prefixed name,
+// n_dims (u32), the extents (u64 each) and the type (u32).
+std::size_t offset_field(const std::string& bytes, const std::string& name) {
+  std::string prefixed(8, '\0');
+  const std::uint64_t length = name.size();
+  std::memcpy(prefixed.data(), &length, 8);
+  prefixed += name;
+  const std::size_t at = bytes.find(prefixed);
+  REQUIRE(at != std::string::npos);
+  std::uint32_t n_dims = 0;
+  std::memcpy(&n_dims, bytes.data() + at + prefixed.size(), 4);
+  return at + prefixed.size() + 4 + 8 * n_dims + 4;
+}
+
+}  // namespace
+
+TEST_CASE("gguf: SmolLM2's file with two tensors on the same bytes is refused, naming both", "[gguf][bad-input]") {
+  const fs::path real = serq::test::asset(kSmolLM2);
+  std::string bytes = serq::test::read_bytes(real);
+  const serq::GgufFile file = serq::GgufFile::open(real);
+  const std::uint64_t first = file.find("blk.0.attn_q.weight")->offset;
+  std::memcpy(bytes.data() + offset_field(bytes, "blk.1.attn_q.weight"), &first, 8);  // same size, same type
+  const fs::path path = serq::test::scratch_dir("gguf-overlap") / "overlap.gguf";
+  serq::test::write_bytes(path, bytes);
+  check_load_fails(path, {"blk.0.attn_q.weight", "blk.1.attn_q.weight", "overlap"});
 }

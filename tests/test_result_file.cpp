@@ -113,7 +113,7 @@ TEST_CASE("a failed write leaves neither the result nor a temporary file", "[res
   const auto file = dir / "run.h5";
   std::filesystem::create_directories(file / "occupied");  // a non-empty directory where the file should go
   CHECK_THROWS_WITH(serq::write_run_record(file, example_record()),
-                    Catch::StartsWith(file.string() + ": cannot move the finished result into place"));
+                    Catch::StartsWith(file.string() + ": cannot move the finished file into place"));
   CHECK(files_in(dir).empty());
   CHECK(open_hdf5_objects() == 0);
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/common/error.h"
@@ -296,4 +297,34 @@ TEST_CASE("a NaN in a weight is an error naming the tensor", "[safetensors][bad-
   fs::copy_file(serq::test::asset(kHfDir / "config.json"), dir / "config.json");
   REQUIRE_THROWS_WITH(serq::load_model(dir),
                       Contains(name) && Contains("nan at index 5"));
+}
+
+namespace {
+
+// The stories260K file with its header rewritten by `edit` and `extra` bytes after the data region.
+fs::path edited_real_file(const std::string& name, const std::function<void(json&)>& edit, const std::string& extra) {
+  const std::string bytes = read_bytes(serq::test::asset(kHfDir / "model.safetensors"));
+  std::uint64_t header_bytes = 0;
+  std::memcpy(&header_bytes, bytes.data(), 8);
+  json header = json::parse(bytes.substr(8, header_bytes));
+  edit(header);
+  const fs::path path = serq::test::scratch_dir(name) / "model.safetensors";
+  write_raw(path, header.dump(), bytes.substr(8 + header_bytes) + extra);
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("the real file with two tensors on the same bytes is refused, naming the tensor", "[safetensors][bad-input]") {
+  const fs::path path = edited_real_file("st_overlap", [](json& header) {
+    header["model.layers.1.self_attn.q_proj.weight"]["data_offsets"] =
+        header["model.layers.0.self_attn.q_proj.weight"]["data_offsets"];
+  }, "");
+  REQUIRE_THROWS_WITH(serq::SafetensorsFile::open(path),
+                      Contains("self_attn.q_proj.weight") && Contains("overlaps") && Contains(path.string()));
+}
+
+TEST_CASE("the real file with bytes no tensor covers is refused", "[safetensors][bad-input]") {
+  const fs::path path = edited_real_file("st_gap", [](json&) {}, std::string(4, '\0'));
+  REQUIRE_THROWS_WITH(serq::SafetensorsFile::open(path), Contains("belongs to no tensor") && Contains(path.string()));
 }

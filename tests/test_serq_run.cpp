@@ -14,46 +14,17 @@
 #include "core/backend/backend.h"
 #include "core/formats/result_file.h"
 #include "tests/assets.h"
-#include "tests/support/cli.h"
+#include "tests/support/serq_run.h"
 
 using namespace serq;
 
 namespace {
 
+using test::check_one_line_error;
+using test::kSmallRun;
+using test::serq_run;
+using test::write_config;
 using Output = test::CliOutput;
-
-// serq-run with the arguments (words split at spaces); `env` ("NAME=value ...") is set for serq-run alone.
-Output serq_run(const std::string& args, const std::filesystem::path& dir, const std::string& env = "") {
-  return test::run_binary("serq-run", test::words(args), dir, test::words(env));
-}
-
-std::filesystem::path write_config(const std::filesystem::path& dir, const std::string& yaml) {
-  const auto path = dir / "config.yaml";
-  std::ofstream(path) << yaml;
-  return path;
-}
-
-const char* kSmallRun = R"(experiment:
-  name: smoke
-model:
-  path: ${SERQ_ASSETS}/models/stories260K-hf
-quant:
-  method: rtn
-  w_bits: 4
-  a_bits: 4
-  group_size: 32
-eval:
-  dataset: tinystories-eval
-  max_windows: 4
-)";
-
-// The error is one line on stderr, mentions every fragment, and the exit status is non-zero.
-void check_one_line_error(const Output& out, const std::vector<std::string>& fragments) {
-  INFO("stderr: " << out.err);
-  CHECK(out.status != 0);
-  CHECK(std::count(out.err.begin(), out.err.end(), '\n') == 1);
-  for (const auto& f : fragments) CHECK(out.err.find(f) != std::string::npos);
-}
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
@@ -219,4 +220,88 @@ TEST_CASE("serq-run --emit-sbatch writes an array script that resumes each shard
   CHECK(std::filesystem::is_directory(dir / "results" / "resume"));  // sbatch needs the log directory to exist
   CHECK((std::filesystem::status(script).permissions() & std::filesystem::perms::owner_exec) !=
         std::filesystem::perms::none);
+}
+
+namespace {
+
+// The JSON lines (one per run it computed) a serq-run printed.
+std::size_t computed_runs(const std::string& stdout_text) {
+  return static_cast<std::size_t>(std::count(stdout_text.begin(), stdout_text.end(), '\n'));
+}
+
+}  // namespace
+
+TEST_CASE("two serq-runs on one --out compute each run once and both report every run", "[sweep][lock]") {
+  const auto dir = test::scratch_dir("sweep_two_processes");
+  const auto config = write_config(dir);
+  const auto results = dir / "results";
+  const std::vector<std::filesystem::path> logs = {dir / "first", dir / "second"};
+  std::vector<pid_t> pids;
+  for (const auto& log : logs) {
+    std::filesystem::create_directories(log);
+    pids.push_back(test::start_binary("serq-run", {config.string(), "--quiet", "--json", "--out", results.string()},
+                                      log));
+  }
+  std::size_t computed = 0;
+  std::string errors;
+  for (std::size_t p = 0; p < pids.size(); ++p) {
+    CHECK(test::wait_exit_status(pids[p]) == 0);
+    computed += computed_runs(test::read_bytes(logs[p] / "stdout.txt"));
+    errors += test::read_bytes(logs[p] / "stderr.txt");
+  }
+  INFO("stderr of both: " << errors);
+  CHECK(computed == 4);  // each run once, by one of the two
+  CHECK(result_files(results).size() == 4);
+  CHECK(errors.find("another serq-run") != std::string::npos);  // the second said what it did not compute
+  CHECK(errors.find("remove what is there") == std::string::npos);
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(results)) {
+    CHECK(entry.path().filename().string().find(".tmp-") == std::string::npos);
+  }
+}
+
+TEST_CASE("--resume after the code changed stops and says how many results exist; any-commit reuses, this-commit "
+          "recomputes", "[sweep][resume]") {
+  const auto dir = test::scratch_dir("sweep_resume_commits");
+  const auto config = write_config(dir);
+  const auto results = dir / "results";
+  const std::vector<std::string> args = {config.string(), "--quiet", "--json", "--out", results.string(),
+                                         "--set", "eval.max_windows=4"};
+  REQUIRE(run_serq_run(args, dir) == 0);
+  // The same four results as another commit wrote them: another commit in the record, another run id.
+  for (const auto& [id, file] : result_files(results / "resume")) {
+    RunRecord record = read_run_record(file);
+    record.info["git_commit"] = "0123456789abcdef0123456789abcdef01234567";
+    record.run_id = "other-" + id;
+    write_run_record(results / "resume" / record.run_id / "run.h5", record);
+    std::filesystem::remove_all(file.parent_path());
+  }
+
+  auto resume = [&](const std::string& flag) {
+    std::vector<std::string> with = args;
+    with.push_back(flag);
+    return run_serq_run(with, dir);
+  };
+  CHECK(resume("--resume") == 1);
+  const std::string refusal = test::read_bytes(dir / "stderr.txt");
+  CHECK(std::count(refusal.begin(), refusal.end(), '\n') == 1);
+  CHECK(refusal.find("4 of the 4 runs to do have results of the same config from another commit") !=
+        std::string::npos);
+  CHECK(refusal.find("4 at 0123456789abcdef") != std::string::npos);
+  CHECK(refusal.find("--resume=any-commit") != std::string::npos);
+  CHECK(refusal.find("--resume=this-commit") != std::string::npos);
+  CHECK(result_files(results / "resume").size() == 4);  // nothing run, nothing written
+
+  CHECK(resume("--resume=any-commit") == 0);
+  CHECK(computed_runs(test::read_bytes(dir / "stdout.txt")) == 0);
+  const std::string reused = test::read_bytes(dir / "stderr.txt");
+  std::size_t count = 0;
+  for (std::size_t at = reused.find("finished at commit 0123456789abcdef"); at != std::string::npos;
+       at = reused.find("finished at commit 0123456789abcdef", at + 1)) {
+    ++count;
+  }
+  CHECK(count == 4);
+
+  CHECK(resume("--resume=this-commit") == 0);
+  CHECK(computed_runs(test::read_bytes(dir / "stdout.txt")) == 4);
+  CHECK(result_files(results / "resume").size() == 8);
 }

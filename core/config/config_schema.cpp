@@ -17,6 +17,8 @@ namespace serq {
 namespace {
 
 using Int = std::int64_t;
+// Seeds are 64-bit: the largest a config may give (a double, as KeySpec::max is).
+constexpr double kLargestSeed = 9.2e18;
 
 std::vector<KeySpec> make_schema() {
   const std::vector<std::pair<std::string, Int>> channel = {{"channel", 0}};
@@ -142,6 +144,7 @@ std::vector<KeySpec> make_schema() {
               "randomized SVD's sketch",
        .default_value = Int{0},
        .min = 0,
+       .max = kLargestSeed,
        .method_parameter = true},
 
       {.path = "gptq.damp",
@@ -178,7 +181,8 @@ std::vector<KeySpec> make_schema() {
        .type = ValueType::integer,
        .doc = "seed of the calibration offsets",
        .default_value = Int{0},
-       .min = 0},
+       .min = 0,
+       .max = kLargestSeed},
       {.path = "calib.sequential",
        .type = ValueType::boolean,
        .doc = "GPTQ weights: calibrate layer by layer, layer i's Hessians on the outputs of layers 0..i-1 already "
@@ -245,6 +249,12 @@ std::vector<KeySpec> make_schema() {
        .doc = "a malformed line in a task file: error (stop, naming file:line) or skip (leave it out, counted)",
        .default_value = std::string{"error"},
        .choices = {"error", "skip"}},
+      {.path = "eval.invalid_utf8",
+       .type = ValueType::choice,
+       .doc = "bytes of eval.dataset or calib.dataset that are not UTF-8 text (or NUL): error (stop before any run, "
+              "naming file:line:column) or replace (read each bad sequence as U+FFFD; the count goes into run.h5)",
+       .default_value = std::string{"error"},
+       .choices = {"error", "replace"}},
 
       {.path = "runtime.device",
        .type = ValueType::choice,
@@ -365,7 +375,9 @@ Parsed parse_scalar(const KeySpec& key, const std::string& text, bool quoted,
       if (std::find(extra.begin(), extra.end(), *number) != extra.end()) return {*number, {}};
       const auto x = static_cast<double>(*number);
       if (x < key.min) return {{}, fmt::format("{} is below {}", *number, number_text(key.min))};
-      if (x > key.max) return {{}, fmt::format("{} is above {}", *number, number_text(key.max))};
+      // An integer key without a stated maximum becomes an int where it is used.
+      const double max = std::isfinite(key.max) ? key.max : std::numeric_limits<int>::max();
+      if (x > max) return {{}, fmt::format("{} is above {}", *number, number_text(max))};
       return {*number, {}};
     }
     case ValueType::floating: {

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/common/text.h"  // InvalidUtf8
 #include "core/tokenizer/tokenizer.h"
 
 namespace serq {
@@ -21,6 +22,7 @@ struct TokenStream {
   std::string name;        // dataset name, or the file path for a plain text file
   std::string bos_policy;  // human text recorded in result files, e.g. "BOS before each story"
   PartialWindow partial_window = PartialWindow::score;
+  std::int64_t invalid_utf8_bytes = 0;  // bytes read as U+FFFD (eval.invalid_utf8: replace)
 };
 
 // The BOS argument of every loader: the id to put before each document or text, or nullopt for none (a tokenizer
@@ -32,21 +34,27 @@ using OptionalBos = std::optional<int>;
 enum class TinyStoriesHalf { calibration, evaluation };
 
 // Concatenation over the half's stories of [BOS] + encode(story).
+// Every loader checks that its text is UTF-8 (core/common/text.h checked_utf8): bad bytes are an error naming
+// file:line:column, or U+FFFD with InvalidUtf8::replace (the key eval.invalid_utf8).
 TokenStream tinystories_half(const Tokenizer& tokenizer, const std::filesystem::path& path, OptionalBos bos,
-                             TinyStoriesHalf half);
+                             TinyStoriesHalf half, InvalidUtf8 invalid = InvalidUtf8::error);
 
 // A JSON list of the rows of the HF wikitext-2-raw-v1 test split, joined with "\n\n": [BOS] + encode(joined).
 // Full windows only (GPTQ).
-TokenStream wikitext2(const Tokenizer& tokenizer, const std::filesystem::path& hf_rows_json, OptionalBos bos);
+TokenStream wikitext2(const Tokenizer& tokenizer, const std::filesystem::path& hf_rows_json, OptionalBos bos,
+                      InvalidUtf8 invalid = InvalidUtf8::error);
 
 // The Penn Treebank test file (one sentence a line) as HF's ptb_text_only rows (each line stripped), joined with " "
 // as GPTQ does: [BOS] + encode(joined). Full windows only (GPTQ).
-TokenStream ptb(const Tokenizer& tokenizer, const std::filesystem::path& path, OptionalBos bos);
+TokenStream ptb(const Tokenizer& tokenizer, const std::filesystem::path& path, OptionalBos bos,
+                InvalidUtf8 invalid = InvalidUtf8::error);
 
 // [BOS] + encode(the whole file); a short last window is scored.
-TokenStream plain_text(const Tokenizer& tokenizer, const std::filesystem::path& path, OptionalBos bos);
+TokenStream plain_text(const Tokenizer& tokenizer, const std::filesystem::path& path, OptionalBos bos,
+                       InvalidUtf8 invalid = InvalidUtf8::error);
 
-// The file behind a dataset name (or the path itself); throws serq::Error naming `key` if it is missing.
+// The file behind a dataset name (or the path itself); throws serq::Error naming `key` if it is missing or is not a
+// regular file (a directory, a device: said so).
 std::filesystem::path dataset_file(std::string_view name_or_path, const std::filesystem::path& assets_root,
                                    std::string_view key = "eval.dataset");
 
@@ -54,6 +62,6 @@ std::filesystem::path dataset_file(std::string_view name_or_path, const std::fil
 // wiki.train.tokens as one text, calibration sets apart from the test set), ptb (files under assets_root), or else
 // a path to a plain text file.
 TokenStream load_dataset(std::string_view name_or_path, const Tokenizer& tokenizer, OptionalBos bos,
-                         const std::filesystem::path& assets_root);
+                         const std::filesystem::path& assets_root, InvalidUtf8 invalid = InvalidUtf8::error);
 
 }  // namespace serq

@@ -243,6 +243,17 @@ GgufFile GgufFile::open(const std::filesystem::path& path) {
                "data offset {}) runs past the end of the file's {}-byte data region ({})", where, info.name,
                info.bytes, info.offset, data_bytes, kTruncatedHint);
   }
+  // Two tensors reading the same bytes is a mis-written file, never a valid layout (ggml refuses it too).
+  std::vector<const GgufTensorInfo*> by_offset;
+  for (const GgufTensorInfo& info : file.tensors_) by_offset.push_back(&info);
+  std::ranges::sort(by_offset, {}, [](const GgufTensorInfo* info) { return info->offset; });
+  for (std::size_t i = 1; i < by_offset.size(); ++i) {
+    const GgufTensorInfo& before = *by_offset[i - 1];
+    const GgufTensorInfo& after = *by_offset[i];
+    SERQ_CHECK(after.offset >= before.offset + before.bytes, "{}: tensors '{}' (data bytes {}–{}) and '{}' (from "
+               "byte {}) overlap (corrupted or mis-written file; re-convert it)", where, before.name, before.offset,
+               before.offset + before.bytes, after.name, after.offset);
+  }
   return file;
 }
 

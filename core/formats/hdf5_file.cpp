@@ -3,12 +3,13 @@
 
 #include <fmt/format.h>
 #include <hdf5.h>
-#include <unistd.h>
 
+#include <cerrno>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 
+#include "core/common/durable_file.h"
 #include "core/common/error.h"
 
 namespace serq {
@@ -36,8 +37,22 @@ class Handle {
   herr_t (*close_)(hid_t);
 };
 
-// Our errors are one line each; HDF5's own error-stack dump to stderr would bury them.
-void silence_hdf5_errors() { H5Eset_auto(H5E_DEFAULT, nullptr, nullptr); }
+// Before HDF5's first use: our errors are one line each (HDF5's own error-stack dump to stderr would bury them),
+// and no exit-time cleanup, which after a failed close (a full disk) flushes the failed file again and crashes. Every
+// file is closed by its Hdf5Writer or Hdf5Reader before then.
+void prepare_hdf5() {
+  static const bool prepared = [] {
+    H5dont_atexit();
+    return true;
+  }();
+  (void)prepared;
+  H5Eset_auto(H5E_DEFAULT, nullptr, nullptr);
+}
+
+// Why HDF5's last call failed: errno where its file driver set one (errno is cleared before each write).
+std::string write_cause() {
+  return errno ? describe_write_error(errno) : "is the disk full or the directory read-only?";
+}
 
 Handle string_type() {
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
@@ -73,13 +88,26 @@ using RowMajor = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 
 // --- writing ---
 
-Hdf5Writer::Hdf5Writer(const std::filesystem::path& file) : file_(file.string()) {
-  silence_hdf5_errors();
-  id_ = H5Fcreate(file_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  SERQ_CHECK(id_ >= 0, "{}: HDF5 could not create the file (is the disk full or the directory read-only?)", file_);
+Hdf5Writer::Hdf5Writer(const std::filesystem::path& file, const std::filesystem::path& shown)
+    : file_(shown.empty() ? file.string() : shown.string()) {
+  prepare_hdf5();
+  errno = 0;
+  id_ = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  SERQ_CHECK(id_ >= 0, "{}: HDF5 could not create the file ({}); nothing was put in place", file_, write_cause());
 }
 
-Hdf5Writer::~Hdf5Writer() { H5Fclose(id_); }
+Hdf5Writer::~Hdf5Writer() {
+  if (id_ >= 0) H5Fclose(id_);  // only after a failure: close() reports its own
+}
+
+void Hdf5Writer::close() {
+  errno = 0;
+  const bool flushed = H5Fflush(id_, H5F_SCOPE_GLOBAL) >= 0;
+  const std::string flush_cause = flushed ? "" : write_cause();
+  const bool closed = H5Fclose(std::exchange(id_, -1)) >= 0;
+  SERQ_CHECK(flushed && closed, "{}: HDF5 could not finish the file ({}); nothing was put in place", file_,
+             flushed ? write_cause() : flush_cause);
+}
 
 void Hdf5Writer::attribute(const std::string& name, const std::string& value, const std::string& object) {
   const Handle type = string_type();
@@ -88,8 +116,10 @@ void Hdf5Writer::attribute(const std::string& name, const std::string& value, co
       H5Acreate_by_name(id_, object.c_str(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
       H5Aclose);
   const char* data = value.c_str();
+  errno = 0;
   SERQ_CHECK(attribute.valid() && H5Awrite(attribute.get(), type.get(), &data) >= 0,
-             "{}: HDF5 could not write attribute '{}' (is the disk full?)", file_, name);
+             "{}: HDF5 could not write attribute '{}' ({}); nothing was put in place", file_, name,
+             write_cause());
 }
 
 void Hdf5Writer::dataset(const std::string& path, std::int64_t type, std::int64_t memory_type,
@@ -98,15 +128,17 @@ void Hdf5Writer::dataset(const std::string& path, std::int64_t type, std::int64_
   const Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
                                   : H5Screate_simple(static_cast<int>(sizes.size()), sizes.data(), nullptr),
                      H5Sclose);
+  errno = 0;
   const Handle links(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(links.get(), 1);
   const Handle dataset(H5Dcreate2(id_, path.c_str(), type, space.get(), links.get(), H5P_DEFAULT, H5P_DEFAULT),
                        H5Dclose);
-  SERQ_CHECK(dataset.valid(), "{}: HDF5 could not create dataset '{}' (a name used twice, or the disk is full)", file_,
-             path);
+  SERQ_CHECK(dataset.valid(), "{}: HDF5 could not create dataset '{}' (a name used twice, or {})", file_, path,
+             write_cause());
   const bool empty = !dims.empty() && H5Sget_simple_extent_npoints(space.get()) == 0;
   SERQ_CHECK(empty || H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0,
-             "{}: HDF5 could not write dataset '{}' (is the disk full?)", file_, path);
+             "{}: HDF5 could not write dataset '{}' ({}); nothing was put in place", file_, path,
+             write_cause());
 }
 
 void Hdf5Writer::scalar(const std::string& path, double value) {
@@ -154,7 +186,7 @@ void Hdf5Writer::matrix(const std::string& path, const Eigen::MatrixXf& values) 
 
 Hdf5Reader::Hdf5Reader(const std::filesystem::path& file, std::string not_what, std::string hint)
     : file_(file.string()), not_what_(std::move(not_what)), hint_(std::move(hint)), id_(-1) {
-  silence_hdf5_errors();
+  prepare_hdf5();
   if (!std::filesystem::is_regular_file(file)) fail_with("the file is missing");
   if (H5Fis_hdf5(file_.c_str()) <= 0) fail_with("not an HDF5 file");
   id_ = H5Fopen(file_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -313,31 +345,18 @@ Eigen::MatrixXd Hdf5Reader::matrix_double(const std::string& path) const {
 Eigen::MatrixXf Hdf5Reader::matrix_float(const std::string& path) const { return matrix<float>(path, H5T_NATIVE_FLOAT); }
 
 void write_hdf5_atomically(const std::filesystem::path& file, const std::function<void(Hdf5Writer&)>& write) {
-  std::error_code error;
-  if (file.has_parent_path()) {
-    std::filesystem::create_directories(file.parent_path(), error);
-    SERQ_CHECK(!error, "{}: cannot create the directory {} ({}); choose another --out", file.string(),
-               file.parent_path().string(), error.message());
-  }
-  // Host and pid: array tasks on different nodes of a shared filesystem can have the same pid.
-  char host[256] = "host";
-  gethostname(host, sizeof(host) - 1);
-  std::filesystem::path temporary = file;
-  temporary += fmt::format(".tmp-{}-{}", host, ::getpid());
+  create_parent_directories(file, "choose another --out");
+  const std::filesystem::path temporary = temporary_beside(file);
   try {
-    {
-      Hdf5Writer writer(temporary);
-      write(writer);
-    }  // closed (flushed) before the rename
-    std::filesystem::rename(temporary, file, error);
-    SERQ_CHECK(!error,
-               "{}: cannot move the finished result into place ({}); remove what is there or choose another "
-               "--out",
-               file.string(), error.message());
+    Hdf5Writer writer(temporary, file);
+    write(writer);
+    writer.close();
   } catch (...) {
+    std::error_code error;
     std::filesystem::remove(temporary, error);
     throw;
   }
+  commit_temporary(temporary, file);  // flushed to the disk, then renamed
 }
 
 }  // namespace serq

@@ -16,8 +16,12 @@ namespace serq {
 
 class Hdf5Writer {
  public:
-  explicit Hdf5Writer(const std::filesystem::path& file);  // creates (truncates) the file
+  // Creates (truncates) `file`; errors name `shown` instead where given (the result a temporary file becomes).
+  explicit Hdf5Writer(const std::filesystem::path& file, const std::filesystem::path& shown = {});
   ~Hdf5Writer();
+  // Flushes and closes the file, every status checked: a full disk often shows only here, when HDF5 writes what it
+  // cached. Without it the destructor closes the file and ignores failures (the caller is failing already).
+  void close();
   Hdf5Writer(const Hdf5Writer&) = delete;
   Hdf5Writer& operator=(const Hdf5Writer&) = delete;
 
@@ -71,9 +75,10 @@ class Hdf5Reader {
   std::int64_t id_;  // hid_t
 };
 
-// Writes `file` through `write` into `file` + ".tmp-<host>-<pid>" and renames it into place, creating parent
-// directories, so a killed writer leaves no `file` behind and a reader never sees a half-written one. Replaces an
-// existing file.
+// Writes `file` through `write` into temporary_beside(file) (core/common/durable_file.h), closes it with every status
+// checked, flushes it to the disk and renames it into place, creating parent directories: a killed writer or a full
+// disk leaves no `file` behind, a reader never sees a half-written one, and a failure removes the temporary file and
+// throws one serq::Error line naming the cause. Replaces an existing file.
 void write_hdf5_atomically(const std::filesystem::path& file, const std::function<void(Hdf5Writer&)>& write);
 
 }  // namespace serq

@@ -129,6 +129,20 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
     if (name == "__metadata__") continue;
     file.tensors_.push_back(parse_entry(name, entry, data_bytes, where));
   }
+  // The data region is the tensors back to back, as the safetensors library requires: a gap or an overlap means
+  // a mis-written file whose tensors would read each other's bytes.
+  std::ranges::sort(file.tensors_, {}, [](const TensorInfo& info) { return std::pair(info.begin, info.end); });
+  std::uint64_t covered = 0;
+  for (const TensorInfo& info : file.tensors_) {
+    SERQ_CHECK(info.begin >= covered, "{}: tensor '{}' (data bytes {}–{}) overlaps the tensor before it, which ends "
+               "at byte {} (mis-written file; re-export it)", where, info.name, info.begin, info.end, covered);
+    SERQ_CHECK(info.begin == covered, "{}: data bytes {}–{} belong to no tensor (before '{}'); the tensors must "
+               "cover the data region exactly (mis-written file; re-export it)", where, covered, info.begin,
+               info.name);
+    covered = info.end;
+  }
+  SERQ_CHECK(covered == data_bytes, "{}: the tensors cover {} of the data region's {} bytes; the rest belongs to no "
+             "tensor (mis-written file; re-export it)", where, covered, data_bytes);
   std::ranges::sort(file.tensors_, {}, &TensorInfo::name);
   return file;
 }

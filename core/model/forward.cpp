@@ -2,6 +2,7 @@
 // (core/backend/backend.h): every op runs on the backend the model is resident on, on tensors in its memory.
 #include "core/model/forward.h"
 
+#include <algorithm>
 #include <cassert>
 #include <initializer_list>
 #include <vector>
@@ -99,9 +100,11 @@ void decoder_layer_forward(const ModelConfig& c, const ResidentLayer& layer, con
 std::int64_t forward_workspace_bytes(const ModelConfig& c, int batch, int seq) {
   const std::int64_t rows = static_cast<std::int64_t>(batch) * seq;
   // h, x, q, attn, out, the final norm (dim wide) + k, v (kv_dim) + gate, up (hidden) + a copy for activation
-  // quantization (hidden wide at most) + one block of attention scores + one chunk of logits (1024 rows).
+  // quantization (hidden wide at most) + one block of attention scores + one chunk of logits (up to 1024 rows of a
+  // window).
   const std::int64_t floats = rows * (6LL * c.dim + 2LL * c.kv_dim() + 3LL * c.hidden_dim) +
-                              static_cast<std::int64_t>(kAttentionQueryBlock) * seq + 1024LL * c.vocab_size;
+                              static_cast<std::int64_t>(kAttentionQueryBlock) * seq +
+                              std::min<std::int64_t>(1024, seq) * c.vocab_size;
   return floats * static_cast<std::int64_t>(sizeof(float));
 }
 

@@ -38,8 +38,8 @@ class Checkpoint {
     }
   }
 
-  // Copies tensor `name` into out after checking its shape against the one config.json implies.
-  void read(const std::string& name, const std::vector<std::int64_t>& shape, std::span<float> out) {
+  // The file holding tensor `name`, after checking that the tensor is there with the shape config.json implies.
+  const SafetensorsFile& locate(const std::string& name, const std::vector<std::int64_t>& shape) const {
     const auto it = owner_.find(name);
     SERQ_CHECK(it != owner_.end(), "{}: tensor '{}' is missing (incomplete or non-LLaMA checkpoint? re-fetch it)",
                listing_.string(), name);
@@ -50,6 +50,13 @@ class Checkpoint {
     SERQ_CHECK(info->shape == shape, "{}: tensor '{}' has shape [{}] but config.json implies [{}] (config.json and "
                "the weights disagree; re-fetch them together)", file.path().string(), name,
                fmt::join(info->shape, ", "), fmt::join(shape, ", "));
+    return file;
+  }
+
+  // Copies tensor `name` into out after checking its shape against the one config.json implies.
+  void read(const std::string& name, const std::vector<std::int64_t>& shape, std::span<float> out) {
+    const SafetensorsFile& file = locate(name, shape);
+    const TensorInfo* info = file.find(name);
     file.read_f32(name, out);
     dtypes_.insert(dtype_name(info->dtype));
     used_.insert(name);
@@ -170,6 +177,23 @@ Model load_hf(const std::filesystem::path& dir) {
 
   model.source = fmt::format("hf-safetensors {} {}", checkpoint.dtypes(), dir.string());
   return model;
+}
+
+void check_hf_checkpoint(const std::filesystem::path& dir) {
+  const ModelConfig config = read_hf_config(dir / "config.json");
+  const Checkpoint checkpoint(dir);  // every header, validated
+  const std::int64_t d = config.dim, vocab = config.vocab_size;
+  checkpoint.locate(kHfNames.embed, {vocab, d});
+  for (int i = 0; i < config.n_layers; ++i) {
+    for (const NormDesc& n : layer_norms()) checkpoint.locate(kHfNames.layer_tensor(i, n.hf, "weight"), {d});
+    for (const LinearDesc& l : layer_linears()) {
+      const std::int64_t d_out = width(config, l.d_out);
+      checkpoint.locate(kHfNames.layer_tensor(i, l.name, "weight"), {d_out, width(config, l.d_in)});
+      if (config.has_bias(l.id)) checkpoint.locate(kHfNames.layer_tensor(i, l.name, "bias"), {d_out});
+    }
+  }
+  checkpoint.locate(kHfNames.final_norm, {d});
+  if (!config.tied_embeddings) checkpoint.locate(kHfNames.head, {vocab, d});
 }
 
 }  // namespace serq

@@ -13,4 +13,8 @@ namespace serq {
 // allocating).
 Model load_hf(const std::filesystem::path& dir);
 
+// The checks of load_hf that need no weight: config.json, every safetensors header (truncation, overlapping tensors),
+// and each tensor the model needs there with its shape. Cheap: the files are mapped, not read.
+void check_hf_checkpoint(const std::filesystem::path& dir);
+
 }  // namespace serq

@@ -16,6 +16,11 @@ ModelConfig read_model_config(const std::filesystem::path& path) {
   return load_model(path).config;
 }
 
+ModelConfig check_model_files(const std::filesystem::path& path) {
+  if (std::filesystem::is_directory(path)) check_hf_checkpoint(path);
+  return read_model_config(path);
+}
+
 Model load_model(const std::filesystem::path& path) {
   std::error_code ec;
   const std::filesystem::file_status status = std::filesystem::status(path, ec);

@@ -12,9 +12,13 @@ namespace serq {
 // else, or a missing path, is a serq::Error naming model.path.
 Model load_model(const std::filesystem::path& path);
 
-// The model's hyper-parameters without its weights: config.json of a Hugging Face directory, the metadata of a GGUF
-// file (both read without touching a weight), or the header of a llama2.c .bin (the whole file is read: llama2.c
-// checkpoints are small).
+// The model's hyper-parameters without its weights: config.json of a Hugging Face directory (alone, so a config can
+// be sized without its weights), the metadata of a GGUF file (its tensor infos checked as loading would), or the
+// header of a llama2.c .bin (the whole file is read: llama2.c checkpoints are small).
 ModelConfig read_model_config(const std::filesystem::path& path);
+
+// read_model_config with every file header checked as loading would, still without reading a weight: for a Hugging
+// Face directory also each safetensors header (truncation, overlapping tensors) and each tensor's shape.
+ModelConfig check_model_files(const std::filesystem::path& path);
 
 }  // namespace serq

@@ -2,6 +2,7 @@
 #include "core/model/memory.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <charconv>
@@ -71,6 +72,23 @@ std::optional<std::int64_t> cgroup_limit() {
   return limit;
 }
 
+// What an address-space limit (ulimit -v) leaves to this process: the limit less what is mapped already
+// (VmSize in /proc/self/status). Allocations past it fail however much RAM is free.
+std::optional<std::int64_t> address_space_left() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return std::nullopt;
+  std::ifstream in("/proc/self/status");
+  std::int64_t mapped = 0;
+  for (std::string key; in >> key;) {
+    if (key == "VmSize:") {
+      in >> mapped;
+      mapped *= 1024;
+      break;
+    }
+  }
+  return std::max<std::int64_t>(0, static_cast<std::int64_t>(limit.rlim_cur) - mapped);
+}
+
 std::optional<std::int64_t> limit_from_env() {
   const char* text = std::getenv(kLimitEnv);
   if (!text || !*text) return std::nullopt;
@@ -105,6 +123,7 @@ std::int64_t available_memory_bytes() {
   if (const auto limit = limit_from_env()) return *limit;
   std::int64_t available = meminfo_available().value_or(std::numeric_limits<std::int64_t>::max());
   if (const auto limit = cgroup_limit()) available = std::min(available, *limit);
+  if (const auto left = address_space_left()) available = std::min(available, *left);
   return available;
 }
 

@@ -17,7 +17,8 @@ std::int64_t model_bytes(const ModelConfig& config, int linear_bytes = 4);
 // place, anything else held as float32.
 std::int64_t loaded_model_bytes(const ModelConfig& config);
 
-// min(MemAvailable from /proc/meminfo, the cgroup v2 memory.max / v1 memory.limit_in_bytes where set).
+// min(MemAvailable from /proc/meminfo, the cgroup v2 memory.max / v1 memory.limit_in_bytes where set, what an
+// address-space limit (ulimit -v) leaves).
 // SERQ_MEMORY_LIMIT_MB (MiB), when set, replaces that figure.
 std::int64_t available_memory_bytes();
 

@@ -28,10 +28,13 @@ inline std::vector<std::string> words(const std::string& text) {
 }
 
 // Starts build/<binary> with `args`, this process's environment with `env` ("NAME=value") in front, and stdout and
-// stderr to dir/stdout.txt and dir/stderr.txt; returns the child's pid.
+// stderr to dir/stdout.txt and dir/stderr.txt; returns the child's pid. A `wrapper` command (found on PATH) runs
+// first and is given the binary and its arguments, e.g. {"unshare", "-rm", ...} (tests/support/sandbox.h).
 inline pid_t start_binary(const std::string& binary, const std::vector<std::string>& args,
-                          const std::filesystem::path& dir, const std::vector<std::string>& env = {}) {
-  std::vector<std::string> argv_text = {std::string(SERQ_BINARY_DIR) + "/" + binary};
+                          const std::filesystem::path& dir, const std::vector<std::string>& env = {},
+                          const std::vector<std::string>& wrapper = {}) {
+  std::vector<std::string> argv_text = wrapper;
+  argv_text.push_back(std::string(SERQ_BINARY_DIR) + "/" + binary);
   argv_text.insert(argv_text.end(), args.begin(), args.end());
   std::vector<char*> argv, envp;
   for (std::string& arg : argv_text) argv.push_back(arg.data());
@@ -45,7 +48,7 @@ inline pid_t start_binary(const std::string& binary, const std::vector<std::stri
   posix_spawn_file_actions_addopen(&files, 1, (dir / "stdout.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&files, 2, (dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;
-  const int status = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), envp.data());
+  const int status = posix_spawnp(&pid, argv[0], &files, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&files);
   REQUIRE(status == 0);
   return pid;
@@ -65,8 +68,9 @@ struct CliOutput {
 
 // Runs the binary to its end (start_binary) and reads what it printed.
 inline CliOutput run_binary(const std::string& binary, const std::vector<std::string>& args,
-                            const std::filesystem::path& dir, const std::vector<std::string>& env = {}) {
-  const int status = wait_exit_status(start_binary(binary, args, dir, env));
+                            const std::filesystem::path& dir, const std::vector<std::string>& env = {},
+                            const std::vector<std::string>& wrapper = {}) {
+  const int status = wait_exit_status(start_binary(binary, args, dir, env, wrapper));
   return {status, read_bytes(dir / "stdout.txt"), read_bytes(dir / "stderr.txt")};
 }
 

@@ -1,0 +1,143 @@
+// The checks of every sweep point before any work (preflight.h).
+#include "experiments/preflight.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <thread>
+
+#include "core/backend/backend.h"
+#include "core/common/error.h"
+#include "core/common/paths.h"
+#include "core/data/windows.h"
+#include "core/model/architecture.h"
+#include "core/model/loader.h"
+#include "core/model/memory.h"
+#include "experiments/run_memory.h"
+#include "experiments/run_one.h"
+#include "methods/registry.h"
+#include "methods/weight_quantizer.h"
+
+namespace serq {
+namespace {
+
+int machine_cores() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
+// The smallest input width among the linears a method corrects: each decoder layer's, and the head's when quantized.
+int smallest_input_width(const ModelConfig& model) {
+  int smallest = model.dim;
+  for (const LinearDesc& l : layer_linears()) smallest = std::min(smallest, width(model, l.d_in));
+  return smallest;
+}
+
+// The calibration sizes against the text: one window at least, no more tokens than the text holds (random windows
+// would repeat it), and kMinCalibrationTokens at least.
+void check_calibration_sizes(const ResolvedConfig& config, const TokenStream& text, bool calibrates) {
+  const std::int64_t tokens = static_cast<std::int64_t>(text.tokens.size());
+  const std::int64_t seq_len = config.get_int("calib.seq_len");
+  const std::string& dataset = config.get_string("calib.dataset");
+  SERQ_CHECK(seq_len <= tokens, "calib.seq_len: {} tokens is longer than calib.dataset {} ({} tokens); use a "
+             "calib.seq_len ≤ {} or a longer text", seq_len, dataset, tokens, tokens);
+  const std::int64_t diagnostics = config.get_int("eval.layer_error_samples") * seq_len;
+  SERQ_CHECK(diagnostics <= tokens, "eval.layer_error_samples: {} windows of calib.seq_len {} need {} tokens but "
+             "calib.dataset {} has {}; use eval.layer_error_samples ≤ {}", config.get_int("eval.layer_error_samples"),
+             seq_len, diagnostics, dataset, tokens, tokens / seq_len);
+  if (!calibrates) return;
+  const std::int64_t wanted = config.get_int("calib.samples") * seq_len;
+  SERQ_CHECK(wanted <= tokens, "calib.samples: {} samples of calib.seq_len {} are {} tokens, more than calib.dataset "
+             "{} holds ({}); use calib.samples ≤ {} or a longer text", config.get_int("calib.samples"), seq_len, wanted,
+             dataset, tokens, tokens / seq_len);
+  SERQ_CHECK(wanted >= kMinCalibrationTokens, "calib.samples: {} samples of calib.seq_len {} are {} tokens, fewer "
+             "than the {} a calibration needs; raise calib.samples or calib.seq_len", config.get_int("calib.samples"),
+             seq_len, wanted, kMinCalibrationTokens);
+}
+
+// "3.2 GiB" or "12.5 MiB".
+std::string human_bytes(std::int64_t bytes) {
+  const double mib = static_cast<double>(bytes) / (1 << 20);
+  return mib >= 1024 ? fmt::format("{:.1f} GiB", mib / 1024) : fmt::format("{:.1f} MiB", mib);
+}
+
+// The run's peak memory (experiments/run_memory.h) against what is available; the diagnostics reference is left
+// out, since the run skips it (with a note) where it does not fit.
+void check_memory(const ResolvedConfig& config, const ModelConfig& model) {
+  const std::int64_t available = available_memory_bytes();
+  std::vector<MemoryItem> items = estimate_run_memory(config, model, available);
+  std::erase_if(items, [](const MemoryItem& item) { return item.what.starts_with("diagnostics reference"); });
+  std::int64_t need = 0;
+  for (const MemoryItem& item : items) need += item.bytes;
+  const MemoryItem& largest = *std::ranges::max_element(items, {}, &MemoryItem::bytes);
+  SERQ_CHECK(need <= available, "run {}: needs ≈ {} of memory (the largest part: {}, {}) but {} is available; lower "
+             "calib.samples, eval.batch_size or eval.max_windows, or run where more memory is free (serq-run "
+             "--dry-run lists each part)", config.label(), human_bytes(need), largest.what, human_bytes(largest.bytes),
+             human_bytes(available));
+}
+
+}  // namespace
+
+void check_tokenizer_fits(const Tokenizer& tokenizer, const std::filesystem::path& tokenizer_file,
+                          const ModelConfig& model, const std::filesystem::path& model_path) {
+  const int ids = tokenizer.vocab_size(), rows = model.vocab_size;
+  SERQ_CHECK(ids <= rows && rows - ids <= kMaxEmbeddingPadding, "model.tokenizer: {} has {} tokens but the model {} "
+             "has {} embedding rows; the tokenizer belongs to another model: set model.tokenizer to this model's "
+             "tokenizer", tokenizer_file.string(), ids, model_path.string(), rows);
+}
+
+int threads_to_use(const ResolvedConfig& config) {
+  const std::int64_t threads = config.get_int("runtime.threads");
+  return static_cast<int>(std::min<std::int64_t>(threads, machine_cores()));
+}
+
+void check_runs_before_work(const std::vector<const ResolvedConfig*>& runs, AssetCache& assets) {
+  std::map<std::string, ModelConfig> models;  // by model.path: each header read once
+  bool threads_noted = false;
+  for (const ResolvedConfig* run : runs) {
+    const ResolvedConfig& config = *run;
+    dataset_file(config.get_string("eval.dataset"), assets_root());
+    dataset_file(config.get_string("calib.dataset"), assets_root(), "calib.dataset");
+    const std::unique_ptr<Method> method = make_method(config.get_string("quant.method"));
+    const QuantParams params = quant_params(config, *method);  // formats and kernels that fit
+    resolve_backend(config.get_string("runtime.device"), config.get_bool("runtime.strict"), "runtime.device");
+
+    const std::string& model_path = config.get_string("model.path");
+    if (!models.contains(model_path)) models.emplace(model_path, check_model_files(model_path));
+    const ModelConfig& model = models.at(model_path);
+    const std::filesystem::path tokenizer_file = resolve_tokenizer(model_path, config.get_string("model.tokenizer"));
+    check_tokenizer_fits(assets.tokenizer(tokenizer_file), tokenizer_file, model, model_path);
+
+    const std::int64_t eval_seq = config.get_int("eval.seq_len"), calib_seq = config.get_int("calib.seq_len");
+    SERQ_CHECK(eval_seq <= model.max_seq_len, "eval.seq_len: {} exceeds the model's max_position_embeddings {}; use "
+               "eval.seq_len ≤ {}", eval_seq, model.max_seq_len, model.max_seq_len);
+    const TokenStream& eval_text = config_dataset(assets, config, "eval.dataset", tokenizer_file, model.bos_id);
+    SERQ_CHECK(!eval_windows(eval_text, static_cast<int>(eval_seq), 1).empty(), "eval.dataset: {} has {} tokens, "
+               "less than one window of eval.seq_len {}{}; use a shorter eval.seq_len or a longer text",
+               config.get_string("eval.dataset"), eval_text.tokens.size(), eval_seq,
+               eval_text.partial_window == PartialWindow::drop ? " (its protocol scores full windows only)" : "");
+
+    const bool calibrates = method->needs_activation_stats() || uses_gptq(*method, params);
+    if (calibrates || (method->quantizes() && config.get_int("eval.layer_error_samples") > 0)) {
+      SERQ_CHECK(calib_seq <= model.max_seq_len, "calib.seq_len: {} exceeds the model's max_position_embeddings {}; "
+                 "use calib.seq_len ≤ {}", calib_seq, model.max_seq_len, model.max_seq_len);
+      check_calibration_sizes(config, config_dataset(assets, config, "calib.dataset", tokenizer_file, model.bos_id),
+                              calibrates);
+    }
+    if (config.applies("quant.rank") && method->quantizes()) {
+      const int smallest = smallest_input_width(model);
+      SERQ_CHECK(config.get_int("quant.rank") <= smallest, "quant.rank: {} exceeds {} of {}, the smallest input "
+                 "width among the layers {} corrects; use quant.rank ≤ {}", config.get_int("quant.rank"), smallest,
+                 model_path, config.get_string("quant.method"), smallest);
+    }
+    load_tasks(config, assets);
+    check_memory(config, model);
+    if (!threads_noted && config.get_int("runtime.threads") > machine_cores()) {
+      std::fprintf(stderr, "serq-run: runtime.threads: %lld is more than this machine's %d cores; using %d (recorded "
+                   "as blas_threads)\n", static_cast<long long>(config.get_int("runtime.threads")), machine_cores(),
+                   machine_cores());
+      threads_noted = true;
+    }
+  }
+}
+
+}  // namespace serq
