@@ -47,8 +47,8 @@ void check_calibration_sizes(const ResolvedConfig& config, const TokenStream& te
   if (!calibrates) return;
   const std::int64_t wanted = config.get_int("calib.samples") * seq_len;
   SERQ_CHECK(wanted <= tokens, "calib.samples: {} samples of calib.seq_len {} are {} tokens, more than calib.dataset "
-             "{} holds ({}); use calib.samples ≤ {} or a longer text", config.get_int("calib.samples"), seq_len, wanted,
-             dataset, tokens, tokens / seq_len);
+             "{} holds ({}); use calib.samples ≤ {} or a longer text", config.get_int("calib.samples"), seq_len,
+             wanted, dataset, tokens, tokens / seq_len);
   SERQ_CHECK(wanted >= kMinCalibrationTokens, "calib.samples: {} samples of calib.seq_len {} are {} tokens, fewer "
              "than the {} a calibration needs; raise calib.samples or calib.seq_len", config.get_int("calib.samples"),
              seq_len, wanted, kMinCalibrationTokens);

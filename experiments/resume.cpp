@@ -39,16 +39,31 @@ std::map<std::string, std::vector<EarlierResult>> results_of_other_commits(const
   return found;
 }
 
-std::string other_commits_message(const std::vector<const EarlierResult*>& found, std::size_t runs_to_do,
-                                  const std::filesystem::path& results) {
+const EarlierResult* other_commit_result(const ResultsByConfig& others, const ResolvedConfig& config) {
+  const auto it = others.find(config.to_yaml());
+  return it == others.end() ? nullptr : &it->second.front();
+}
+
+void refuse_silent_redo(const std::vector<const ResolvedConfig*>& runs, const std::filesystem::path& results,
+                        const std::string& commit, const ResultsByConfig& others) {
   std::map<std::string, int> by_commit;
-  for (const EarlierResult* result : found) ++by_commit[result->commit()];
+  std::size_t to_do = 0, found = 0;
+  for (const ResolvedConfig* config : runs) {
+    if (std::filesystem::exists(results / config->run_id(commit) / "run.h5")) continue;
+    ++to_do;
+    if (const EarlierResult* earlier = other_commit_result(others, *config)) {
+      ++by_commit[earlier->commit()];
+      ++found;
+    }
+  }
+  if (found == 0) return;
   std::string commits;
-  for (const auto& [commit, count] : by_commit) commits += fmt::format("{}{} at {}", commits.empty() ? "" : ", ", count, commit);
-  return fmt::format("--resume: {} of the {} runs to do have results of the same config from another commit in {}/ "
-                     "({}); pass --resume=any-commit to reuse them, or --resume=this-commit to compute them again "
-                     "(serq-merge {} compares results across commits)", found.size(), runs_to_do, results.string(),
-                     commits, results.string());
+  for (const auto& [other, count] : by_commit) {
+    commits += fmt::format("{}{} at {}", commits.empty() ? "" : ", ", count, other);
+  }
+  fail("--resume: {} of the {} runs to do have results of the same config from another commit in {}/ ({}); pass "
+       "--resume=any-commit to reuse them, or --resume=this-commit to compute them again (serq-merge {} compares "
+       "results across commits)", found, to_do, results.string(), commits, results.string());
 }
 
 }  // namespace serq

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config/run_config.h"
 #include "core/formats/result_file.h"
 
 namespace serq {
@@ -32,9 +33,15 @@ struct EarlierResult {
 std::map<std::string, std::vector<EarlierResult>> results_of_other_commits(const std::filesystem::path& results,
                                                                           const std::string& commit);
 
-// The one-line refusal of plain --resume: "<n> of the <m> runs ... (commit abc: n, ...); pass --resume=any-commit
-// ... or --resume=this-commit ...; serq-merge <results> compares them".
-std::string other_commits_message(const std::vector<const EarlierResult*>& found, std::size_t runs_to_do,
-                                  const std::filesystem::path& results);
+using ResultsByConfig = std::map<std::string, std::vector<EarlierResult>>;
+
+// The newest result of `config`'s config text in `others`, or nullptr.
+const EarlierResult* other_commit_result(const ResultsByConfig& others, const ResolvedConfig& config);
+
+// Plain --resume: a one-line serq::Error when runs without a result at `commit` under `results` have results of the
+// same config in `others`: "<n> of the <m> runs to do ... (n at abc, ...); pass --resume=any-commit ... or
+// --resume=this-commit ... (serq-merge <results> compares results across commits)".
+void refuse_silent_redo(const std::vector<const ResolvedConfig*>& runs, const std::filesystem::path& results,
+                        const std::string& commit, const ResultsByConfig& others);
 
 }  // namespace serq

@@ -35,14 +35,17 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: serq-run CONFIG.yaml [--set KEY=VALUE]... [--out DIR] [--resume[=WHICH]] [--shard I/N]
-                [--dry-run] [--json] [--quiet]
+constexpr const char* kUsage = R"(usage: serq-run CONFIG.yaml [--set KEY=VALUE]... [--out DIR] [--resume[=WHICH]]
+                [--shard I/N] [--dry-run] [--json] [--quiet]
        serq-run CONFIG.yaml --emit-sbatch FILE [--out DIR] [--set KEY=VALUE]... [--array-tasks N] [--sbatch-option OPT]...
 
 Runs every point of the experiment in CONFIG.yaml: load the model, quantize it with quant.method, evaluate
-perplexity, and write results to DIR/<experiment>/<run_id>/run.h5 (DIR defaults to ./results). Each file is written
-under a temporary name and renamed, so a killed run leaves nothing half-written. Calibration statistics are cached
-in DIR/calibration-cache/, so a sweep over ranks or bit-widths calibrates once.
+perplexity, and write results to DIR/<experiment>/<run_id>/run.h5 (DIR defaults to ./results). Every input of every
+run (models, tokenizers, texts, sizes, memory) and DIR are checked before the first run starts. Each file is written
+under a temporary name, flushed to the disk and renamed, so a killed run or a full disk leaves nothing half-written.
+Each run is locked (run.lock beside its run.h5): a second serq-run on the same DIR does the other runs first, then
+waits for the held ones. Calibration statistics are cached in DIR/calibration-cache/, so a sweep over ranks or
+bit-widths calibrates once.
 
 options:
   --set KEY=VALUE      override one config key (repeatable), e.g. --set quant.w_bits=8 --set eval.max_windows=10
@@ -227,24 +230,9 @@ int run(const Options& options) {
   AssetCache assets(std::filesystem::path(options.out) / "calibration-cache");
   check_runs_before_work(runs, assets);
   const std::filesystem::path results = std::filesystem::path(options.out) / plan.experiment;
-  const auto other_commits = options.resume == ResumeMode::off ? std::map<std::string, std::vector<EarlierResult>>{}
-                                                                : results_of_other_commits(results, commit);
-  // The result of the same config from another commit that run `config` may take (--resume=any-commit), or the
-  // one that plain --resume stops for; nullptr when there is none.
-  auto other_commit_result = [&](const ResolvedConfig& config) -> const EarlierResult* {
-    const auto it = other_commits.find(config.to_yaml());
-    return it == other_commits.end() ? nullptr : &it->second.front();
-  };
-  if (options.resume == ResumeMode::ask) {
-    std::vector<const EarlierResult*> found;
-    std::size_t to_do = 0;
-    for (const ResolvedConfig* config : runs) {
-      if (std::filesystem::exists(results / config->run_id(commit) / "run.h5")) continue;
-      ++to_do;
-      if (const EarlierResult* earlier = other_commit_result(*config)) found.push_back(earlier);
-    }
-    if (!found.empty()) fail("{}", other_commits_message(found, to_do, results));
-  }
+  const ResultsByConfig other_commits =
+      options.resume == ResumeMode::off ? ResultsByConfig{} : results_of_other_commits(results, commit);
+  if (options.resume == ResumeMode::ask) refuse_silent_redo(runs, results, commit, other_commits);
   std::FILE* table_stream = options.json ? stderr : stdout;
   std::map<std::size_t, FinishedRun> finished;  // by position in this shard's runs
   auto table = [&] {
@@ -273,7 +261,7 @@ int run(const Options& options) {
       }
     }
     if (options.resume == ResumeMode::any_commit) {
-      if (const EarlierResult* earlier = other_commit_result(config)) {
+      if (const EarlierResult* earlier = other_commit_result(other_commits, config)) {
         std::fprintf(stderr, "[%zu/%zu] %s: finished at commit %s, reused (%s)\n", i + 1, runs.size(),
                      config.label().c_str(), earlier->commit().c_str(), earlier->file.c_str());
         finished.emplace(i, FinishedRun{&config, earlier->record, earlier->file});
@@ -284,7 +272,8 @@ int run(const Options& options) {
     if (executed > 0) {
       const double per_run =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - sweep_start).count() / executed;
-      eta = fmt::format(" (sweep ETA {})", format_seconds(per_run * static_cast<double>(runs.size() - finished.size())));
+      const auto left = static_cast<double>(runs.size() - finished.size());
+      eta = fmt::format(" (sweep ETA {})", format_seconds(per_run * left));
     }
     std::fprintf(stderr, "[%zu/%zu] %s%s\n", i + 1, runs.size(), config.label().c_str(), eta.c_str());
     remove_stale_temporaries(file);

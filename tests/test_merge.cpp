@@ -53,8 +53,8 @@ TEST_CASE("merge: one row per run, sorted, with flattened config and every metri
   CHECK(table.duplicates == 1);
   REQUIRE(table.skipped.size() == 1);
   CHECK(table.skipped[0] == (dir / "b" / "broken" / "run.h5").string() +
-                                ": not a serq run record (not an HDF5 file); was it written by serq-run? re-run to "
-                                "recreate it");
+                                ": not a serq run record (it is shorter than serq's 512-byte seal); was it written "
+                                "by serq-run? re-run to recreate it");
   std::vector<std::string> names;
   for (const MergedColumn& c : table.columns) names.push_back(c.name);
   CHECK(names == std::vector<std::string>{"run_id", "experiment", "label", "config.experiment.name",

@@ -79,7 +79,8 @@ TEST_CASE("an --out that cannot hold results is refused in one line before any w
     CHECK(out.err.find("[1/1]") == std::string::npos);  // no run started
   };
   std::ofstream(dir / "a-file") << "results go elsewhere";
-  refused("--out " + (dir / "a-file").string(), {"--out", "a-file", "is a file, not a directory", "choose another --out"});
+  refused("--out " + (dir / "a-file").string(),
+          {"--out", "a-file", "is a file, not a directory", "choose another --out"});
   refused("--out=", {"--out is empty"});
   if (test::can_mount_tmpfs()) {
     refused("--out " + (dir / "read-only").string(), {"--out", "Read-only file system", "choose another --out"},

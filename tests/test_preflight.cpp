@@ -54,7 +54,8 @@ TEST_CASE("a tokenizer that does not fit its model is refused with both sizes, t
   const std::filesystem::path llama2 = test::asset("tokenizers/llama2/tokenizer.model");
   std::string stories = test::kSmallRun;
   stories = with_line(stories, "model", "tokenizer: " + llama2.string());
-  check_refused("tokenizer_too_big", stories, {"model.tokenizer", llama2.string(), "32000 tokens", "512 embedding rows"});
+  check_refused("tokenizer_too_big", stories,
+                {"model.tokenizer", llama2.string(), "32000 tokens", "512 embedding rows"});
 
   const std::filesystem::path tok512 = test::asset("models/stories260K/tok512.model");
   std::string smollm2 = test::kSmallRun;
@@ -200,6 +201,7 @@ TEST_CASE("a sweep whose third point is bad is refused before its first point ru
                 {"calib.seq_len", "128 tokens", "longer than calib.dataset", (dir / "short.txt").string()});
 
   serq.replace(serq.find("  rank: 8\n"), 10, "");
-  check_refused("sweep_rank_too_big", serq + "calib:\n  samples: 4\n  seq_len: 128\nsweep:\n  quant.rank: [4, 8, 100]\n",
+  check_refused("sweep_rank_too_big",
+                serq + "calib:\n  samples: 4\n  seq_len: 128\nsweep:\n  quant.rank: [4, 8, 100]\n",
                 {"quant.rank: 100", "exceeds 64", "stories260K-hf", "use quant.rank ≤ 64"});
 }

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/common/error.h"
+#include "core/formats/hdf5_seal.h"
 #include "core/formats/result_file.h"
 #include "tests/assets.h"
 
@@ -131,8 +132,10 @@ TEST_CASE("a file that is not HDF5 is a clear error", "[result_file]") {
   const auto file = serq::test::scratch_dir("result_not_hdf5") / "run.h5";
   std::ofstream(file) << "this is not an HDF5 file\n";
   CHECK_THROWS_WITH(serq::read_run_record(file), file.string() +
-                                                     ": not a serq run record (not an HDF5 file); was it "
-                                                     "written by serq-run? re-run to recreate it");
+                                                     ": not a serq run record (it is shorter than serq's 512-byte "
+                                                     "seal); was it written by serq-run? re-run to recreate it");
+  std::ofstream(file) << std::string(600, 'x');
+  CHECK_THROWS_WITH(serq::read_run_record(file), Catch::Contains("(it does not start with serq's seal)"));
   const auto missing = file.parent_path() / "missing.h5";
   CHECK_THROWS_WITH(serq::read_run_record(missing), missing.string() + ": result file not found (check the path)");
 }
@@ -140,9 +143,13 @@ TEST_CASE("a file that is not HDF5 is a clear error", "[result_file]") {
 TEST_CASE("an HDF5 file without the run-record layout is a clear error", "[result_file]") {
   const auto dir = serq::test::scratch_dir("result_wrong_layout");
   const auto file = dir / "other.h5";
-  const hid_t h5 = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t creation = H5Pcreate(H5P_FILE_CREATE);
+  H5Pset_userblock(creation, serq::kHdf5SealBytes);
+  const hid_t h5 = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, creation, H5P_DEFAULT);
+  H5Pclose(creation);
   REQUIRE(h5 >= 0);
   H5Fclose(h5);
+  serq::seal_hdf5_file(file);
   CHECK_THROWS_WITH(serq::read_run_record(file),
                     Catch::StartsWith(file.string() + ": not a serq run record (no attribute 'experiment')"));
   CHECK(open_hdf5_objects() == 0);
@@ -161,8 +168,36 @@ TEST_CASE("an HDF5 file without the run-record layout is a clear error", "[resul
   H5Dclose(dataset);
   H5Sclose(space);
   H5Fclose(rw);
+  serq::seal_hdf5_file(mistyped);  // sealed again after the change, so the layout is what is wrong
   CHECK_THROWS_WITH(
       serq::read_run_record(mistyped),
       Catch::StartsWith(mistyped.string() + ": not a serq run record (dataset 'metrics/wrong' is not a single float)"));
   CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("a result cut short, changed or unsealed is refused before the HDF5 library reads it", "[result_file]") {
+  const auto dir = serq::test::scratch_dir("result_sealed");
+  const auto file = dir / "run.h5";
+  serq::write_run_record(file, example_record());
+  const std::string bytes = serq::test::read_bytes(file);
+  CHECK(bytes.starts_with("serq-hdf5-seal 1\nbytes " + std::to_string(bytes.size() - 512) + "\nfnv1a64 "));
+  CHECK_FALSE(serq::hdf5_seal_problem(file));
+
+  serq::test::write_bytes(file, bytes.substr(0, bytes.size() - 100));
+  CHECK_THROWS_WITH(serq::read_run_record(file), Catch::Contains("the file was cut short or appended to"));
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x10;
+  serq::test::write_bytes(file, flipped);
+  CHECK_THROWS_WITH(serq::read_run_record(file), Catch::Contains("its checksum does not match the seal"));
+
+  // An HDF5 file without the seal (another program's, or an older serq's) is read only on request.
+  const auto plain = dir / "plain.h5";
+  const hid_t h5 = H5Fcreate(plain.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(h5 >= 0);
+  H5Fclose(h5);
+  CHECK_THROWS_WITH(serq::read_run_record(plain), Catch::Contains("it has no serq seal") &&
+                                                      Catch::Contains("SERQ_READ_UNSEALED=1"));
+  setenv("SERQ_READ_UNSEALED", "1", 1);
+  CHECK_THROWS_WITH(serq::read_run_record(plain), Catch::Contains("(no attribute 'experiment')"));
+  unsetenv("SERQ_READ_UNSEALED");
 }

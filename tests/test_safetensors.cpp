@@ -315,7 +315,8 @@ fs::path edited_real_file(const std::string& name, const std::function<void(json
 
 }  // namespace
 
-TEST_CASE("the real file with two tensors on the same bytes is refused, naming the tensor", "[safetensors][bad-input]") {
+TEST_CASE("the real file with two tensors on the same bytes is refused, naming the tensor",
+          "[safetensors][bad-input]") {
   const fs::path path = edited_real_file("st_overlap", [](json& header) {
     header["model.layers.1.self_attn.q_proj.weight"]["data_offsets"] =
         header["model.layers.0.self_attn.q_proj.weight"]["data_offsets"];

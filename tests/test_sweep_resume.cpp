@@ -259,8 +259,8 @@ TEST_CASE("two serq-runs on one --out compute each run once and both report ever
   }
 }
 
-TEST_CASE("--resume after the code changed stops and says how many results exist; any-commit reuses, this-commit "
-          "recomputes", "[sweep][resume]") {
+TEST_CASE("serq-run --resume after the code changed stops and says how many results exist: any-commit reuses them and "
+          "this-commit recomputes them", "[sweep][resume]") {
   const auto dir = test::scratch_dir("sweep_resume_commits");
   const auto config = write_config(dir);
   const auto results = dir / "results";

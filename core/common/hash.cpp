@@ -5,8 +5,7 @@
 
 namespace serq {
 
-std::uint64_t fnv1a64(std::string_view data) {
-  std::uint64_t hash = 0xcbf29ce484222325ULL;
+std::uint64_t fnv1a64(std::string_view data, std::uint64_t hash) {
   for (const char c : data) {
     hash ^= static_cast<unsigned char>(c);
     hash *= 0x100000001b3ULL;

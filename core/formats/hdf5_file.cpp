@@ -5,12 +5,16 @@
 #include <hdf5.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <optional>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 
 #include "core/common/durable_file.h"
 #include "core/common/error.h"
+#include "core/formats/hdf5_seal.h"
 
 namespace serq {
 namespace {
@@ -91,8 +95,10 @@ using RowMajor = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 Hdf5Writer::Hdf5Writer(const std::filesystem::path& file, const std::filesystem::path& shown)
     : file_(shown.empty() ? file.string() : shown.string()) {
   prepare_hdf5();
+  const Handle creation(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  H5Pset_userblock(creation.get(), kHdf5SealBytes);  // room for the seal (hdf5_seal.h)
   errno = 0;
-  id_ = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  id_ = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, creation.get(), H5P_DEFAULT);
   SERQ_CHECK(id_ >= 0, "{}: HDF5 could not create the file ({}); nothing was put in place", file_, write_cause());
 }
 
@@ -188,6 +194,14 @@ Hdf5Reader::Hdf5Reader(const std::filesystem::path& file, std::string not_what, 
     : file_(file.string()), not_what_(std::move(not_what)), hint_(std::move(hint)), id_(-1) {
   prepare_hdf5();
   if (!std::filesystem::is_regular_file(file)) fail_with("the file is missing");
+  if (const std::optional<std::string> problem = hdf5_seal_problem(file)) {
+    const char* trust = std::getenv("SERQ_READ_UNSEALED");
+    if (!(trust && std::string_view(trust) == "1" && problem->starts_with("it has no serq seal"))) {
+      fail_with(*problem + (problem->starts_with("it has no serq seal")
+                                ? ", or by serq before it sealed its files (SERQ_READ_UNSEALED=1 reads those)"
+                                : ""));
+    }
+  }
   if (H5Fis_hdf5(file_.c_str()) <= 0) fail_with("not an HDF5 file");
   id_ = H5Fopen(file_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (id_ < 0) fail_with("HDF5 cannot open it");
@@ -351,6 +365,7 @@ void write_hdf5_atomically(const std::filesystem::path& file, const std::functio
     Hdf5Writer writer(temporary, file);
     write(writer);
     writer.close();
+    seal_hdf5_file(temporary);
   } catch (...) {
     std::error_code error;
     std::filesystem::remove(temporary, error);

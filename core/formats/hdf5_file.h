@@ -45,8 +45,10 @@ class Hdf5Writer {
 
 class Hdf5Reader {
  public:
-  // Opens the file read-only. A problem (missing, not HDF5, a missing or mistyped entry) is a serq::Error
-  // "<file>: <not_what> (<problem>)<hint>", e.g. "run.h5: not a serq run record (no dataset 'config'); was it ...".
+  // Opens the file read-only, after checking its seal (hdf5_seal.h): a file cut short or changed since serq wrote it
+  // never reaches the HDF5 library. A problem (missing, damaged, not HDF5, a missing or mistyped entry) is a
+  // serq::Error "<file>: <not_what> (<problem>)<hint>", e.g. "run.h5: not a serq run record (no dataset 'config');
+  // was it ...".
   Hdf5Reader(const std::filesystem::path& file, std::string not_what, std::string hint);
   ~Hdf5Reader();
   Hdf5Reader(const Hdf5Reader&) = delete;
@@ -76,9 +78,9 @@ class Hdf5Reader {
 };
 
 // Writes `file` through `write` into temporary_beside(file) (core/common/durable_file.h), closes it with every status
-// checked, flushes it to the disk and renames it into place, creating parent directories: a killed writer or a full
-// disk leaves no `file` behind, a reader never sees a half-written one, and a failure removes the temporary file and
-// throws one serq::Error line naming the cause. Replaces an existing file.
+// checked, seals it (hdf5_seal.h), flushes it to the disk and renames it into place, creating parent directories: a
+// killed writer or a full disk leaves no `file` behind, a reader never sees a half-written one, and a failure removes
+// the temporary file and throws one serq::Error line naming the cause. Replaces an existing file.
 void write_hdf5_atomically(const std::filesystem::path& file, const std::function<void(Hdf5Writer&)>& write);
 
 }  // namespace serq

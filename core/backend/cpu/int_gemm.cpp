@@ -3,8 +3,10 @@
 #include "core/backend/cpu/int_gemm.h"
 
 // GCC 12's _mm512_cvtepi32_ps passes an undefined vector as its unused merge source, which -Wmaybe-uninitialized
-// reports from inside the intrinsics header.
+// reports from inside the intrinsics header (clang has no such warning).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <algorithm>
