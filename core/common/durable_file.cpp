@@ -12,6 +12,8 @@
 namespace serq {
 namespace {
 
+constexpr const char* kNotWritten = "nothing was put in place: free space, or write elsewhere";
+
 // Flushes an open file or directory to the disk; returns errno, or 0.
 int sync_path(const std::filesystem::path& path, int flags) {
   const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
@@ -71,8 +73,8 @@ void commit_temporary(const std::filesystem::path& temporary, const std::filesys
   std::error_code ignored;
   if (const int error = sync_path(temporary, O_RDONLY)) {
     std::filesystem::remove(temporary, ignored);
-    fail("{}: the result could not be flushed to the disk ({}); nothing was put in place", file.string(),
-         describe_write_error(error));
+    fail("{}: the result could not be flushed to the disk ({}); {}", file.string(), describe_write_error(error),
+         kNotWritten);
   }
   if (::rename(temporary.c_str(), file.c_str()) != 0) {
     const int error = errno;
@@ -96,8 +98,7 @@ void write_file_atomically(const std::filesystem::path& file, std::string_view b
   if (error) {
     std::error_code ignored;
     std::filesystem::remove(temporary, ignored);
-    fail("{}: the file could not be written ({}); nothing was put in place", file.string(),
-         describe_write_error(error));
+    fail("{}: the file could not be written ({}); {}", file.string(), describe_write_error(error), kNotWritten);
   }
   commit_temporary(temporary, file);
 }

@@ -53,6 +53,8 @@ void prepare_hdf5() {
   H5Eset_auto(H5E_DEFAULT, nullptr, nullptr);
 }
 
+constexpr const char* kNotWritten = "nothing was put in place: free space, or write elsewhere";
+
 // Why HDF5's last call failed: errno where its file driver set one (errno is cleared before each write).
 std::string write_cause() {
   return errno ? describe_write_error(errno) : "is the disk full or the directory read-only?";
@@ -99,7 +101,7 @@ Hdf5Writer::Hdf5Writer(const std::filesystem::path& file, const std::filesystem:
   H5Pset_userblock(creation.get(), kHdf5SealBytes);  // room for the seal (hdf5_seal.h)
   errno = 0;
   id_ = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, creation.get(), H5P_DEFAULT);
-  SERQ_CHECK(id_ >= 0, "{}: HDF5 could not create the file ({}); nothing was put in place", file_, write_cause());
+  SERQ_CHECK(id_ >= 0, "{}: HDF5 could not create the file ({}); {}", file_, write_cause(), kNotWritten);
 }
 
 Hdf5Writer::~Hdf5Writer() {
@@ -111,8 +113,8 @@ void Hdf5Writer::close() {
   const bool flushed = H5Fflush(id_, H5F_SCOPE_GLOBAL) >= 0;
   const std::string flush_cause = flushed ? "" : write_cause();
   const bool closed = H5Fclose(std::exchange(id_, -1)) >= 0;
-  SERQ_CHECK(flushed && closed, "{}: HDF5 could not finish the file ({}); nothing was put in place", file_,
-             flushed ? write_cause() : flush_cause);
+  SERQ_CHECK(flushed && closed, "{}: HDF5 could not finish the file ({}); {}", file_,
+             flushed ? write_cause() : flush_cause, kNotWritten);
 }
 
 void Hdf5Writer::attribute(const std::string& name, const std::string& value, const std::string& object) {
@@ -124,8 +126,7 @@ void Hdf5Writer::attribute(const std::string& name, const std::string& value, co
   const char* data = value.c_str();
   errno = 0;
   SERQ_CHECK(attribute.valid() && H5Awrite(attribute.get(), type.get(), &data) >= 0,
-             "{}: HDF5 could not write attribute '{}' ({}); nothing was put in place", file_, name,
-             write_cause());
+             "{}: HDF5 could not write attribute '{}' ({}); {}", file_, name, write_cause(), kNotWritten);
 }
 
 void Hdf5Writer::dataset(const std::string& path, std::int64_t type, std::int64_t memory_type,
@@ -143,8 +144,7 @@ void Hdf5Writer::dataset(const std::string& path, std::int64_t type, std::int64_
              write_cause());
   const bool empty = !dims.empty() && H5Sget_simple_extent_npoints(space.get()) == 0;
   SERQ_CHECK(empty || H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0,
-             "{}: HDF5 could not write dataset '{}' ({}); nothing was put in place", file_, path,
-             write_cause());
+             "{}: HDF5 could not write dataset '{}' ({}); {}", file_, path, write_cause(), kNotWritten);
 }
 
 void Hdf5Writer::scalar(const std::string& path, double value) {

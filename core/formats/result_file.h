@@ -1,6 +1,7 @@
 // One run's results as an HDF5 file (run.h5): identity, resolved config, metrics, counts and provenance.
 //
-// Layout (every string is variable-length UTF-8; every dataset is scalar):
+// Layout (every string is variable-length UTF-8; every dataset is scalar), after the 512-byte seal of
+// core/formats/hdf5_seal.h:
 //   /            attributes experiment, run_id, label
 //   /config      dataset: the resolved config YAML (ResolvedConfig::to_yaml())
 //   /metrics/*   float64 datasets, one per metric
