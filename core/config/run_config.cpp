@@ -3,12 +3,16 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
 #include <cassert>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <utility>
 
 #include "core/common/error.h"
@@ -143,15 +147,42 @@ void flatten(const YAML::Node& map, const std::string& prefix, const std::string
   for (const auto& item : map) flatten_item(item.first, item.second, prefix, where, out);
 }
 
-std::vector<YAML::Node> load_yaml_documents(const std::filesystem::path& path) {
+// Counts a YAML text's documents through the parser's events. yaml-cpp 0.7's LoadAll never returns on a stray flow
+// token at the top level (a lone ","): its parser hands out empty documents without end. So documents are counted
+// here, stopping at the second, and the one document is loaded with Load.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  int documents = 0;
+  void OnDocumentStart(const YAML::Mark&) override { ++documents; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// The config file's one YAML document (null when the file is empty).
+YAML::Node load_yaml_document(const std::filesystem::path& path) {
   SERQ_CHECK(std::filesystem::is_regular_file(path), "{}: config file not found (check the path)", path.string());
+  std::ifstream file(path, std::ios::binary);
+  SERQ_CHECK(file, "{}: cannot read the file (check its permissions)", path.string());
+  const std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
   try {
-    return YAML::LoadAllFromFile(path.string());
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    while (counter.documents < 2 && parser.HandleNextDocument(counter)) {
+    }
+    SERQ_CHECK(counter.documents <= 1, "{}: holds more than one YAML document (a '---' line, or a stray ',' or ']' at "
+               "the top level); put one experiment per file", path.string());
+    return YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     if (e.mark.is_null()) fail("{}: YAML syntax error: {}", path.string(), e.msg);
     fail("{}:{}:{}: YAML syntax error: {}", path.string(), e.mark.line + 1, e.mark.column + 1, e.msg);
-  } catch (const YAML::BadFile&) {
-    fail("{}: cannot read the file (check its permissions)", path.string());
   }
 }
 
@@ -324,9 +355,7 @@ ExperimentPlan load_experiment(const std::filesystem::path& config_path, const s
                                const MethodCatalog& methods) {
   const std::vector<std::string>& method_names = methods.names;
   const std::string file = config_path.string();
-  const std::vector<YAML::Node> documents = load_yaml_documents(config_path);
-  SERQ_CHECK(documents.size() <= 1, "{}: holds {} YAML documents; put one experiment per file", file, documents.size());
-  const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+  const YAML::Node root = load_yaml_document(config_path);
   SERQ_CHECK(root.IsMap() || root.IsNull(), "{}: expected a map of sections ({}, sweep) at the top level, got {}", file,
              config_section_keys(""), node_kind(root));
 
