@@ -65,7 +65,7 @@ std::string human_bytes(std::int64_t bytes) {
 void check_memory(const ResolvedConfig& config, const ModelConfig& model) {
   const std::int64_t available = available_memory_bytes();
   std::vector<MemoryItem> items = estimate_run_memory(config, model, available);
-  std::erase_if(items, [](const MemoryItem& item) { return item.what.starts_with("diagnostics reference"); });
+  std::erase_if(items, &MemoryItem::skipped_if_short);
   std::int64_t need = 0;
   for (const MemoryItem& item : items) need += item.bytes;
   const MemoryItem& largest = *std::ranges::max_element(items, {}, &MemoryItem::bytes);

@@ -46,7 +46,7 @@ std::vector<MemoryItem> estimate_run_memory(const ResolvedConfig& config, const 
   }
   if (config.get_bool("eval.kld")) items.push_back({"FP copy for eval.kld", stored});
   if (!fp && config.get_int("eval.layer_error_samples") > 0) {
-    items.push_back({"diagnostics reference (skipped if short)", model_bytes(model)});
+    items.push_back({"diagnostics reference (skipped if short)", model_bytes(model), true});
   }
   const int seq = static_cast<int>(config.get_int("eval.seq_len"));
   items.push_back({"forward workspace", forward_workspace_bytes(model, static_cast<int>(config.get_int(

@@ -16,6 +16,7 @@ namespace serq {
 struct MemoryItem {
   std::string what;
   std::int64_t bytes = 0;
+  bool skipped_if_short = false;  // the run leaves it out, with a note, where it does not fit
 };
 
 // The run's parts: the model as stored, its quantized weights and one layer's floats, its full-precision copy

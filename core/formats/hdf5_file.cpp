@@ -194,12 +194,12 @@ Hdf5Reader::Hdf5Reader(const std::filesystem::path& file, std::string not_what, 
     : file_(file.string()), not_what_(std::move(not_what)), hint_(std::move(hint)), id_(-1) {
   prepare_hdf5();
   if (!std::filesystem::is_regular_file(file)) fail_with("the file is missing");
-  if (const std::optional<std::string> problem = hdf5_seal_problem(file)) {
+  if (const std::optional<SealProblem> problem = hdf5_seal_problem(file)) {
     const char* trust = std::getenv("SERQ_READ_UNSEALED");
-    if (!(trust && std::string_view(trust) == "1" && problem->starts_with("it has no serq seal"))) {
-      fail_with(*problem + (problem->starts_with("it has no serq seal")
-                                ? ", or by serq before it sealed its files (SERQ_READ_UNSEALED=1 reads those)"
-                                : ""));
+    if (!(problem->unsealed && trust && std::string_view(trust) == "1")) {
+      fail_with(problem->text + (problem->unsealed
+                                     ? ", or by serq before it sealed its files (SERQ_READ_UNSEALED=1 reads those)"
+                                     : ""));
     }
   }
   if (H5Fis_hdf5(file_.c_str()) <= 0) fail_with("not an HDF5 file");

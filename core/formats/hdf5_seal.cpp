@@ -55,22 +55,25 @@ void seal_hdf5_file(const std::filesystem::path& file) {
   SERQ_CHECK(!out.fail(), "{}: cannot write the seal ({})", file.string(), describe_write_error(errno));
 }
 
-std::optional<std::string> hdf5_seal_problem(const std::filesystem::path& file) {
+std::optional<SealProblem> hdf5_seal_problem(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   std::string seal(kHdf5SealBytes, '\0');
   in.read(seal.data(), static_cast<std::streamsize>(seal.size()));
-  if (!in) return "it is shorter than serq's 512-byte seal";
-  if (seal.starts_with("\x89HDF\r\n\x1a\n")) return "it has no serq seal: an HDF5 file written by another program";
-  if (!seal.starts_with(kMagic)) return "it does not start with serq's seal";
+  if (!in) return SealProblem{"it is shorter than serq's 512-byte seal"};
+  if (seal.starts_with("\x89HDF\r\n\x1a\n")) {
+    return SealProblem{"it has no serq seal: an HDF5 file written by another program", true};
+  }
+  if (!seal.starts_with(kMagic)) return SealProblem{"it does not start with serq's seal"};
   const std::optional<Body> body = read_body(in);
-  if (!body) return "it cannot be read to the end";
+  if (!body) return SealProblem{"it cannot be read to the end"};
   std::string expected = seal_text(*body);
   expected.resize(kHdf5SealBytes, '\0');
   if (seal == expected) return std::nullopt;
   const std::string bytes_line = fmt::format("bytes {}\n", body->bytes);
-  return seal.find(bytes_line) == std::string::npos
-             ? "its length differs from the one sealed: the file was cut short or appended to after serq wrote it"
-             : "its checksum does not match the seal: the file changed after serq wrote it";
+  return SealProblem{seal.find(bytes_line) == std::string::npos
+                         ? "its length differs from the one sealed: the file was cut short or appended to after serq "
+                           "wrote it"
+                         : "its checksum does not match the seal: the file changed after serq wrote it"};
 }
 
 }  // namespace serq

@@ -19,8 +19,12 @@ constexpr std::size_t kHdf5SealBytes = 512;  // the user block HDF5 leaves for i
 // Writes the seal into the user block of `file`, a closed HDF5 file created with it; a failure is a serq::Error.
 void seal_hdf5_file(const std::filesystem::path& file);
 
-// Why `file` is not a whole sealed file (e.g. "its checksum does not match: the file changed after serq wrote it"),
-// or nothing when it is.
-std::optional<std::string> hdf5_seal_problem(const std::filesystem::path& file);
+struct SealProblem {
+  std::string text;       // e.g. "its checksum does not match the seal: the file changed after serq wrote it"
+  bool unsealed = false;  // an HDF5 file with no seal at all (another program's, or an older serq's)
+};
+
+// Why `file` is not a whole sealed file, or nothing when it is.
+std::optional<SealProblem> hdf5_seal_problem(const std::filesystem::path& file);
 
 }  // namespace serq
