@@ -129,6 +129,12 @@ void check_runs_before_work(const std::vector<const ResolvedConfig*>& runs, Asse
                  "width among the layers {} corrects; use quant.rank ≤ {}", config.get_int("quant.rank"), smallest,
                  model_path, config.get_string("quant.method"), smallest);
     }
+    kv_cache_settings(config, model.head_dim(), model_path);
+    if (method->quantizes()) {
+      std::vector<std::string> names = linear_names(model);
+      if (!params.quantize_lm_head) names.pop_back();
+      check_overrides_match(params.overrides, names, model_path);
+    }
     load_tasks(config, assets);
     check_memory(config, model);
     if (!threads_noted && config.get_int("runtime.threads") > machine_cores()) {

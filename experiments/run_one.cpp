@@ -234,6 +234,42 @@ std::string utc_now() {
 
 }  // namespace
 
+namespace {
+
+// Each quant.overrides rule's settings as the global ones would be checked: formats in range, and the integer
+// kernel's one group for weights and activations.
+void check_rules(const ResolvedConfig& config, const QuantParams& params) {
+  for (std::size_t i = 0; i < params.overrides.size(); ++i) {
+    const LayerOverride& rule = params.overrides[i];
+    if (rule.skip) continue;
+    const QuantParams p = params.with_rule(rule);
+    const std::string where = fmt::format("quant.overrides: rule {} (match '{}')", i + 1, rule.match);
+    validate(p.weight, where);
+    validate(p.activation, where);
+    SERQ_CHECK(config.get_string("runtime.kernels") != "int" || !p.weight.enabled() || !p.activation.enabled() ||
+                   p.weight.group_size == p.activation.group_size,
+               "{}: runtime.kernels: int runs weights and activations in the same groups, not {} with {}; give the "
+               "rule one group_size", where, p.weight.describe(), p.activation.describe());
+  }
+}
+
+// The per-layer plan as the quantized model holds it: each linear's formats and rank, and the rule that set them.
+std::vector<LayerPlan> layer_plan(const Model& model, const QuantParams& params, bool quantizes) {
+  std::vector<LayerPlan> plan;
+  for (const QuantLinear* layer : model.linears()) {
+    const bool quantized = quantizes && (layer->name != "lm_head" || params.quantize_lm_head);
+    const auto rule = quantized ? matching_override(params.overrides, layer->name) : std::nullopt;
+    const bool weight = quantized && layer->weight_quant.enabled();
+    const bool gptq = weight && params.for_layer(layer->name).weight_quantizer == WeightQuantizerKind::gptq;
+    plan.push_back({layer->name, layer->weight_quant.describe(), layer->act_quant.describe(),
+                    weight ? (gptq ? "gptq" : "rtn") : "none", rule ? static_cast<std::int64_t>(*rule) : -1,
+                    std::max(layer->salient.rank(), layer->low_rank.rank())});
+  }
+  return plan;
+}
+
+}  // namespace
+
 QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
   QuantParams params;
   const NumberFormat format =
@@ -264,6 +300,7 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
                "activations {}; use runtime.kernels: float, or INT bits with quant.a_group_size = quant.group_size",
                params.weight.describe(), params.activation.describe());
   }
+  params.overrides = parse_overrides(config.get_string("quant.overrides"));
   params.quantize_lm_head = config.get_bool("quant.quantize_lm_head");
   params.weight_quantizer = method.requires_gptq() || config.get_string("quant.weight_quantizer") == "gptq"
                                 ? WeightQuantizerKind::gptq
@@ -276,9 +313,27 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
   params.factor_bits = static_cast<int>(config.get_int("quant.factor_bits"));
   params.requant_intermediate = config.get_bool("quant.requant_intermediate");
   params.paper_residual_order = config.get_string("quant.residual_order") == "paper";
+  const std::string& saliency = config.get_string("quant.saliency");
+  params.saliency = saliency == "mean_abs"     ? SaliencyOrder::mean_abs
+                    : saliency == "act_weight" ? SaliencyOrder::act_weight
+                                               : SaliencyOrder::abs_max;
+  params.flatten_alpha = config.get_float("quant.flatten_alpha");
   params.seed = static_cast<std::uint64_t>(config.get_int("quant.seed"));
   params.svd = parse_svd_algorithm(config.get_string("quant.svd"));
+  if (method.quantizes()) check_rules(config, params);
   return params;
+}
+
+KvCacheSettings kv_cache_settings(const ResolvedConfig& config, int head_dim, const std::string& source) {
+  KvCacheSettings kv;
+  kv.quant.bits = static_cast<int>(config.get_int("quant.kv_bits"));
+  kv.quant.group_size = static_cast<int>(config.get_int("quant.kv_group_size"));
+  kv.quant.symmetric = config.get_bool("quant.kv_sym");
+  kv.quant.clip = static_cast<float>(config.get_float("quant.kv_clip"));
+  const std::string& rotate = config.get_string("quant.kv_rotate");
+  kv.rotate = rotate == "true" || (rotate == "auto" && kv.quant.enabled() && config.get_string("quant.method") == "quarot");
+  validate(kv, head_dim, source);
+  return kv;
 }
 
 std::vector<const Task*> load_tasks(const ResolvedConfig& config, AssetCache& assets) {
@@ -336,6 +391,8 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   if (progress) progress->finish();
   params.progress = nullptr;
   const MethodReport& report = quantized.report;
+  const std::vector<LayerPlan> plan = layer_plan(model, params, method->quantizes());
+  model.kv_cache = kv_cache_settings(config, model.config.head_dim(), model_path.string());
   const std::vector<std::string> folds = fold_input_transforms(model);
   const std::string weights_held = hold_weights_for_evaluation(model);
   choose_kernels(config.get_string("runtime.kernels"), model);
@@ -364,6 +421,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                     {"layer_diagnostics_seconds", quantized.diagnostics_seconds},
                     {"eval_seconds", ppl.seconds}};
   record.layers = quantized.layers;
+  record.plan = plan;
   record.counts = {{"tokens", ppl.scored_tokens},
                    {"windows", ppl.windows},
                    {"stream_tokens", static_cast<std::int64_t>(stream.tokens.size())},
@@ -378,6 +436,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"weight_format", fp ? "fp" : params.weight.describe()},
                  {"weight_quantizer", fp ? "none" : params.weight_quantizer == WeightQuantizerKind::gptq ? "gptq" : "rtn"},
                  {"activation_format", fp ? "fp" : params.activation.describe()},
+                 {"kv_cache", model.kv_cache.describe(model.config.head_dim())},
                  {"dataset", dataset_name},
                  {"calibration_source", cached.source},
                  {"calibration_protocol", protocol.description},

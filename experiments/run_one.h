@@ -6,6 +6,7 @@
 
 #include "core/formats/result_file.h"
 #include "core/config/run_config.h"
+#include "core/quant/kv_quant.h"
 #include "experiments/asset_cache.h"
 #include "methods/method.h"
 
@@ -13,6 +14,10 @@ namespace serq {
 
 // What the config asks of the method (bit-widths, formats, weight quantizer, method parameters), checked.
 QuantParams quant_params(const ResolvedConfig& config, const Method& method);
+
+// The KV cache of the run (quant.kv_*): kv_rotate auto turns the rotation on for quarot when the cache is quantized.
+// Checked against heads of head_dim channels (validate in core/quant/kv_quant.h); `source` names the model.
+KvCacheSettings kv_cache_settings(const ResolvedConfig& config, int head_dim, const std::string& source);
 
 // The zero-shot tasks of the config's eval.tasks (with eval.bad_lines and eval.task_limit), read through the cache.
 // serq-run calls it for every run before the first starts, so a missing or malformed task file fails fast.

@@ -1,6 +1,8 @@
 // Helpers shared by the methods: which layers to quantize, calibration lookup, the report of a quantized model.
 #include "methods/method.h"
 
+#include <algorithm>
+
 #include "core/common/error.h"
 
 namespace serq {
@@ -10,6 +12,53 @@ const ChannelStats& Calibration::at(const std::string& layer) const {
   SERQ_CHECK(found != stats.end(), "{}: no calibration statistics were collected for this layer (a bug: the method "
              "must say what it needs in needs_activation_stats())", layer);
   return found->second;
+}
+
+bool QuantParams::skips(std::string_view layer) const {
+  const auto rule = matching_override(overrides, layer);
+  return rule && overrides[*rule].skip;
+}
+
+QuantParams QuantParams::for_layer(std::string_view layer) const {
+  const auto index = matching_override(overrides, layer);
+  if (index) return with_rule(overrides[*index]);
+  QuantParams p = *this;
+  p.overrides.clear();
+  return p;
+}
+
+QuantParams QuantParams::with_rule(const LayerOverride& rule) const {
+  QuantParams p = *this;
+  p.overrides.clear();
+  if (rule.w_bits) p.weight.bits = *rule.w_bits;
+  if (rule.a_bits) p.activation.bits = *rule.a_bits;
+  if (rule.group_size) p.weight.group_size = p.activation.group_size = *rule.group_size;
+  if (rule.a_group_size) p.activation.group_size = *rule.a_group_size;
+  if (rule.format) {
+    p.weight.format = p.activation.format = *rule.format == "mxfp4" ? NumberFormat::mxfp4 : NumberFormat::integer;
+  }
+  if (rule.rank) p.rank = *rule.rank;
+  if (rule.weight_quantizer) {
+    p.weight_quantizer = *rule.weight_quantizer == "gptq" ? WeightQuantizerKind::gptq : WeightQuantizerKind::rtn;
+  }
+  return p;
+}
+
+bool QuantParams::gptq_anywhere() const {
+  if (weight.enabled() && weight_quantizer == WeightQuantizerKind::gptq) return true;
+  return std::any_of(overrides.begin(), overrides.end(), [&](const LayerOverride& rule) {
+    const bool enabled = rule.w_bits ? *rule.w_bits < 16 : weight.enabled();
+    return !rule.skip && enabled && rule.weight_quantizer == "gptq";
+  });
+}
+
+void quantize_planned(const Method& method, QuantLinear& layer, const QuantParams& params,
+                      const Calibration& calibration) {
+  if (params.skips(layer.name)) {
+    if (params.progress) params.progress->advance(1);
+    return;
+  }
+  method.quantize_linear(layer, params.overrides.empty() ? params : params.for_layer(layer.name), calibration);
 }
 
 std::vector<QuantLinear*> layers_to_quantize(Model& model, const QuantParams& params) {
@@ -36,13 +85,13 @@ MethodReport Method::quantize(Model& model, const QuantParams& params, const Cal
     DecoderLayer& layer = model.layers[static_cast<std::size_t>(i)];
     restore_layer_weights(layer);  // methods edit float weights
     prepare_layer(model, i, params, calibration);
-    for (QuantLinear* linear : layer.linears()) quantize_linear(*linear, params, calibration);
+    for (QuantLinear* linear : layer.linears()) quantize_planned(*this, *linear, params, calibration);
     if (params.release_floats) release_layer_weights(layer);
     release_layer_pages(layer);
   }
   restore_head_weight(model);
   prepare_head(model, params, calibration);
-  if (params.quantize_lm_head) quantize_linear(model.lm_head, params, calibration);
+  if (params.quantize_lm_head) quantize_planned(*this, model.lm_head, params, calibration);
   return summarize(layers_to_quantize(model, params), start);
 }
 

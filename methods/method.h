@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/calib/observers.h"
+#include "core/config/layer_overrides.h"
 #include "core/common/progress.h"
 #include "core/linear/truncated_svd.h"
 #include "core/model/model.h"
@@ -19,6 +20,7 @@
 namespace serq {
 
 enum class WeightQuantizerKind { rtn, gptq };
+enum class SaliencyOrder { abs_max, mean_abs, act_weight };
 
 // What every method is asked for, resolved from the run config. The method-specific fields are read only by the
 // methods that list their config key in Method::parameters().
@@ -34,8 +36,22 @@ struct QuantParams {
   int factor_bits = 8;                // quant.factor_bits: A and B of lqer/l2qer (16 = full precision)
   bool requant_intermediate = true;   // quant.requant_intermediate: lqer/l2qer re-quantize Xq·Aᵀ per token
   bool paper_residual_order = false;  // quant.residual_order: serq "paper" (main = Q(W), R = Q(error)) vs "code"
+  SaliencyOrder saliency = SaliencyOrder::abs_max;  // quant.saliency: serq's order of salient channels
+  double flatten_alpha = 1.0;         // quant.flatten_alpha: serq's flattening s = max|x|^α / max|W|^(1−α)
   SvdAlgorithm svd = SvdAlgorithm::randomized;  // quant.svd: the truncated SVD of lorc, lqer and l2qer
   std::uint64_t seed = 0;             // quant.seed: random rotations (quarot), SVD sketches (lorc, lqer, l2qer)
+
+  std::vector<LayerOverride> overrides;  // quant.overrides: per-layer rules, the first match wins
+
+  // Whether a rule keeps `layer` in full precision (skip: true).
+  bool skips(std::string_view layer) const;
+  // These params as `layer` takes them: the first matching rule's settings over the global ones (a rule's
+  // group_size sets the activation group too, unless it gives a_group_size). The copy has no rules.
+  QuantParams for_layer(std::string_view layer) const;
+  // These params with one rule's settings over the global ones.
+  QuantParams with_rule(const LayerOverride& rule) const;
+  // Whether some layer's main weight is rounded by GPTQ (the global setting or a rule), so calibration keeps Hessians.
+  bool gptq_anywhere() const;
 
   bool release_floats = false;   // not a config key: a layer's floats are dropped once it is quantized (its stored
                                  // form holds it; evaluation dequantizes per layer or restores them), bounding memory
@@ -98,6 +114,11 @@ class Method {
   // not depend on each other here, so this equals prepare() followed by quantize_linear() of every layer.
   virtual MethodReport quantize(Model& model, const QuantParams& params, const Calibration& calibration) const;
 };
+
+// Quantizes one linear as the per-layer plan says: a skipped layer stays in full precision (its exact transforms
+// kept), any other is method.quantize_linear() with params.for_layer(its name). Every pipeline quantizes through it.
+void quantize_planned(const Method& method, QuantLinear& layer, const QuantParams& params,
+                      const Calibration& calibration);
 
 // The linear layers a method quantizes: every decoder linear, plus lm_head if asked.
 std::vector<QuantLinear*> layers_to_quantize(Model& model, const QuantParams& params);

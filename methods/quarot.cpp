@@ -61,17 +61,24 @@ struct Rotations {
 
   // Quantizes a rotated layer. With GPTQ the Hessian H of its raw input becomes Mᵀ H M, M = `offline` the offline
   // rotation of that input (empty: none); quantize_main_weight applies the online part.
+  // A layer quant.overrides skips keeps its exact rotations, unquantized.
   void quantize(QuantLinear& layer, const Eigen::MatrixXd& offline) const {
     if (!quantize_now) return;
-    layer.act_quant = params.activation;
-    if (!gptq || offline.size() == 0) {
-      quantize_main_weight(layer, params, calibration);
+    if (params.skips(layer.name)) {
+      if (params.progress) params.progress->advance(1);
+      return;
+    }
+    const QuantParams planned = params.for_layer(layer.name);
+    layer.act_quant = planned.activation;
+    const bool layer_gptq = planned.weight.enabled() && planned.weight_quantizer == WeightQuantizerKind::gptq;
+    if (!gptq || !layer_gptq || offline.size() == 0) {
+      quantize_main_weight(layer, planned, calibration);
       return;
     }
     Calibration carried;
     ChannelStats& stats = carried.stats[layer.name] = calibration.at(layer.name);
     stats.hessian = offline.transpose() * stats.hessian * offline;
-    quantize_main_weight(layer, params, carried);
+    quantize_main_weight(layer, planned, carried);
   }
 
   // A reader of the residual stream after an RMSNorm: W ← W·diag(γ)·Q.
@@ -167,7 +174,7 @@ Rotations make_rotations(const ModelConfig& config, const QuantParams& params, c
   return Rotations{params,
                    calibration,
                    quantize_now,
-                   quantize_now && params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq,
+                   quantize_now && params.gptq_anywhere(),
                    residual_rotation(config.dim, stream_seed(params.seed, kResidualStream)),
                    per_head.dense(config.head_dim()),
                    per_head.description};

@@ -88,7 +88,7 @@ void quantize_groups(const std::vector<InputGroup>& groups, GroupHessians* hessi
       if (!hessians) continue;
       s.hessian = i + 1 < group.size() ? observed.hessian : std::move(observed.hessian);
     }
-    for (QuantLinear* layer : group) method.quantize_linear(*layer, params, calibration);
+    for (QuantLinear* layer : group) quantize_planned(method, *layer, params, calibration);
   }
 }
 
@@ -105,7 +105,7 @@ MethodReport quantize_sequential(Model& model, const Method& method, const Quant
   if (!method.quantizes()) return MethodReport{};
   const auto start = std::chrono::steady_clock::now();
   method.prepare_model(model, params, activation_stats);
-  const bool observe = params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq;
+  const bool observe = params.gptq_anywhere();
   SampleStates states(model, samples);  // on the backend; only the Hessians come back
 
   std::vector<double> layer_seconds;

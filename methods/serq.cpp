@@ -9,6 +9,7 @@
 
 #include "core/common/error.h"
 #include "methods/input_groups.h"
+#include "methods/smoothquant.h"
 #include "methods/weight_quantizer.h"
 
 namespace serq {
@@ -20,7 +21,7 @@ void check_rank(const QuantLinear& layer, int rank) {
              layer.d_in());
 }
 
-// The salient channels first: indices of s by decreasing value, ties kept in channel order.
+// The salient channels first: indices of the scores by decreasing value, ties kept in channel order.
 std::vector<int> saliency_order(const Vector& scale) {
   std::vector<int> order(static_cast<std::size_t>(scale.size()));
   std::iota(order.begin(), order.end(), 0);
@@ -73,28 +74,60 @@ void quantize_residual_pair(QuantLinear& layer, int rank, const QuantParams& par
 // Full-precision weights leave no error to correct, so r acts as 0 there.
 int effective_rank(const QuantParams& params) { return params.weight.enabled() ? params.rank : 0; }
 
-// The flattening scale of a group: s_j = max |x_j| over the calibration, 1 where a channel was never seen non-zero.
-Vector flattening_scale(const InputGroup& group, const Calibration& calibration) {
+// The flattening scale of a group: s_j = max |x_j| over the calibration (the paper), 1 where a channel was never seen
+// non-zero; with quant.flatten_alpha < 1, SmoothQuant's max|x_j|^α / max|W_j|^(1−α) over the group's weights.
+Vector flattening_scale(const InputGroup& group, const Calibration& calibration, double alpha) {
   Vector scale = group_abs_max(group, calibration);
   SERQ_CHECK(scale.allFinite(), "{}: calibration abs_max has NaN/Inf; calibrate again", group.front()->name);
+  if (alpha < 1.0) return smoothing_scales(group, scale, alpha);
   for (float& s : scale) {
     if (s == 0.0f) s = 1.0f;  // nothing to flatten (calibration rejects these)
   }
   return scale;
 }
 
-// Flattens and permutes each group's layers.
+// What orders a group's channels by saliency (quant.saliency): the abs-max (the paper), the mean |x_j|, or the mean
+// |x_j| times the largest ‖W[:, j]‖₂ among the group's layers (the channel's share of the output).
+Vector saliency_scores(const InputGroup& group, const Calibration& calibration, SaliencyOrder saliency) {
+  if (saliency == SaliencyOrder::abs_max) return group_abs_max(group, calibration);
+  Vector scores = calibration.at(group.front()->name).mean_abs.cast<float>();
+  if (saliency == SaliencyOrder::act_weight) {
+    Vector norms = Vector::Zero(scores.size());
+    for (const QuantLinear* layer : group) norms = norms.cwiseMax(layer->weight.colwise().norm().transpose());
+    scores = scores.cwiseProduct(norms);
+  }
+  return scores;
+}
+
+const char* saliency_name(SaliencyOrder saliency) {
+  switch (saliency) {
+    case SaliencyOrder::mean_abs:
+      return "mean_abs";
+    case SaliencyOrder::act_weight:
+      return "act_weight";
+    case SaliencyOrder::abs_max:
+      break;
+  }
+  return "abs_max";
+}
+
+// Orders, flattens and permutes each group's layers (the order is taken before the weights are scaled).
 void flatten_and_order(const std::vector<InputGroup>& groups, const QuantParams& params,
                        const Calibration& calibration) {
   const char* residual_order = params.paper_residual_order ? "paper" : "code";
+  const std::string flatten =
+      params.flatten_alpha < 1.0 ? fmt::format("alpha{}", params.flatten_alpha) : std::string("absmax");
+  const std::string saliency =
+      params.saliency == SaliencyOrder::abs_max ? "" : fmt::format(" saliency={}", saliency_name(params.saliency));
   for (const InputGroup& group : groups) {
-    const Vector scale = flattening_scale(group, calibration);
-    const std::vector<int> order = saliency_order(scale);
+    const std::vector<int> order = saliency_order(saliency_scores(group, calibration, params.saliency));
+    const Vector scale = flattening_scale(group, calibration, params.flatten_alpha);
     for (QuantLinear* layer : group) {
       scale_input_channels(*layer, scale);
       layer->input.order = order;
       permute_columns(layer->weight, order);
-      layer->transform = fmt::format("serq r={} flatten=absmax order={}", effective_rank(params), residual_order);
+      layer->transform = fmt::format("serq r={} flatten={} order={}{}", effective_rank(params.for_layer(layer->name)),
+                                     flatten, residual_order, saliency);
     }
   }
 }
@@ -102,8 +135,12 @@ void flatten_and_order(const std::vector<InputGroup>& groups, const QuantParams&
 }  // namespace
 
 void Serq::prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const {
-  for (const QuantLinear* layer : layers_to_quantize(model, params)) check_rank(*layer, params.rank);
-  for (const InputGroup& group : input_groups(model, params)) flattening_scale(group, calibration);
+  for (const QuantLinear* layer : layers_to_quantize(model, params)) {
+    if (!params.skips(layer->name)) check_rank(*layer, params.for_layer(layer->name).rank);
+  }
+  for (const InputGroup& group : input_groups(model, params)) {
+    flattening_scale(group, calibration, 1.0);  // the statistics exist and are finite; weights are read per layer
+  }
 }
 
 void Serq::prepare_layer(Model& model, int index, const QuantParams& params, const Calibration& calibration) const {

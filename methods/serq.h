@@ -22,7 +22,9 @@ class Serq final : public Method {
   std::string describe() const override {
     return "flattening by activation abs-max, saliency order, one residual matrix R on the r most salient channels";
   }
-  std::vector<std::string> parameters() const override { return {"quant.rank", "quant.residual_order"}; }
+  std::vector<std::string> parameters() const override {
+    return {"quant.rank", "quant.residual_order", "quant.saliency", "quant.flatten_alpha"};
+  }
   bool needs_activation_stats() const override { return true; }
   void prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const override;
   void prepare_layer(Model& model, int index, const QuantParams& params, const Calibration& calibration) const override;

@@ -31,7 +31,7 @@ void quantize(QuantLinear& layer, const QuantParams& params, const Calibration& 
 }  // namespace
 
 bool uses_gptq(const Method& method, const QuantParams& params) {
-  return method.quantizes() && params.weight.enabled() && params.weight_quantizer == WeightQuantizerKind::gptq;
+  return method.quantizes() && params.gptq_anywhere();
 }
 
 void quantize_main_weight(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) {

@@ -161,6 +161,32 @@ TEST_CASE("act_quant: INT symmetric and asymmetric, per token and per group with
   }
 }
 
+TEST_CASE("kv_quant: per head and per group, symmetric and asymmetric, 2 to 8 bits, clipped, a zero head and an "
+          "outlier; NaN is an error") {
+  std::mt19937 rng(12);
+  Matrix x = random_matrix(11, 4 * 64, rng);  // 4 KV heads of 64 channels
+  x.block(2, 64, 1, 64).setZero();
+  x(7, 3) = 50.0f;
+  const std::vector<KvQuantSpec> specs = {{.bits = 4, .group_size = 64},
+                                          {.bits = 4, .group_size = 16, .symmetric = true},
+                                          {.bits = 2, .group_size = 64},
+                                          {.bits = 8, .group_size = 32},
+                                          {.bits = 4, .group_size = 64, .clip = 0.9f},
+                                          {.bits = 3, .group_size = 8, .symmetric = true, .clip = 0.75f}};
+  for (const KvQuantSpec& spec : specs) {
+    INFO(spec.describe());
+    // The same grid and the same float rounding: equal values.
+    check_op("kv_quant", 0.0, [&](Backend& b) { return test::kv_quant(b, x, spec); });
+    Matrix bad = x;
+    bad(4, 100) = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_AS(test::kv_quant(*tested, bad, spec), Error);
+    CHECK_THROWS_AS(test::kv_quant(reference_backend(), bad, spec), Error);
+  }
+  // Off leaves the values as they are, and a group that does not divide the row is refused.
+  CHECK(test::kv_quant(*tested, x, KvQuantSpec{}) == x);
+  CHECK_THROWS_AS(test::kv_quant(*tested, x, KvQuantSpec{.bits = 4, .group_size = 48}), Error);
+}
+
 TEST_CASE("hadamard: H_8 alone, and H_4 ⊗ a random orthogonal 43 × 43 on 172 channels") {
   std::mt19937 rng(7);
   InputRotation plain;

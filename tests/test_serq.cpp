@@ -238,3 +238,47 @@ TEST_CASE("SERQ with MXFP4 quantizes R in 32-blocks and counts 4.25 bits per R w
     }
   }
 }
+
+TEST_CASE("SERQ's open choices: the saliency order from mean |x| or activation × weight norm, and a SmoothQuant α for "
+          "the flattening, each leaving full precision exact; the defaults are the paper's") {
+  const Model& original = test::stories_model("stories260K-hf");
+  QuantParams params;
+  params.weight = {16, true, 32};  // full precision: the transforms alone
+  params.rank = 8;
+  const Calibration calibration = few_samples(original, params);
+  const char* const name = "layers.1.mlp.down_proj";
+  const Eigen::VectorXd mean_abs = calibration.stats.at(name).mean_abs;
+  const Eigen::VectorXf abs_max = calibration.stats.at(name).abs_max;
+  const Matrix weight = find(original, name).weight;
+
+  params.saliency = SaliencyOrder::mean_abs;
+  Model by_mean = original;
+  Serq().prepare(by_mean, params, calibration);
+  CHECK(find(by_mean, name).input.order == expected_order(mean_abs.cast<float>()));
+  CHECK(find(by_mean, name).input.scale == abs_max);  // the flattening is still the abs-max
+  CHECK(find(by_mean, name).transform == "serq r=0 flatten=absmax order=code saliency=mean_abs");
+
+  params.saliency = SaliencyOrder::act_weight;
+  Model by_product = original;
+  Serq().prepare(by_product, params, calibration);
+  const Eigen::VectorXf product = mean_abs.cast<float>().cwiseProduct(weight.colwise().norm().transpose());
+  CHECK(find(by_product, name).input.order == expected_order(product));
+
+  params.saliency = SaliencyOrder::abs_max;
+  params.flatten_alpha = 0.5;
+  Model smoothed = original;
+  Serq().prepare(smoothed, params, calibration);
+  const QuantLinear& layer = find(smoothed, name);
+  const Eigen::VectorXf weight_max = weight.cwiseAbs().colwise().maxCoeff().transpose();
+  for (const int j : {0, 17, 63}) {
+    CHECK(layer.input.scale[j] == Approx(std::sqrt(abs_max[j]) / std::sqrt(weight_max[j])).epsilon(1e-6));
+  }
+  CHECK(layer.input.order == expected_order(abs_max));
+  // Each is an exact transform: in full precision the layer's output is unchanged up to float rounding.
+  std::mt19937 rng(3);
+  const Matrix x = test::random_matrix(16, weight.cols(), rng);
+  const Matrix reference = run_linear(cpu_backend(), find(original, name), x);
+  for (const Model* model : {&by_mean, &by_product, &smoothed}) {
+    CHECK(relative_error(run_linear(cpu_backend(), find(*model, name), x), reference) < 1e-5);
+  }
+}

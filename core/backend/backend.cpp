@@ -15,7 +15,7 @@ namespace {
 
 constexpr std::string_view kOpNames[] = {"embedding", "rms_norm",  "rope",     "attention", "swiglu",
                                          "add",       "quant_linear", "act_quant", "hadamard", "observe",
-                                         "nll",       "kld",       "copy"};
+                                         "nll",       "kld",       "copy",      "kv_quant"};
 static_assert(std::size(kOpNames) == kOpCount, "every op of enum Op needs its name in kOpNames, in order");
 
 std::string bytes_text(std::int64_t bytes) {

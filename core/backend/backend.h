@@ -32,6 +32,7 @@
 #include "core/backend/tensor.h"
 #include "core/common/matrix.h"
 #include "core/quant/int_quant.h"
+#include "core/quant/kv_quant.h"
 
 namespace serq {
 
@@ -52,6 +53,7 @@ enum class Op {
   nll,           // Σ −log softmax(logits)[target]
   kld,           // KL(P_ref ‖ Q) per row, with top-1 agreement and Δp
   copy,          // rows of one tensor into another (the KV cache)
+  kv_quant,      // fake quantization of keys and values as they are written to the cache (core/quant/kv_quant.h)
   count          // the number of ops; not an op
 };
 inline constexpr int kOpCount = static_cast<int>(Op::count);
@@ -212,6 +214,9 @@ class Backend {
   virtual void act_quant(Tensor& x, const QuantSpec& spec) = 0;
   // x ← x · R in place.
   virtual void hadamard(Tensor& x, const InputRotation& rotation) = 0;
+  // Keys or values (tokens × kv_dim) ← Q(x) in place, in groups of spec.group_size channels (≥ 1, dividing kv_dim),
+  // clipped by spec.clip; a spec that is not enabled leaves x.
+  virtual void kv_quant(Tensor& x, const KvQuantSpec& spec) = 0;
   // Adds x (tokens × d) to sums, whose vectors (and gram, when wanted) are already sized d: the statistics cross to
   // the host, the activations do not.
   virtual void observe(const Tensor& x, ChannelSums& sums) = 0;

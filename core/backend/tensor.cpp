@@ -37,6 +37,15 @@ Tensor Tensor::middle_rows(std::int64_t first, std::int64_t count) const {
   return view;
 }
 
+Tensor Tensor::reshaped(std::int64_t new_rows, std::int64_t new_cols) const {
+  SERQ_CHECK(new_rows >= 0 && new_cols >= 0 && new_rows * new_cols == size(), "a tensor of {}×{} read as {}×{}", rows,
+             cols, new_rows, new_cols);
+  Tensor view = *this;
+  view.rows = new_rows;
+  view.cols = new_cols;
+  return view;
+}
+
 Buffer::Buffer(Backend& backend) : backend_(&backend) {}
 
 Buffer::~Buffer() { release(); }

@@ -32,6 +32,8 @@ struct Tensor {
   int* i32() const;
   // Rows first .. first + count - 1, as a tensor sharing this one's memory.
   Tensor middle_rows(std::int64_t first, std::int64_t count) const;
+  // The same memory read as rows × cols (rows · cols = size()), e.g. (tokens · heads) × head_dim.
+  Tensor reshaped(std::int64_t rows, std::int64_t cols) const;
 };
 
 // An arena of one backend's memory. alloc() hands out tensors from large chunks; reset() makes every tensor handed

@@ -38,4 +38,8 @@ std::string_view python_strip(std::string_view text);
 // Python's str.replace: one left-to-right pass; a replacement is never searched again.
 std::string replace_all(std::string_view text, std::string_view from, std::string_view to);
 
+// The Levenshtein distance between a and b in bytes (insertions, deletions and substitutions of one byte each), for
+// "did you mean" hints.
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
 }  // namespace serq

@@ -11,6 +11,8 @@
 
 #include "core/common/error.h"
 #include "core/common/paths.h"
+#include "core/common/text.h"
+#include "core/config/layer_overrides.h"
 #include "core/data/tasks.h"
 
 namespace serq {
@@ -98,6 +100,44 @@ std::vector<KeySpec> make_schema() {
        .doc = "how main weights are rounded: rtn, or gptq (Hessian-aware, uses calibration)",
        .default_value = std::string{"rtn"},
        .choices = {"rtn", "gptq"}},
+      {.path = "quant.kv_bits",
+       .type = ValueType::integer,
+       .doc = "KV-cache bits: keys (after RoPE) and values are quantized as they are written, and attention reads "
+              "them dequantized, in evaluation and zero-shot scoring; 16 = not quantized",
+       .default_value = Int{16},
+       .min = 2,
+       .max = 8,
+       .also_allowed = {16}},
+      {.path = "quant.kv_group_size",
+       .type = ValueType::integer,
+       .doc = "KV-cache quantization group (channels, dividing head_dim); head = one group per head",
+       .default_value = Int{0},
+       .min = 1,
+       .named = {{"head", 0}}},
+      {.path = "quant.kv_sym",
+       .type = ValueType::boolean,
+       .doc = "symmetric KV-cache quantization (default asymmetric, as QuaRot and KIVI)",
+       .default_value = false},
+      {.path = "quant.kv_clip",
+       .type = ValueType::floating,
+       .doc = "KV-cache clip ratio: each group's range is scaled by it and values beyond saturate (QuaRot uses 0.95)",
+       .default_value = 1.0,
+       .min = 0.05,
+       .max = 1.0},
+      {.path = "quant.kv_rotate",
+       .type = ValueType::choice,
+       .doc = "online Hadamard (head_dim) on queries and keys after RoPE, so q·kᵀ is unchanged and the keys' outliers "
+              "spread before quantization; auto = on for quarot when quant.kv_bits < 16 (as its paper), else off",
+       .default_value = std::string{"auto"},
+       .choices = {"auto", "true", "false"}},
+      {.path = "quant.overrides",
+       .type = ValueType::string,
+       .doc = "per-layer rules, first match wins: a list of {match: REGEX searched in layer names such as "
+              "layers.11.mlp.down_proj, then skip: true (full precision) or any of w_bits, a_bits, group_size, "
+              "a_group_size, format, rank, weight_quantizer}; a regex matching no layer is an error",
+       .default_value = std::string{},
+       .check = StringCheck::overrides,
+       .sweepable = false},
       {.path = "quant.rank",
        .type = ValueType::integer,
        .doc = "serq: salient channels r with a correction (0..d_in); lorc/lqer/l2qer: rank of the error factors",
@@ -130,6 +170,20 @@ std::vector<KeySpec> make_schema() {
               "Q(W̃), R = Q(its error)",
        .default_value = std::string{"code"},
        .choices = {"code", "paper"},
+       .method_parameter = true},
+      {.path = "quant.saliency",
+       .type = ValueType::choice,
+       .doc = "serq: which input channels are salient (get R): abs_max = max |x_j| over calibration tokens (the paper), "
+              "mean_abs = mean |x_j|, act_weight = mean |x_j| · max over the group's layers of ‖W[:, j]‖₂",
+       .default_value = std::string{"abs_max"},
+       .choices = {"abs_max", "mean_abs", "act_weight"},
+       .method_parameter = true},
+      {.path = "quant.flatten_alpha",
+       .type = ValueType::floating,
+       .doc = "serq: flattening scale s_j = max|x_j|^α / max|W_j|^(1−α) (SmoothQuant's form); 1 = max|x_j| (the paper)",
+       .default_value = 1.0,
+       .min = 0.0,
+       .max = 1.0,
        .method_parameter = true},
       {.path = "quant.svd",
        .type = ValueType::choice,
@@ -313,21 +367,6 @@ std::string yaml_double_quoted(const std::string& text) {
   return out + "\"";
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 bool is_valid_name(const std::string& text) {
   if (text.empty() || text.front() == '.') return false;
   return std::all_of(text.begin(), text.end(), [](char c) {
@@ -396,6 +435,7 @@ Parsed parse_scalar(const KeySpec& key, const std::string& text, bool quoted,
 ConfigValue KeySpec::parse(const YAML::Node& node, std::string_view where,
                            const std::vector<std::string>& method_names) const {
   std::string problem;
+  if (check == StringCheck::overrides) return canonical_overrides(node, where);
   if (node.IsNull() && check == StringCheck::task_list) {
     return std::string{};  // `tasks:` or --set eval.tasks= : no tasks
   } else if (node.IsNull()) {
@@ -441,6 +481,8 @@ ConfigValue KeySpec::finalize(const ConfigValue& value, std::string_view where) 
       SERQ_CHECK(std::filesystem::exists(result), "{}: {}: {} does not exist (set SERQ_ASSETS or fix the path)", where,
                  path, result);
       break;
+    case StringCheck::overrides:
+      break;
     case StringCheck::task_list:
       try {
         parse_task_list(result);
@@ -468,6 +510,7 @@ std::string KeySpec::allowed(const std::vector<std::string>& method_names) const
     case ValueType::string:
       if (check == StringCheck::name) return "a name of letters, digits, '.', '_' and '-'";
       if (check == StringCheck::task_list) return "'all', a list of task names, or nothing";
+      if (check == StringCheck::overrides) return "a list of {match: REGEX, ...} rules, or nothing";
       return check == StringCheck::existing_path ? "an existing path" : "a string";
     case ValueType::choice:
       if (choice_source == ChoiceSource::methods && method_names.empty()) return "a method name";

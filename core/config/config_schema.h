@@ -39,6 +39,7 @@ enum class StringCheck {
   name,           // letters, digits, '.', '_', '-' (it names a results directory)
   existing_path,  // a file or directory that exists
   task_list,      // "all", or a comma list of zero-shot task names (core/data/tasks.h); empty = none
+  overrides,      // per-layer rules (core/config/layer_overrides.h) as their canonical flow text; empty = none
 };
 
 struct KeySpec {

@@ -17,6 +17,7 @@
 
 #include "core/common/error.h"
 #include "core/common/hash.h"
+#include "core/config/layer_overrides.h"
 
 namespace serq {
 
@@ -75,8 +76,28 @@ std::string ResolvedConfig::run_id(std::string_view code_version) const {
   return fnv1a64_hex(to_yaml() + "code_version: " + std::string(code_version));
 }
 
+namespace {
+
+// The KV cache's part of a label: " kv4", " kv4g32-sym clip0.95", " kvrot", or nothing for the default.
+std::string kv_label(const ResolvedConfig& config) {
+  std::string label;
+  if (const std::int64_t bits = config.get_int("quant.kv_bits"); bits < 16) {
+    label += fmt::format(" kv{}", bits);
+    if (const std::int64_t group = config.get_int("quant.kv_group_size"); group > 0) label += fmt::format("g{}", group);
+    if (config.get_bool("quant.kv_sym")) label += "-sym";
+    if (config.get_float("quant.kv_clip") != 1.0) label += fmt::format(" clip{}", config.get_float("quant.kv_clip"));
+  }
+  const std::string& rotate = config.get_string("quant.kv_rotate");
+  if (rotate == "true") label += " kvrot";
+  if (rotate == "false" && config.get_string("quant.method") == "quarot" && config.get_int("quant.kv_bits") < 16)
+    label += " no-kvrot";
+  return label;
+}
+
+}  // namespace
+
 std::string ResolvedConfig::label() const {
-  if (get_string("quant.method") == "fp") return "fp";  // full precision ignores the bit-width keys
+  if (get_string("quant.method") == "fp") return "fp" + kv_label(*this);  // full precision ignores the bit-width keys
   const std::int64_t w_bits = get_int("quant.w_bits"), a_bits = get_int("quant.a_bits");
   const std::int64_t group = get_int("quant.group_size"), a_group = get_int("quant.a_group_size");
   auto group_text = [](std::int64_t size) { return size == 0 ? std::string("ch") : std::to_string(size); };
@@ -90,10 +111,15 @@ std::string ResolvedConfig::label() const {
   if (applies("quant.factor_bits") && get_int("quant.factor_bits") != 8)
     label += fmt::format(" f{}", get_int("quant.factor_bits"));
   if (applies("quant.residual_order") && get_string("quant.residual_order") != "code") label += " paper-order";
+  if (applies("quant.saliency") && get_string("quant.saliency") != "abs_max") label += " " + get_string("quant.saliency");
+  if (applies("quant.flatten_alpha") && get_float("quant.flatten_alpha") != 1.0)
+    label += fmt::format(" fα{}", get_float("quant.flatten_alpha"));
   if (get_string("quant.weight_quantizer") != "rtn") label += " " + get_string("quant.weight_quantizer");
   const bool gptq = get_string("quant.weight_quantizer") == "gptq" || get_string("quant.method") == "gptq";
   if (gptq && !get_bool("calib.sequential")) label += " one-pass";  // GPTQ's Hessians from the full-precision pass
-  return label;
+  if (const auto rules = parse_overrides(get_string("quant.overrides")).size(); rules > 0)
+    label += fmt::format(" +{} override{}", rules, rules == 1 ? "" : "s");
+  return label + kv_label(*this);
 }
 
 namespace {

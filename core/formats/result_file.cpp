@@ -63,6 +63,44 @@ std::vector<LayerDiagnostics> read_layers(const Hdf5Reader& reader) {
   return layers;
 }
 
+void write_plan(Hdf5Writer& writer, const std::vector<LayerPlan>& plan) {
+  std::vector<std::string> names, weights, activations, quantizers;
+  std::vector<std::int64_t> rules, ranks;
+  for (const LayerPlan& layer : plan) {
+    names.push_back(layer.name);
+    weights.push_back(layer.weight);
+    activations.push_back(layer.activation);
+    quantizers.push_back(layer.weight_quantizer);
+    rules.push_back(layer.rule);
+    ranks.push_back(layer.rank);
+  }
+  writer.vector("plan/name", names);
+  writer.vector("plan/weight", weights);
+  writer.vector("plan/activation", activations);
+  writer.vector("plan/weight_quantizer", quantizers);
+  writer.vector("plan/rule", rules);
+  writer.vector("plan/rank", ranks);
+}
+
+std::vector<LayerPlan> read_plan(const Hdf5Reader& reader) {
+  const std::vector<std::string> names = reader.strings("plan/name");
+  const std::vector<std::string> weights = reader.strings("plan/weight");
+  const std::vector<std::string> activations = reader.strings("plan/activation");
+  const std::vector<std::string> quantizers = reader.strings("plan/weight_quantizer");
+  const std::vector<std::int64_t> rules = reader.ints("plan/rule");
+  const std::vector<std::int64_t> ranks = reader.ints("plan/rank");
+  const std::size_t n = names.size();
+  if (weights.size() != n || activations.size() != n || quantizers.size() != n || rules.size() != n ||
+      ranks.size() != n) {
+    reader.fail_with("the datasets of group 'plan' differ in length");
+  }
+  std::vector<LayerPlan> plan(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    plan[i] = {names[i], weights[i], activations[i], quantizers[i], rules[i], ranks[i]};
+  }
+  return plan;
+}
+
 }  // namespace
 
 void write_run_record(const std::filesystem::path& file, const RunRecord& record) {
@@ -78,6 +116,7 @@ void write_run_record(const std::filesystem::path& file, const RunRecord& record
     for (const auto& [name, value] : record.counts) writer.scalar("counts/" + name, value);
     for (const auto& [name, value] : record.info) writer.scalar("info/" + name, value);
     if (!record.layers.empty()) write_layer_diagnostics(writer, "layers", record.layers);
+    if (!record.plan.empty()) write_plan(writer, record.plan);
   });
 }
 
@@ -96,6 +135,7 @@ RunRecord read_run_record(const std::filesystem::path& file) {
   for (const std::string& name : members("counts")) record.counts[name] = reader.scalar_int("counts/" + name);
   for (const std::string& name : members("info")) record.info[name] = reader.scalar_string("info/" + name);
   if (reader.has("layers")) record.layers = read_layers(reader);
+  if (reader.has("plan")) record.plan = read_plan(reader);
   return record;
 }
 

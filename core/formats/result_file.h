@@ -9,6 +9,8 @@
 //   /info/*      string datasets (git commit, compiler, BLAS, backend, dataset, BOS policy, ...)
 //   /layers/*    optional: 1-D datasets, one element per quantized linear in model order: name (string),
 //                weight_rel_error, output_rel_error, output_qsnr_db, bits_per_weight (float64), extra_parameters (int64)
+//   /plan/*      optional: the resolved per-layer plan (quant.overrides, rank budgets), 1-D datasets with one element
+//                per linear in model order: name, weight, activation, weight_quantizer (strings), rule, rank (int64)
 // Entry names are HDF5 link names: non-empty, no '/', not ".".
 #pragma once
 
@@ -30,6 +32,16 @@ struct LayerDiagnostics {
   std::int64_t extra_parameters = 0;
 };
 
+// How one linear was quantized, as the run's per-layer plan resolved it.
+struct LayerPlan {
+  std::string name;              // e.g. "layers.11.mlp.down_proj"
+  std::string weight;            // QuantSpec::describe(): "int4-sym-g32", "fp" (kept in full precision)
+  std::string activation;        // likewise
+  std::string weight_quantizer;  // "rtn", "gptq", or "none"
+  std::int64_t rule = -1;        // the quant.overrides rule that set it (0-based), or -1 for the global settings
+  std::int64_t rank = 0;         // SERQ's r or the low-rank factors' k; 0 where the method has none
+};
+
 struct RunRecord {
   std::string experiment, run_id, label;
   std::string config_yaml;
@@ -37,6 +49,7 @@ struct RunRecord {
   std::map<std::string, std::int64_t> counts;
   std::map<std::string, std::string> info;
   std::vector<LayerDiagnostics> layers;  // empty: no /layers group
+  std::vector<LayerPlan> plan;           // empty: no /plan group
 };
 
 // Writes `record` to `file` + ".tmp-<host>-<pid>" and renames it into place, creating parent directories, so a killed

@@ -95,6 +95,15 @@ int width(const ModelConfig& config, Width w) {
 
 std::span<const LinearDesc> layer_linears() { return kLinears; }
 
+std::vector<std::string> linear_names(const ModelConfig& config) {
+  std::vector<std::string> names;
+  for (int i = 0; i < config.n_layers; ++i) {
+    for (const LinearDesc& l : layer_linears()) names.push_back(fmt::format("layers.{}.{}", i, l.name));
+  }
+  names.push_back("lm_head");
+  return names;
+}
+
 const LinearDesc& linear_desc(LinearId id) { return kLinears[static_cast<std::size_t>(id)]; }
 
 std::span<const NormDesc> layer_norms() { return kNorms; }

@@ -32,6 +32,9 @@ struct LinearDesc {
 };
 std::span<const LinearDesc> layer_linears();
 const LinearDesc& linear_desc(LinearId id);
+// Every linear's serq name in forward order, "layers.0.self_attn.q_proj" … "layers.{n-1}.mlp.down_proj", then
+// "lm_head", as Model::linears() names them.
+std::vector<std::string> linear_names(const ModelConfig& config);
 
 // The two RMSNorms of a decoder layer.
 enum class NormId { attn, ffn };

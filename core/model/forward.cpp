@@ -24,6 +24,24 @@ void run_linears(Backend& backend, std::initializer_list<const ResidentLinear*> 
                        std::span<Tensor* const>(outputs.begin(), outputs.size()));
 }
 
+// KV-cache quantization (core/quant/kv_quant.h) on this layer's q, k (after RoPE) and v, before the keys and values
+// are written to the cache or read by attention.
+void store_keys_and_values(Backend& ops, const ModelConfig& c, const KvCacheSettings& kv, Tensor& q, Tensor& k,
+                           Tensor& v) {
+  if (kv.rotate) {
+    const InputRotation per_head{.hadamard_size = c.head_dim(), .factor = {}, .description = "kv heads"};
+    Tensor queries = q.reshaped(q.rows * c.n_heads, c.head_dim());
+    Tensor keys = k.reshaped(k.rows * c.n_kv_heads, c.head_dim());
+    ops.hadamard(queries, per_head);
+    ops.hadamard(keys, per_head);
+  }
+  if (kv.quant.enabled()) {
+    const KvQuantSpec spec = kv.op_spec(c.head_dim());
+    ops.kv_quant(k, spec);
+    ops.kv_quant(v, spec);
+  }
+}
+
 }  // namespace
 
 KVCache make_kv_cache(const ModelConfig& config, Backend& backend, int batch, int capacity) {
@@ -50,9 +68,11 @@ LayerWorkspace::LayerWorkspace(const ModelConfig& c, Buffer& work, std::int64_t 
       gate(work.alloc(rows, c.hidden_dim)),
       up(work.alloc(rows, c.hidden_dim)) {}
 
-void decoder_layer_forward(const ModelConfig& c, const ResidentLayer& layer, const Tensor& rope_frequencies,
+
+void decoder_layer_forward(const Model& model, const ResidentLayer& layer, const Tensor& rope_frequencies,
                            int layer_index, Tensor& h, int batch, int seq, LayerWorkspace& w, KVCache* cache,
                            LinearInputObserver* observer) {
+  const ModelConfig& c = model.config;
   Backend& ops = *h.backend;
   const int pos0 = cache ? cache->length : 0;
 
@@ -64,6 +84,7 @@ void decoder_layer_forward(const ModelConfig& c, const ResidentLayer& layer, con
   ops.rope(w.q, rope);
   rope.n_heads = c.n_kv_heads;
   ops.rope(w.k, rope);
+  if (model.kv_cache.any()) store_keys_and_values(ops, c, model.kv_cache, w.q, w.k, w.v);
 
   // Keys/values visible to this call: the cache (after appending), or just this call's k and v.
   const Tensor* keys = &w.k;
@@ -131,7 +152,8 @@ Tensor forward_hidden(const ResidentModel& model, Buffer& work, const Tensor& id
   backend.embedding(model.embed(), ids, h);
   LayerWorkspace workspace(c, work, rows);
   for (int l = 0; l < c.n_layers; ++l) {
-    decoder_layer_forward(c, model.layer(l), model.rope_frequencies(), l, h, batch, seq, workspace, cache, observer);
+    decoder_layer_forward(model.model(), model.layer(l), model.rope_frequencies(), l, h, batch, seq, workspace, cache,
+                          observer);
   }
   if (cache) cache->length += seq;
   Tensor normed = work.alloc(rows, c.dim);
@@ -161,8 +183,7 @@ void decoder_layer_forward(const Model& model, int layer_index, Matrix& h, int b
   const Tensor frequencies = rope_frequency_tensor(model.config, work);
   Tensor states = backend.upload(h, work, "hidden states");
   LayerWorkspace workspace(model.config, work, h.rows());
-  decoder_layer_forward(model.config, layer, frequencies, layer_index, states, batch, seq, workspace, nullptr,
-                        observer);
+  decoder_layer_forward(model, layer, frequencies, layer_index, states, batch, seq, workspace, nullptr, observer);
   backend.get(states, std::span<float>(h.data(), static_cast<std::size_t>(h.size())), "hidden states");
 }
 

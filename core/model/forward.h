@@ -49,11 +49,12 @@ struct LayerWorkspace {
   Tensor x, q, k, v, attn, out, gate, up;
 };
 
-// Runs one decoder layer in place on the hidden states h ((batch · seq) × dim) at positions pos0 .. pos0+seq-1, with
-// its temporaries in `workspace`. Without a cache pos0 must be 0; with one,
+// Runs one decoder layer of `model` in place on the hidden states h ((batch · seq) × dim) at positions
+// pos0 .. pos0+seq-1, with its temporaries in `workspace`. Keys and values are stored as model.kv_cache says (rotated
+// and quantized after RoPE, before attention reads them). Without a cache pos0 must be 0; with one,
 // pos0 = cache->length and the layer's keys/values are appended (the caller advances cache->length once all layers
 // have run).
-void decoder_layer_forward(const ModelConfig& config, const ResidentLayer& layer, const Tensor& rope_frequencies,
+void decoder_layer_forward(const Model& model, const ResidentLayer& layer, const Tensor& rope_frequencies,
                            int layer_index, Tensor& h, int batch, int seq, LayerWorkspace& workspace,
                            KVCache* cache, LinearInputObserver* observer);
 

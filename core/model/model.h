@@ -9,6 +9,7 @@
 #include "core/common/matrix.h"
 #include "core/linear/quant_linear.h"
 #include "core/model/config.h"
+#include "core/quant/kv_quant.h"
 
 namespace serq {
 
@@ -37,6 +38,7 @@ struct Model {
   QuantLinear lm_head; // (vocab × dim); a copy of embed when the checkpoint ties them
   std::string source;  // where it was loaded from, e.g. "hf-safetensors:BF16 /path" or "llama2c-v0 /path"
   Backend* backend = &cpu_backend();  // runs every op of its forward pass (runtime.device)
+  KvCacheSettings kv_cache;  // how keys and values are stored for attention (quant.kv_*); not quantized by default
 
   // Every linear layer in forward order: layers.i.self_attn.{q,k,v,o}_proj, layers.i.mlp.{gate,up,down}_proj,
   // then lm_head.

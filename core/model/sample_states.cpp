@@ -36,7 +36,7 @@ void SampleStates::run_layer(const Model& model, int index, LinearInputObserver*
       backend_.copy(state, h);
     }
     LayerWorkspace workspace(model.config, scratch, state.rows);
-    decoder_layer_forward(model.config, layer, frequencies, index, h, 1, static_cast<int>(state.rows), workspace,
+    decoder_layer_forward(model, layer, frequencies, index, h, 1, static_cast<int>(state.rows), workspace,
                           nullptr, observer);
   }
 }

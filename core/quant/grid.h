@@ -27,6 +27,11 @@ inline IntCodeRange int_code_range(int bits, bool symmetric) {
   return {0.0f, static_cast<float>((1 << bits) - 1)};
 }
 
+// A range end scaled by a clip ratio (the KV cache's quant.kv_clip), rounded on its own: an explicit fma with +0 is
+// one rounded product that the compiler cannot fuse into the scale's hi − lo, so every kernel and the reference get
+// the same scale. Clip 1 returns v (a zero range end is +0, which is how every grid treats it).
+inline float clip_range(float v, float clip) { return std::fma(v, clip, 0.0f); }
+
 // A group's INT scale as it is used: rounded to the nearest IEEE half for weights (QuantSpec::f16_scales, the
 // packed form), as computed otherwise. A weight scale beyond the half range becomes infinity; callers refuse it.
 inline float int_scale(float computed, bool f16_scales) { return f16_scales ? round_to_f16(computed) : computed; }

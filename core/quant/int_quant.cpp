@@ -32,8 +32,8 @@ void check_half_range(float scale, float lo, float hi) {
              "weights; the weights are corrupt or need rescaling — check the checkpoint", lo, hi);
 }
 
-void fake_quant_symmetric(ConstGroup in, Group out, int bits, bool f16_scale) {
-  const float amax = in.abs().maxCoeff<Eigen::PropagateNaN>();
+void fake_quant_symmetric(ConstGroup in, Group out, int bits, bool f16_scale, float clip) {
+  const float amax = clip_range(in.abs().maxCoeff<Eigen::PropagateNaN>(), clip);
   if (!std::isfinite(amax)) fail_non_finite();
   const IntCodeRange codes = int_code_range(bits, true);  // codes.min = -2^(b-1): unreachable, as |x| <= amax
   const float scale = int_scale(amax / codes.max, f16_scale);
@@ -45,9 +45,9 @@ void fake_quant_symmetric(ConstGroup in, Group out, int bits, bool f16_scale) {
   out = (in / scale).rint().max(codes.min).min(codes.max) * scale;
 }
 
-void fake_quant_asymmetric(ConstGroup in, Group out, int bits, bool f16_scale) {
-  const float lo = std::min(in.minCoeff<Eigen::PropagateNaN>(), 0.0f);
-  const float hi = std::max(in.maxCoeff<Eigen::PropagateNaN>(), 0.0f);
+void fake_quant_asymmetric(ConstGroup in, Group out, int bits, bool f16_scale, float clip) {
+  const float lo = clip_range(std::min(in.minCoeff<Eigen::PropagateNaN>(), 0.0f), clip);
+  const float hi = clip_range(std::max(in.maxCoeff<Eigen::PropagateNaN>(), 0.0f), clip);
   if (!std::isfinite(lo) || !std::isfinite(hi)) fail_non_finite();
   const IntCodeRange codes = int_code_range(bits, false);
   SERQ_CHECK(std::isfinite((hi - lo) / codes.max),
@@ -85,16 +85,17 @@ void validate(const QuantSpec& spec, const std::string& what) {
   }
 }
 
-void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric, bool f16_scale) {
+void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric, bool f16_scale, float clip) {
   assert(bits >= 2 && bits <= 8);
+  assert(clip > 0.0f && clip <= 1.0f);
   assert(n >= 1);
   assert(std::fegetround() == FE_TONEAREST);
   const ConstGroup in(x, n);
   const Group out(y, n);
   if (symmetric)
-    fake_quant_symmetric(in, out, bits, f16_scale);
+    fake_quant_symmetric(in, out, bits, f16_scale, clip);
   else
-    fake_quant_asymmetric(in, out, bits, f16_scale);
+    fake_quant_asymmetric(in, out, bits, f16_scale, clip);
 }
 
 void fake_quant_rows(Matrix& m, const QuantSpec& spec) {

@@ -47,8 +47,11 @@ struct QuantSpec {
 // "quant.w_bits: 9 bits is out of range; use 2..8, ...".
 void validate(const QuantSpec& spec, const std::string& what);
 
-// Fake-quantizes n >= 1 values of one group from x into y (x == y allowed); bits in 2..8.
-void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric, bool f16_scale = false);
+// Fake-quantizes n >= 1 values of one group from x into y (x == y allowed); bits in 2..8. A clip ratio in (0, 1]
+// shrinks the range first (max|x| · clip, or lo · clip and hi · clip) and values beyond it saturate at the end
+// codes (the KV cache's quant.kv_clip, core/quant/kv_quant.h); 1 leaves the formulas above exactly.
+void fake_quant_group(const float* x, float* y, int n, int bits, bool symmetric, bool f16_scale = false,
+                      float clip = 1.0f);
 
 // Fake-quantizes every row of m in place, group by group (MXFP4: block by block) along the columns; a spec that is
 // not enabled leaves m as it is. Errors name the row and columns of the failing group.

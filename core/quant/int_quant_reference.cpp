@@ -5,14 +5,17 @@
 #include <cmath>
 
 #include "core/common/half.h"
+#include "core/quant/grid.h"
 
 namespace serq {
 
-ReferenceIntGrid ReferenceIntGrid::fit(std::span<const float> group, int bits, bool symmetric, bool f16_scale) {
+ReferenceIntGrid ReferenceIntGrid::fit(std::span<const float> group, int bits, bool symmetric, bool f16_scale,
+                                       float clip) {
   ReferenceIntGrid grid;
   if (symmetric) {
     float amax = 0.0f;
     for (const float v : group) amax = std::max(amax, std::fabs(v));
+    amax = clip_range(amax, clip);
     grid.code_max = static_cast<float>((1 << (bits - 1)) - 1);
     grid.code_min = -grid.code_max - 1.0f;
     grid.scale = amax / grid.code_max;
@@ -24,6 +27,8 @@ ReferenceIntGrid ReferenceIntGrid::fit(std::span<const float> group, int bits, b
     lo = std::min(lo, v);
     hi = std::max(hi, v);
   }
+  lo = clip_range(lo, clip);
+  hi = clip_range(hi, clip);
   grid.code_max = static_cast<float>((1 << bits) - 1);
   grid.scale = (hi - lo) / grid.code_max;
   if (f16_scale) grid.scale = round_to_f16(grid.scale);

@@ -87,6 +87,13 @@ inline Matrix act_quant(Backend& b, const Matrix& x, const QuantSpec& spec) {
   return b.download(t, "test");
 }
 
+inline Matrix kv_quant(Backend& b, const Matrix& x, const KvQuantSpec& spec) {
+  Buffer work(b);
+  Tensor t = b.upload(x, work, "test");
+  b.kv_quant(t, spec);
+  return b.download(t, "test");
+}
+
 inline Matrix hadamard(Backend& b, const Matrix& x, const InputRotation& rotation) {
   Buffer work(b);
   Tensor t = b.upload(x, work, "test");

@@ -193,6 +193,14 @@ class CpuBackend final : public HostBackend {
     host_matrix(x) = m;
   }
 
+  void kv_quant(Tensor& x, const KvQuantSpec& spec) override {
+    if (!spec.enabled()) return;
+    const TimedOp timed = ran(Op::kv_quant, "cpu");
+    Matrix m = host_matrix(x);
+    fake_quant_kv_rows(m, spec);
+    host_matrix(x) = m;
+  }
+
   // abs-max and Σ|x| by columns, XᵀX as one float GEMM per call accumulated in double.
   void observe(const Tensor& x_t, ChannelSums& sums) override {
     const TimedOp timed = ran(Op::observe, "cpu");

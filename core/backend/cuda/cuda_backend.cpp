@@ -226,8 +226,20 @@ class CudaBackend final : public Backend {
     const TimedOp timed = ran(Op::hadamard, "cuda-fwht");
     std::size_t bytes = 0;
     const DeviceBuffer<float> factor = upload(values(rotation.factor), bytes);
-    counted(KernelRecord::Direction::host_to_backend, "rotation factor", bytes);
+    if (bytes > 0) counted(KernelRecord::Direction::host_to_backend, "rotation factor", bytes);
     rotate(x.f32(), static_cast<int>(x.rows), static_cast<int>(x.cols), rotation, factor.data());
+  }
+
+  void kv_quant(Tensor& x, const KvQuantSpec& spec) override {
+    if (!spec.enabled() || x.rows == 0) return;
+    SERQ_CHECK(spec.group_size >= 1 && x.cols % spec.group_size == 0, "kv_quant: groups of {} do not divide {} "
+               "channels", spec.group_size, x.cols);
+    const Session s = session();
+    const TimedOp timed = ran(Op::kv_quant, "cuda");
+    DeviceBuffer<int> bad_row(std::span<const int>(&kNoRow, 1), stream_);
+    cuda::launch_fake_quant_int(x.f32(), static_cast<int>(x.rows), static_cast<int>(x.cols), spec.group_size,
+                                spec.bits, spec.symmetric, spec.clip, bad_row.data(), stream_);
+    check_rows(bad_row, "kv_quant: ");
   }
 
   void observe(const Tensor& x, ChannelSums& sums) override {
@@ -356,7 +368,7 @@ class CudaBackend final : public Backend {
       cuda::launch_fake_quant_mxfp4(x, rows, cols, std::min(spec.group_size, cols), bad_row.data(), stream_);
     } else {
       const int width = spec.group_size > 0 ? std::min(spec.group_size, cols) : cols;
-      cuda::launch_fake_quant_int(x, rows, cols, width, spec.bits, spec.symmetric, bad_row.data(), stream_);
+      cuda::launch_fake_quant_int(x, rows, cols, width, spec.bits, spec.symmetric, 1.0f, bad_row.data(), stream_);
     }
     check_rows(bad_row, what);
   }

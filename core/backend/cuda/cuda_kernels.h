@@ -29,9 +29,10 @@ void launch_rows_epilogue(float* y, int rows, int cols, const float* divisor, co
 // x ← ((x / scale)[:, order]) row by row into out (scale, order optional).
 void launch_scale_gather(const float* x, const float* scale, const int* order, int rows, int cols, float* out,
                          cudaStream_t stream);
-// INT fake quantization per row and group of group_width columns (the last shorter), in place.
-void launch_fake_quant_int(float* x, int rows, int cols, int group_width, int bits, bool symmetric, int* bad_row,
-                           cudaStream_t stream);
+// INT fake quantization per row and group of group_width columns (the last shorter), in place; `clip` (0, 1] scales
+// each group's range first (the KV cache's quant.kv_clip; 1 for activations).
+void launch_fake_quant_int(float* x, int rows, int cols, int group_width, int bits, bool symmetric, float clip,
+                           int* bad_row, cudaStream_t stream);
 void launch_fake_quant_mxfp4(float* x, int rows, int cols, int block, int* bad_row, cudaStream_t stream);
 // The fused activation kernel: (x / scale)[:, order] → INT codes per group → the low-bit GEMM's layout
 // (lowbit_layout.h), with R's groups (activation_group[g] for g ≥ main_groups) copied from the groups they read.

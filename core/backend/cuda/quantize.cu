@@ -76,10 +76,11 @@ __global__ void scale_gather_kernel(const float* x, const float* scale, const in
 }
 
 __global__ void fake_quant_int_kernel(float* x, int rows, int cols, int group_width, int groups, int bits,
-                                      bool symmetric, int* bad_row) {
+                                      bool symmetric, float clip, int* bad_row) {
   WarpGroup w;
   if (!warp_group(x, nullptr, nullptr, rows, cols, group_width, groups, bad_row, w)) return;
-  const GroupQuant q = group_quant(w.range.lo, w.range.hi, bits, symmetric);
+  // Each range end scaled and rounded on its own (__fmul_rn is never fused), as core/quant/grid.h's clip_range.
+  const GroupQuant q = group_quant(__fmul_rn(w.range.lo, clip), __fmul_rn(w.range.hi, clip), bits, symmetric);
   float* values = x + w.row * cols + w.c0;
   for (int k = threadIdx.x % 32; k < w.n; k += 32) values[k] = fake_quant_value(values[k], q);
 }
@@ -151,13 +152,13 @@ void launch_scale_gather(const float* x, const float* scale, const int* order, i
   }
 }
 
-void launch_fake_quant_int(float* x, int rows, int cols, int group_width, int bits, bool symmetric, int* bad_row,
-                           cudaStream_t stream) {
+void launch_fake_quant_int(float* x, int rows, int cols, int group_width, int bits, bool symmetric, float clip,
+                           int* bad_row, cudaStream_t stream) {
   const int groups = (cols + group_width - 1) / group_width;
   const std::int64_t tasks = static_cast<std::int64_t>(rows) * groups;
   if (tasks > 0) {
     fake_quant_int_kernel<<<warp_blocks(tasks), kBlock, 0, stream>>>(x, rows, cols, group_width, groups, bits,
-                                                                     symmetric, bad_row);
+                                                                     symmetric, clip, bad_row);
   }
 }
 

@@ -305,6 +305,25 @@ class ReferenceBackend final : public HostBackend {
     host_matrix(x) = m;
   }
 
+  // Group by group with the scalar grid of int_quant_reference.h.
+  void kv_quant(Tensor& x, const KvQuantSpec& spec) override {
+    if (!spec.enabled()) return;
+    const TimedOp timed = ran(Op::kv_quant, "reference");
+    SERQ_CHECK(spec.group_size >= 1 && x.cols % spec.group_size == 0, "kv_quant: groups of {} do not divide {} "
+               "channels", spec.group_size, x.cols);
+    auto m = host_matrix(x);
+    for (Eigen::Index r = 0; r < m.rows(); ++r) {
+      SERQ_CHECK(m.row(r).allFinite(), "kv_quant: row {}: non-finite value in a key or value; check the activations",
+                 r);
+      for (Eigen::Index c0 = 0; c0 < m.cols(); c0 += spec.group_size) {
+        const ReferenceIntGrid grid = ReferenceIntGrid::fit(
+            std::span<const float>(&m(r, c0), static_cast<std::size_t>(spec.group_size)), spec.bits, spec.symmetric,
+            false, spec.clip);
+        for (Eigen::Index c = c0; c < c0 + spec.group_size; ++c) m(r, c) = grid.fake_quant(m(r, c));
+      }
+    }
+  }
+
   void observe(const Tensor& x_t, ChannelSums& sums) override {
     const TimedOp timed = ran(Op::observe, "reference");
     const auto x = host_matrix(x_t);
