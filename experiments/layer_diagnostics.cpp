@@ -27,14 +27,6 @@ double qsnr_db(double relative) {
   return relative < 1e-15 ? kMaxQsnrDb : -20.0 * std::log10(relative);
 }
 
-// The main weight plus its correction path, as one d_out × d_in matrix in the X̂ basis.
-Matrix effective_weight(const QuantLinear& layer) {
-  Matrix weight = layer.weight.size() > 0 ? layer.weight : layer.packed.dequantize();
-  if (layer.low_rank.rank() > 0) weight += layer.low_rank.b * layer.low_rank.a;
-  if (layer.salient.rank() > 0) weight.leftCols(layer.salient.rank()) += layer.salient.r;
-  return weight;
-}
-
 struct Accumulated {
   const QuantLinear* quantized;
   double error_squared = 0.0, reference_squared = 0.0;
@@ -108,8 +100,8 @@ std::vector<LayerDiagnostics> layer_diagnostics(const Model& reference, const Mo
   for (const QuantLinear* layer : quantized.linears()) {
     const auto found = sums.find(layer->name);
     if (found == sums.end()) continue;
-    const Matrix reference_weight = effective_weight(*reference_layers.at(layer->name));
-    const Matrix weight = effective_weight(*layer);
+    const Matrix reference_weight = reference_layers.at(layer->name)->effective_weight();
+    const Matrix weight = layer->effective_weight();
     LayerDiagnostics d;
     d.name = layer->name;
     d.weight_rel_error = relative_error((weight - reference_weight).cast<double>().squaredNorm(),

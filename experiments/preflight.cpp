@@ -17,6 +17,7 @@
 #include "core/model/memory.h"
 #include "experiments/run_memory.h"
 #include "experiments/run_one.h"
+#include "methods/rank_budget.h"
 #include "methods/registry.h"
 #include "methods/weight_quantizer.h"
 
@@ -90,6 +91,27 @@ int threads_to_use(const ResolvedConfig& config) {
   return static_cast<int>(std::min<std::int64_t>(threads, machine_cores()));
 }
 
+namespace {
+
+// quant.rank_allocation's budget against what the layers' rank grids can take, and quant.rank on the grid when the
+// budget is uniform rank's.
+void check_rank_budget(const ResolvedConfig& config, const ModelConfig& model, const Method& method,
+                       const QuantParams& params) {
+  const double budget = config.get_float("quant.rank_budget");
+  if (budget == 0.0) {
+    SERQ_CHECK(config.get_int("quant.rank") % 8 == 0, "quant.rank: {} is not a multiple of 8, the rank grid of "
+               "quant.rank_allocation; use a multiple of 8, or give quant.rank_budget in bits per weight",
+               config.get_int("quant.rank"));
+    return;
+  }
+  const double largest = largest_rank_budget(model, method, params);
+  SERQ_CHECK(budget <= largest, "quant.rank_budget: {} extra bits per weight exceed the {:.4f} that the largest ranks "
+             "of the grid (max(4·quant.rank, 64), at most each layer's width) take on every layer; give at most {:.4f}",
+             budget, largest, largest);
+}
+
+}  // namespace
+
 void check_runs_before_work(const std::vector<const ResolvedConfig*>& runs, AssetCache& assets) {
   std::map<std::string, ModelConfig> models;  // by model.path: each header read once
   bool threads_noted = false;
@@ -130,6 +152,9 @@ void check_runs_before_work(const std::vector<const ResolvedConfig*>& runs, Asse
                  model_path, config.get_string("quant.method"), smallest);
     }
     kv_cache_settings(config, model.head_dim(), model_path);
+    if (config.applies("quant.rank_allocation") && config.get_string("quant.rank_allocation") != "uniform") {
+      check_rank_budget(config, model, *method, params);
+    }
     if (method->quantizes()) {
       std::vector<std::string> names = linear_names(model);
       if (!params.quantize_lm_head) names.pop_back();

@@ -26,6 +26,7 @@
 #include "experiments/eval_metrics.h"
 #include "experiments/layer_diagnostics.h"
 #include "experiments/preflight.h"
+#include "methods/rank_budget.h"
 #include "methods/registry.h"
 #include "methods/sequential.h"
 #include "methods/weight_quantizer.h"
@@ -268,6 +269,25 @@ std::vector<LayerPlan> layer_plan(const Model& model, const QuantParams& params,
   return plan;
 }
 
+// quant.rank_allocation: each layer's rank within the budget, into params.layer_ranks; nothing for uniform.
+std::optional<RankChoice> choose_ranks(const ResolvedConfig& config, const Model& model, const Method& method,
+                                       QuantParams& params, const Calibration& calibration) {
+  if (!config.applies("quant.rank_allocation")) return std::nullopt;
+  const std::string& allocation = config.get_string("quant.rank_allocation");
+  if (allocation == "uniform" || !method.quantizes()) return std::nullopt;
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<RankCurve> curves = rank_curves(model, method, params, calibration);
+  const std::int64_t budget =
+      rank_budget_bits(curves, model, config.get_float("quant.rank_budget"), static_cast<int>(params.rank));
+  RankChoice choice =
+      allocate_ranks(curves, budget, allocation == "dp" ? RankAllocation::dp : RankAllocation::greedy);
+  params.layer_ranks = choice.ranks;
+  std::fprintf(stderr, "serq-run: quant.rank_allocation %s: %lld of %lld budget bits over %zu layers, %.1f s\n",
+               allocation.c_str(), static_cast<long long>(choice.spent_bits), static_cast<long long>(budget),
+               curves.size(), seconds_since(start));
+  return choice;
+}
+
 }  // namespace
 
 QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
@@ -380,6 +400,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const Protocol protocol = calibration_protocol(config, model, *method, params, tokenizer_file, assets);
   const CachedCalibration cached = run_calibration(config, model, *method, params, tokenizer_file, assets);
   const Calibration& calibration = cached.calibration;
+  const std::optional<RankChoice> ranks = choose_ranks(config, model, *method, params, calibration);
   std::optional<Progress> progress;  // GPTQ on a 7B model takes minutes
   if (method->quantizes()) {
     progress.emplace("quantize " + config.label(), static_cast<std::int64_t>(layers_to_quantize(model, params).size()),
@@ -431,6 +452,11 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                    {"parameters", model.config.parameter_count()},
                    {"host_to_backend_bytes", transfers.host_to_backend_bytes()},
                    {"backend_to_host_bytes", transfers.backend_to_host_bytes()}};
+  if (ranks) {
+    record.counts["rank_budget_bits"] = ranks->budget_bits;
+    record.counts["rank_spent_bits"] = ranks->spent_bits;
+    record.metrics["rank_allocation_error"] = ranks->error;
+  }
   const bool fp = method_name == "fp";
   record.info = {{"method", method_name},
                  {"weight_format", fp ? "fp" : params.weight.describe()},
@@ -465,6 +491,13 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"host", build.host},
                  {"finished_at", utc_now()}};
   if (ppl.kld) record_kld(*ppl.kld, record);
+  if (ranks) {
+    record.info["rank_allocation"] = fmt::format(
+        "{} within {} extra bits ({} spent): each layer's rank on a grid of 8 minimizing the sum of the layers' "
+        "activation-weighted relative weight errors ||(W - W_hat(r)) diag(mean|x|)||^2 / ||W diag(mean|x|)||^2 with "
+        "RTN main weights (methods/rank_budget.h); ranks in /plan",
+        config.get_string("quant.rank_allocation"), ranks->budget_bits, ranks->spent_bits);
+  }
   record_tasks(task_results, record);
   record.info.insert(task_info.begin(), task_info.end());
   record.metrics["seconds"] = seconds_since(start);

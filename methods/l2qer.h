@@ -13,7 +13,8 @@ class ActivationScaledErrorReconstruction final : public LowRankMethod {
     return "L2QER: LQER with the error weighted by the calibration mean |x| of each input channel before the SVD";
   }
   std::vector<std::string> parameters() const override {
-    return {"quant.rank", "quant.factor_bits", "quant.requant_intermediate", "quant.svd", "quant.seed"};
+    return {"quant.rank",        "quant.rank_allocation",      "quant.rank_budget", "quant.factor_bits",
+            "quant.requant_intermediate", "quant.svd", "quant.seed"};
   }
   bool needs_activation_stats() const override { return true; }
   LowRankRecipe recipe(const QuantParams& params) const override;

@@ -12,7 +12,9 @@ class LowRankCompensation final : public LowRankMethod {
   std::string describe() const override {
     return "LoRC: quantized weight plus a rank-k SVD of its error, factors in full precision";
   }
-  std::vector<std::string> parameters() const override { return {"quant.rank", "quant.svd", "quant.seed"}; }
+  std::vector<std::string> parameters() const override {
+    return {"quant.rank", "quant.rank_allocation", "quant.rank_budget", "quant.svd", "quant.seed"};
+  }
   LowRankRecipe recipe(const QuantParams& params) const override;
 };
 

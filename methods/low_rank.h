@@ -8,6 +8,8 @@
 // intermediate Q(X)·Aᵀ.
 #pragma once
 
+#include <algorithm>
+
 #include <string>
 
 #include "core/linear/quant_linear.h"
@@ -61,6 +63,7 @@ class LowRankMethod : public Method {
   virtual LowRankRecipe recipe(const QuantParams& params) const = 0;
   void prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const final;
   void quantize_linear(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) const final;
+  int max_rank(const QuantLinear& layer) const final { return std::min(layer.d_in(), layer.d_out()); }
 };
 
 }  // namespace serq

@@ -14,7 +14,8 @@ class LowRankErrorReconstruction final : public LowRankMethod {
     return "LQER: quantized weight plus a rank-k SVD of its error, factors and intermediate quantized";
   }
   std::vector<std::string> parameters() const override {
-    return {"quant.rank", "quant.factor_bits", "quant.requant_intermediate", "quant.svd", "quant.seed"};
+    return {"quant.rank",        "quant.rank_allocation",      "quant.rank_budget", "quant.factor_bits",
+            "quant.requant_intermediate", "quant.svd", "quant.seed"};
   }
   LowRankRecipe recipe(const QuantParams& params) const override;
 };

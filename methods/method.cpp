@@ -21,9 +21,10 @@ bool QuantParams::skips(std::string_view layer) const {
 
 QuantParams QuantParams::for_layer(std::string_view layer) const {
   const auto index = matching_override(overrides, layer);
-  if (index) return with_rule(overrides[*index]);
-  QuantParams p = *this;
+  QuantParams p = index ? with_rule(overrides[*index]) : *this;
   p.overrides.clear();
+  const auto allocated = layer_ranks.find(std::string(layer));
+  if (allocated != layer_ranks.end() && !(index && overrides[*index].rank)) p.rank = allocated->second;
   return p;
 }
 
@@ -58,7 +59,8 @@ void quantize_planned(const Method& method, QuantLinear& layer, const QuantParam
     if (params.progress) params.progress->advance(1);
     return;
   }
-  method.quantize_linear(layer, params.overrides.empty() ? params : params.for_layer(layer.name), calibration);
+  const bool planned = !params.overrides.empty() || !params.layer_ranks.empty();
+  method.quantize_linear(layer, planned ? params.for_layer(layer.name) : params, calibration);
 }
 
 std::vector<QuantLinear*> layers_to_quantize(Model& model, const QuantParams& params) {

@@ -42,6 +42,8 @@ struct QuantParams {
   std::uint64_t seed = 0;             // quant.seed: random rotations (quarot), SVD sketches (lorc, lqer, l2qer)
 
   std::vector<LayerOverride> overrides;  // quant.overrides: per-layer rules, the first match wins
+  std::map<std::string, int> layer_ranks;  // quant.rank_allocation's choice by layer name (methods/rank_budget.h);
+                                           // a rule that sets rank wins over it
 
   // Whether a rule keeps `layer` in full precision (skip: true).
   bool skips(std::string_view layer) const;
@@ -88,6 +90,9 @@ class Method {
   virtual bool needs_activation_stats() const { return false; }
   // Whether the method quantizes weights at all (fp does not), so quant.weight_quantizer applies to it.
   virtual bool quantizes() const { return true; }
+  // The largest quant.rank a layer takes (serq: d_in; lorc, lqer, l2qer: min(d_in, d_out)); 0 for a method without
+  // a rank. quant.rank_allocation chooses each layer's rank up to it.
+  virtual int max_rank(const QuantLinear&) const { return 0; }
   // Whether its main weights are always quantized by GPTQ, whatever quant.weight_quantizer says (the gptq method).
   virtual bool requires_gptq() const { return false; }
 

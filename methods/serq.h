@@ -23,8 +23,10 @@ class Serq final : public Method {
     return "flattening by activation abs-max, saliency order, one residual matrix R on the r most salient channels";
   }
   std::vector<std::string> parameters() const override {
-    return {"quant.rank", "quant.residual_order", "quant.saliency", "quant.flatten_alpha"};
+    return {"quant.rank", "quant.rank_allocation", "quant.rank_budget", "quant.residual_order", "quant.saliency",
+            "quant.flatten_alpha"};
   }
+  int max_rank(const QuantLinear& layer) const override { return layer.d_in(); }
   bool needs_activation_stats() const override { return true; }
   void prepare_model(Model& model, const QuantParams& params, const Calibration& calibration) const override;
   void prepare_layer(Model& model, int index, const QuantParams& params, const Calibration& calibration) const override;

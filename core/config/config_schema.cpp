@@ -144,6 +144,21 @@ std::vector<KeySpec> make_schema() {
        .default_value = Int{128},
        .min = 0,
        .method_parameter = true},
+      {.path = "quant.rank_allocation",
+       .type = ValueType::choice,
+       .doc = "serq/lorc/lqer/l2qer: uniform = quant.rank on every layer; greedy or dp = each layer's rank on a grid "
+              "of 8 (up to max(4·quant.rank, 64)) minimizing Σ of the layers' activation-weighted relative weight "
+              "errors within quant.rank_budget (greedy on the marginal gain, dp exact); ranks go into run.h5 /plan",
+       .default_value = std::string{"uniform"},
+       .choices = {"uniform", "greedy", "dp"},
+       .method_parameter = true},
+      {.path = "quant.rank_budget",
+       .type = ValueType::floating,
+       .doc = "serq/lorc/lqer/l2qer with rank_allocation greedy or dp: extra bits per weight (codes and scales of R "
+              "or the factors) over the quantized linears; 0 = what uniform quant.rank costs (an equal-bits comparison)",
+       .default_value = 0.0,
+       .min = 0.0,
+       .method_parameter = true},
       {.path = "quant.alpha",
        .type = ValueType::floating,
        .doc = "smoothquant: migration strength α in s_j = max|X_j|^α / max|W_j|^(1−α)",

@@ -106,7 +106,16 @@ std::string ResolvedConfig::label() const {
   label += fmt::format(" w{}a{}", w_bits, a_bits);
   if (w_bits < 16) label += " g" + group_text(group);
   if (a_bits < 16 && (w_bits == 16 || a_group != group)) label += " ag" + group_text(a_group);
-  if (applies("quant.rank")) label += fmt::format(" r{}", get_int("quant.rank"));
+  if (applies("quant.rank")) {
+    const std::string& allocation = get_string("quant.rank_allocation");
+    if (allocation == "uniform") {
+      label += fmt::format(" r{}", get_int("quant.rank"));
+    } else if (get_float("quant.rank_budget") > 0.0) {
+      label += fmt::format(" {} +{}bpw", allocation, get_float("quant.rank_budget"));
+    } else {
+      label += fmt::format(" {} as r{}", allocation, get_int("quant.rank"));
+    }
+  }
   if (applies("quant.alpha")) label += fmt::format(" α{}", get_float("quant.alpha"));
   if (applies("quant.factor_bits") && get_int("quant.factor_bits") != 8)
     label += fmt::format(" f{}", get_int("quant.factor_bits"));

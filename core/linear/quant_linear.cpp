@@ -108,6 +108,13 @@ double QuantLinear::storage_bits() const {
   return bits + 16.0 * static_cast<double>(bias.size());
 }
 
+Matrix QuantLinear::effective_weight() const {
+  Matrix effective = weight.size() > 0 ? weight : packed.dequantize();
+  if (low_rank.rank() > 0) effective += low_rank.b * low_rank.a;
+  if (salient.rank() > 0) effective.leftCols(salient.rank()) += salient.r;
+  return effective;
+}
+
 std::int64_t QuantLinear::extra_parameters() const {
   return static_cast<std::int64_t>(low_rank.a.size() + low_rank.b.size() + salient.r.size());
 }

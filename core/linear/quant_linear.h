@@ -107,6 +107,9 @@ struct QuantLinear {
   double storage_bits() const;
   // Parameters of the correction path (A and B, or R).
   std::int64_t extra_parameters() const;
+  // The main weight plus its correction path as one d_out × d_in matrix in the X̂ basis (activation quantization
+  // aside): what the layer applies to Q_a(T(X)).
+  Matrix effective_weight() const;
 
 };
 
