@@ -19,6 +19,10 @@ struct CalibrationSettings {
   bool sequential = false;  // calib.sequential: GPTQ Hessians come layer by layer, not from this pass
 };
 
+// How many of each channel's largest |x| the full-precision pass keeps: enough for quant.flatten_percentile's nearest
+// rank over calib.samples × calib.seq_len tokens, or 0 where the percentile is 100 (the abs-max).
+int percentile_top_k(const QuantParams& params, const CalibrationSettings& settings);
+
 // Whether the full-precision pass collects GPTQ Hessians: GPTQ weights (uses_gptq) calibrated in one pass.
 bool full_precision_hessians(const Method& method, const QuantParams& params, const CalibrationSettings& settings);
 

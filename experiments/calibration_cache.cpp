@@ -52,10 +52,10 @@ std::string CalibrationKey::text() const {
 
 CalibrationKey calibration_key(const std::filesystem::path& model, const std::filesystem::path& tokenizer,
                                const std::string& dataset, const CalibrationSettings& settings, bool hessian,
-                               bool lm_head) {
+                               bool lm_head, int top_k) {
   const std::filesystem::path data_file = dataset_file(dataset, assets_root());
   try {
-    return {{{"model", model.string()},
+    CalibrationKey key{{{"model", model.string()},
              {"model_files", model_identity(model)},
              {"tokenizer", tokenizer.string()},
              {"tokenizer_file", file_identity(tokenizer)},
@@ -68,6 +68,8 @@ CalibrationKey calibration_key(const std::filesystem::path& model, const std::fi
              {"hessian", flag(hessian)},
              {"lm_head", flag(lm_head)},
              {"code_version", build_info().git_commit}}};
+    if (top_k > 0) key.parts.emplace_back("top_k", std::to_string(top_k));
+    return key;
   } catch (const std::filesystem::filesystem_error& e) {
     fail("calibration cache key: cannot read {} ({}); check that the model, tokenizer and calib.dataset files are "
          "readable", e.path1().string(), e.code().message());
@@ -91,6 +93,7 @@ void write_calibration_cache(const std::filesystem::path& file, const Calibratio
       writer.vector(group + "mean_abs", std::vector<double>(stats.mean_abs.begin(), stats.mean_abs.end()));
       writer.scalar(group + "tokens", stats.tokens);
       if (stats.hessian.size() > 0) writer.matrix(group + "hessian", stats.hessian);
+      if (stats.top_abs.size() > 0) writer.matrix(group + "top_abs", stats.top_abs);
     }
   });
 }
@@ -118,6 +121,13 @@ Calibration read_calibration_cache(const std::filesystem::path& file, const Cali
       if (stats.hessian.rows() != abs_max.cols() || stats.hessian.cols() != abs_max.cols()) {
         reader.fail_with(fmt::format("{}: the Hessian is {}×{} for {} channels", layer, stats.hessian.rows(),
                                      stats.hessian.cols(), abs_max.cols()));
+      }
+    }
+    if (reader.has(group + "top_abs")) {
+      stats.top_abs = reader.matrix_float(group + "top_abs");
+      if (stats.top_abs.cols() != abs_max.cols()) {
+        reader.fail_with(fmt::format("{}: top_abs has {} channels, abs_max {}", layer, stats.top_abs.cols(),
+                                     abs_max.cols()));
       }
     }
   }

@@ -33,10 +33,11 @@ struct CalibrationKey {
 // The key of the statistics of `model` (an HF directory or a .bin) on the calibration text `dataset` (a name or a
 // path, as calib.dataset) tokenized by `tokenizer`: the paths with the identity (size and modification time) of
 // every file of the model directory (or the .bin), of the tokenizer and of the dataset file; the sampling
-// settings; whether Hessians and lm_head inputs are collected; and the code version (build_info().git_commit).
+// settings; whether Hessians and lm_head inputs are collected; how many of each channel's largest |x| are kept (a
+// part only when top_k > 0, so other keys read as before); and the code version (build_info().git_commit).
 CalibrationKey calibration_key(const std::filesystem::path& model, const std::filesystem::path& tokenizer,
                                const std::string& dataset, const CalibrationSettings& settings, bool hessian,
-                               bool lm_head);
+                               bool lm_head, int top_k = 0);
 
 // <dir>/<16 hex digits of FNV-1a 64 of key.text()>.h5
 std::filesystem::path calibration_cache_file(const std::filesystem::path& dir, const CalibrationKey& key);

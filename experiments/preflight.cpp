@@ -115,6 +115,7 @@ void check_rank_budget(const ResolvedConfig& config, const ModelConfig& model, c
 void check_runs_before_work(const std::vector<const ResolvedConfig*>& runs, AssetCache& assets) {
   std::map<std::string, ModelConfig> models;  // by model.path: each header read once
   bool threads_noted = false;
+  bool rules_read = false, rules_set = false;  // quant.overrides, by a run that quantizes
   for (const ResolvedConfig* run : runs) {
     const ResolvedConfig& config = *run;
     dataset_file(config.get_string("eval.dataset"), assets_root());
@@ -155,6 +156,8 @@ void check_runs_before_work(const std::vector<const ResolvedConfig*>& runs, Asse
     if (config.applies("quant.rank_allocation") && config.get_string("quant.rank_allocation") != "uniform") {
       check_rank_budget(config, model, *method, params);
     }
+    rules_set = rules_set || !params.overrides.empty();
+    rules_read = rules_read || (method->quantizes() && !params.overrides.empty());
     if (method->quantizes()) {
       std::vector<std::string> names = linear_names(model);
       if (!params.quantize_lm_head) names.pop_back();
@@ -169,6 +172,8 @@ void check_runs_before_work(const std::vector<const ResolvedConfig*>& runs, Asse
       threads_noted = true;
     }
   }
+  SERQ_CHECK(!rules_set || rules_read, "quant.overrides: no run of this experiment quantizes (quant.method fp keeps "
+             "every layer in full precision); remove the rules, or run a method that quantizes");
 }
 
 }  // namespace serq

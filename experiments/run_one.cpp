@@ -61,7 +61,7 @@ CachedCalibration run_calibration(const ResolvedConfig& config, const Model& mod
   if (!hessian && !method.needs_activation_stats()) return {none, "none", 0.0};
   const std::string& dataset = config.get_string("calib.dataset");
   const CalibrationKey key = calibration_key(config.get_string("model.path"), tokenizer_file, dataset, settings,
-                                             hessian, params.quantize_lm_head);
+                                             hessian, params.quantize_lm_head, percentile_top_k(params, settings));
   return assets.calibration(key, [&] {
     const TokenStream& stream = config_dataset(assets, config, "calib.dataset", tokenizer_file, model.config.bos_id);
     return calibrate(model, method, params, stream, settings);
@@ -338,6 +338,7 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
                     : saliency == "act_weight" ? SaliencyOrder::act_weight
                                                : SaliencyOrder::abs_max;
   params.flatten_alpha = config.get_float("quant.flatten_alpha");
+  params.flatten_percentile = config.get_float("quant.flatten_percentile");
   params.seed = static_cast<std::uint64_t>(config.get_int("quant.seed"));
   params.svd = parse_svd_algorithm(config.get_string("quant.svd"));
   if (method.quantizes()) check_rules(config, params);

@@ -38,6 +38,7 @@ struct QuantParams {
   bool paper_residual_order = false;  // quant.residual_order: serq "paper" (main = Q(W), R = Q(error)) vs "code"
   SaliencyOrder saliency = SaliencyOrder::abs_max;  // quant.saliency: serq's order of salient channels
   double flatten_alpha = 1.0;         // quant.flatten_alpha: serq's flattening s = max|x|^α / max|W|^(1−α)
+  double flatten_percentile = 100.0;  // quant.flatten_percentile: serq's max|x| as this percentile of |x_j|
   SvdAlgorithm svd = SvdAlgorithm::randomized;  // quant.svd: the truncated SVD of lorc, lqer and l2qer
   std::uint64_t seed = 0;             // quant.seed: random rotations (quarot), SVD sketches (lorc, lqer, l2qer)
 

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "core/common/error.h"
@@ -74,10 +75,24 @@ void quantize_residual_pair(QuantLinear& layer, int rank, const QuantParams& par
 // Full-precision weights leave no error to correct, so r acts as 0 there.
 int effective_rank(const QuantParams& params) { return params.weight.enabled() ? params.rank : 0; }
 
-// The flattening scale of a group: s_j = max |x_j| over the calibration (the paper), 1 where a channel was never seen
-// non-zero; with quant.flatten_alpha < 1, SmoothQuant's max|x_j|^α / max|W_j|^(1−α) over the group's weights.
-Vector flattening_scale(const InputGroup& group, const Calibration& calibration, double alpha) {
-  Vector scale = group_abs_max(group, calibration);
+// max |x_j| as quant.flatten_percentile takes it: the abs-max at 100, else the nearest-rank percentile of |x_j| over
+// the calibration tokens, the value at index floor((1 − p/100) · tokens) of the decreasing top_abs.
+Vector channel_max(const InputGroup& group, const Calibration& calibration, double percentile) {
+  if (percentile >= 100.0) return group_abs_max(group, calibration);
+  const ChannelStats& stats = calibration.at(group.front()->name);
+  const auto index =
+      static_cast<Eigen::Index>(std::floor((1.0 - percentile / 100.0) * static_cast<double>(stats.tokens)));
+  SERQ_CHECK(index < stats.top_abs.rows(), "{}: quant.flatten_percentile {} needs the {} largest |x| of each channel "
+             "but the calibration kept {}; calibrate again (a calibration cache from another percentile?)",
+             group.front()->name, percentile, index + 1, stats.top_abs.rows());
+  return stats.top_abs.row(index).transpose();
+}
+
+// The flattening scale of a group: s_j = max |x_j| over the calibration (the paper; or its percentile), 1 where a
+// channel was never seen non-zero; with quant.flatten_alpha < 1, SmoothQuant's max|x_j|^α / max|W_j|^(1−α) over the
+// group's weights.
+Vector flattening_scale(const InputGroup& group, const Calibration& calibration, double alpha, double percentile) {
+  Vector scale = channel_max(group, calibration, percentile);
   SERQ_CHECK(scale.allFinite(), "{}: calibration abs_max has NaN/Inf; calibrate again", group.front()->name);
   if (alpha < 1.0) return smoothing_scales(group, scale, alpha);
   for (float& s : scale) {
@@ -115,13 +130,13 @@ const char* saliency_name(SaliencyOrder saliency) {
 void flatten_and_order(const std::vector<InputGroup>& groups, const QuantParams& params,
                        const Calibration& calibration) {
   const char* residual_order = params.paper_residual_order ? "paper" : "code";
-  const std::string flatten =
-      params.flatten_alpha < 1.0 ? fmt::format("alpha{}", params.flatten_alpha) : std::string("absmax");
+  std::string flatten = params.flatten_percentile < 100.0 ? fmt::format("p{}", params.flatten_percentile) : "absmax";
+  if (params.flatten_alpha < 1.0) flatten += fmt::format("-alpha{}", params.flatten_alpha);
   const std::string saliency =
       params.saliency == SaliencyOrder::abs_max ? "" : fmt::format(" saliency={}", saliency_name(params.saliency));
   for (const InputGroup& group : groups) {
     const std::vector<int> order = saliency_order(saliency_scores(group, calibration, params.saliency));
-    const Vector scale = flattening_scale(group, calibration, params.flatten_alpha);
+    const Vector scale = flattening_scale(group, calibration, params.flatten_alpha, params.flatten_percentile);
     for (QuantLinear* layer : group) {
       scale_input_channels(*layer, scale);
       layer->input.order = order;
@@ -139,7 +154,8 @@ void Serq::prepare_model(Model& model, const QuantParams& params, const Calibrat
     if (!params.skips(layer->name)) check_rank(*layer, params.for_layer(layer->name).rank);
   }
   for (const InputGroup& group : input_groups(model, params)) {
-    flattening_scale(group, calibration, 1.0);  // the statistics exist and are finite; weights are read per layer
+    // The statistics exist and are finite (and hold the percentile); weights are read per layer.
+    flattening_scale(group, calibration, 1.0, params.flatten_percentile);
   }
 }
 

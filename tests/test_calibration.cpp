@@ -2,7 +2,10 @@
 // RMSNorm(embedding) · γ, so its abs-max, mean |x| and XᵀX can be computed without the forward pass.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
+#include <vector>
 
 #include "core/calib/observers.h"
 #include "core/data/calibration_sampler.h"
@@ -81,4 +84,29 @@ TEST_CASE("a NaN calibration channel is reported by layer and channel") {
   model.layers[3].attn_norm[7] = std::numeric_limits<float>::quiet_NaN();
   CHECK_THROWS_WITH(collect_calibration_stats(model, samples(), {{"layers.3.self_attn.v_proj"}, false}),
                     Catch::Contains("layers.3.self_attn.v_proj input channel 7 has NaN/Inf"));
+}
+
+TEST_CASE("calibration keeps each channel's largest |x| in decreasing order when asked (for percentiles), equal to "
+          "the directly computed inputs of layer 0's q_proj") {
+  const Model& model = test::stories_model("stories260K-hf");
+  const auto data = samples();
+  StatsRequest request{{"layers.0.self_attn.q_proj"}, false};
+  request.top_k = 5;
+  const ChannelStats stats = collect_calibration_stats(model, data, request).at("layers.0.self_attn.q_proj");
+  const Matrix x = layer0_attention_inputs(model, data);
+  REQUIRE(stats.top_abs.rows() == 5);
+  REQUIRE(stats.top_abs.cols() == x.cols());
+  for (Eigen::Index j = 0; j < x.cols(); ++j) {
+    std::vector<float> column(static_cast<std::size_t>(x.rows()));
+    for (Eigen::Index r = 0; r < x.rows(); ++r) column[static_cast<std::size_t>(r)] = std::fabs(x(r, j));
+    std::sort(column.begin(), column.end(), std::greater<>());
+    for (Eigen::Index i = 0; i < 5; ++i) {
+      CHECK(stats.top_abs(i, j) == Approx(column[static_cast<std::size_t>(i)]).epsilon(1e-5));
+    }
+    CHECK(stats.top_abs(0, j) == stats.abs_max[j]);
+  }
+  // Without the request nothing is kept.
+  CHECK(collect_calibration_stats(model, data, {{"layers.0.self_attn.q_proj"}, false})
+            .at("layers.0.self_attn.q_proj")
+            .top_abs.size() == 0);
 }

@@ -70,8 +70,8 @@ TEST_CASE("overrides: rules are written back in one canonical text that loads to
   CHECK(rules[1].skip);
 }
 
-TEST_CASE("overrides: a bad regex, a key a rule cannot set, a bad value, no match key, a rule that sets nothing and a "
-          "regex that matches no layer are each one line naming the rule") {
+TEST_CASE("overrides: a bad regex, a key a rule cannot set, a bad value, no match key, a rule that sets nothing, a "
+          "regex that matches no layer and rules where nothing is quantized are each one line") {
   CHECK_THROWS_WITH(canonical("[{match: 'layers.(', w_bits: 8}]"),
                     Catch::Contains("rule 1") && Catch::Contains("not a valid regex"));
   CHECK_THROWS_WITH(canonical("[{match: mlp, w_bits: 8}, {match: attn, bits: 8}]"),
@@ -94,6 +94,8 @@ TEST_CASE("overrides: a bad regex, a key a rule cannot set, a bad value, no matc
                        {"quant.overrides", "not a valid regex"});
   check_one_line_error(serq_run(with_rules(dir, "[{match: mlp, bits: 8}]"), dir),
                        {"quant.overrides", "'bits' is not a key an override can set"});
+  check_one_line_error(serq_run(with_rules(dir, "[{match: mlp, w_bits: 8}]") + " --set quant.method=fp", dir),
+                       {"quant.overrides", "no run of this experiment quantizes"});
   CHECK(!std::filesystem::exists(dir / "results"));  // refused before any work
 }
 

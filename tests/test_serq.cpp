@@ -239,8 +239,8 @@ TEST_CASE("SERQ with MXFP4 quantizes R in 32-blocks and counts 4.25 bits per R w
   }
 }
 
-TEST_CASE("SERQ's open choices: the saliency order from mean |x| or activation × weight norm, and a SmoothQuant α for "
-          "the flattening, each leaving full precision exact; the defaults are the paper's") {
+TEST_CASE("SERQ's open choices: the saliency order from mean |x| or activation × weight norm, a SmoothQuant α and a "
+          "percentile for the flattening, each leaving full precision exact; the defaults are the paper's") {
   const Model& original = test::stories_model("stories260K-hf");
   QuantParams params;
   params.weight = {16, true, 32};  // full precision: the transforms alone
@@ -274,11 +274,25 @@ TEST_CASE("SERQ's open choices: the saliency order from mean |x| or activation �
     CHECK(layer.input.scale[j] == Approx(std::sqrt(abs_max[j]) / std::sqrt(weight_max[j])).epsilon(1e-6));
   }
   CHECK(layer.input.order == expected_order(abs_max));
+
+  // The 99th percentile of |x| over 4 × 64 calibration tokens: the third largest (nearest rank, index
+  // floor(0.01 · 256) = 2), which calibrate() keeps for it.
+  params.flatten_alpha = 1.0;
+  params.flatten_percentile = 99.0;
+  const Calibration with_top = few_samples(original, params);
+  const Eigen::MatrixXf& top = with_top.stats.at(name).top_abs;
+  REQUIRE(top.rows() == 3);
+  Model clipped = original;
+  Serq().prepare(clipped, params, with_top);
+  CHECK(find(clipped, name).input.scale == Eigen::VectorXf(top.row(2).transpose()));
+  CHECK(find(clipped, name).input.order == expected_order(abs_max));  // the order stays the abs-max's
+  CHECK(find(clipped, name).transform == "serq r=0 flatten=p99 order=code");
+  params.flatten_percentile = 100.0;
   // Each is an exact transform: in full precision the layer's output is unchanged up to float rounding.
   std::mt19937 rng(3);
   const Matrix x = test::random_matrix(16, weight.cols(), rng);
   const Matrix reference = run_linear(cpu_backend(), find(original, name), x);
-  for (const Model* model : {&by_mean, &by_product, &smoothed}) {
+  for (const Model* model : {&by_mean, &by_product, &smoothed, &clipped}) {
     CHECK(relative_error(run_linear(cpu_backend(), find(*model, name), x), reference) < 1e-5);
   }
 }

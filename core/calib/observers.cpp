@@ -1,14 +1,36 @@
 // Calibration observers: running per-channel statistics of linear inputs, finalized and checked by name.
 #include "core/calib/observers.h"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <vector>
 
 #include "core/common/error.h"
 #include "core/common/progress.h"
 #include "core/model/sample_states.h"
 
 namespace serq {
+
+namespace {
+
+// top (k × d, each column decreasing; empty at first) ← the k largest |x| of each column among top and x's rows.
+void keep_largest(const Matrix& x, int k, Eigen::MatrixXf& top) {
+  const Eigen::Index d = x.cols();
+  std::vector<float> column;
+  Eigen::MatrixXf merged(std::min<Eigen::Index>(k, top.rows() + x.rows()), d);
+  for (Eigen::Index j = 0; j < d; ++j) {
+    column.assign(top.rows() > 0 ? top.col(j).data() : nullptr, top.rows() > 0 ? top.col(j).data() + top.rows() : nullptr);
+    for (Eigen::Index r = 0; r < x.rows(); ++r) column.push_back(std::fabs(x(r, j)));
+    const auto keep = static_cast<std::ptrdiff_t>(merged.rows());
+    std::partial_sort(column.begin(), column.begin() + keep, column.end(), std::greater<>());
+    for (Eigen::Index i = 0; i < merged.rows(); ++i) merged(i, j) = column[static_cast<std::size_t>(i)];
+  }
+  top.swap(merged);
+}
+
+}  // namespace
 
 CalibrationObserver::CalibrationObserver(Backend& backend, StatsRequest request)
     : backend_(backend), request_(std::move(request)) {}
@@ -23,6 +45,8 @@ void CalibrationObserver::observe(const QuantLinear& layer, const Tensor& input)
     if (request_.hessian) s.gram = Eigen::MatrixXd::Zero(d, d);
   }
   backend_.observe(input, s);
+  if (request_.top_k > 0) keep_largest(backend_.download(input, "activations for percentiles"), request_.top_k,
+                                       top_[layer.name]);
 }
 
 std::map<std::string, ChannelStats> CalibrationObserver::finish() {
@@ -35,6 +59,7 @@ std::map<std::string, ChannelStats> CalibrationObserver::finish() {
     s.abs_max = std::move(sums.abs_max);
     s.mean_abs = sums.sum_abs / static_cast<double>(sums.tokens);
     s.hessian = std::move(sums.gram);
+    if (const auto top = top_.find(name); top != top_.end()) s.top_abs = std::move(top->second);
     s.tokens = sums.tokens;
     for (Eigen::Index j = 0; j < s.abs_max.size(); ++j) {
       SERQ_CHECK(std::isfinite(s.abs_max[j]), "calibration: {} input channel {} has NaN/Inf values; check the model "

@@ -19,12 +19,16 @@ struct ChannelStats {
   Eigen::VectorXf abs_max;   // max |x_j| over calibration tokens (d_in)
   Eigen::VectorXd mean_abs;  // mean |x_j| over calibration tokens (d_in)
   Eigen::MatrixXd hessian;   // Σ xᵀx over tokens (d_in × d_in); empty unless requested
+  Eigen::MatrixXf top_abs;   // the top_k largest |x_j| over tokens, decreasing down each column (top_k × d_in), for
+                             // percentiles; empty unless requested
   std::int64_t tokens = 0;
 };
 
 struct StatsRequest {
   std::set<std::string> layers;  // linear names, e.g. "layers.0.mlp.down_proj"
   bool hessian = false;
+  int top_k = 0;  // keep the top_k largest |x_j| of each channel (ChannelStats::top_abs); the inputs then cross to
+                  // the host, counted as "activations for percentiles"
 };
 
 // Accumulates ChannelStats for the requested layers as the forward pass runs, with the backend's observe op.
@@ -40,6 +44,7 @@ class CalibrationObserver final : public LinearInputObserver {
   Backend& backend_;
   StatsRequest request_;
   std::map<std::string, ChannelSums> sums_;
+  std::map<std::string, Eigen::MatrixXf> top_;
 };
 
 // Runs the model over the samples (each one sequence) and returns the requested statistics. Layer by layer: every

@@ -121,6 +121,8 @@ std::string ResolvedConfig::label() const {
     label += fmt::format(" f{}", get_int("quant.factor_bits"));
   if (applies("quant.residual_order") && get_string("quant.residual_order") != "code") label += " paper-order";
   if (applies("quant.saliency") && get_string("quant.saliency") != "abs_max") label += " " + get_string("quant.saliency");
+  if (applies("quant.flatten_percentile") && get_float("quant.flatten_percentile") != 100.0)
+    label += fmt::format(" p{}", get_float("quant.flatten_percentile"));
   if (applies("quant.flatten_alpha") && get_float("quant.flatten_alpha") != 1.0)
     label += fmt::format(" fα{}", get_float("quant.flatten_alpha"));
   if (get_string("quant.weight_quantizer") != "rtn") label += " " + get_string("quant.weight_quantizer");
