@@ -99,9 +99,9 @@ void check_rank_budget(const ResolvedConfig& config, const ModelConfig& model, c
                        const QuantParams& params) {
   const double budget = config.get_float("quant.rank_budget");
   if (budget == 0.0) {
-    SERQ_CHECK(config.get_int("quant.rank") % 8 == 0, "quant.rank: {} is not a multiple of 8, the rank grid of "
-               "quant.rank_allocation; use a multiple of 8, or give quant.rank_budget in bits per weight",
-               config.get_int("quant.rank"));
+    SERQ_CHECK(config.get_int("quant.rank") % kRankStep == 0, "quant.rank: {} is not a multiple of {}, the rank grid "
+               "of quant.rank_allocation; use a multiple of {}, or give quant.rank_budget in bits per weight",
+               config.get_int("quant.rank"), kRankStep, kRankStep);
     return;
   }
   const double largest = largest_rank_budget(model, method, params);

@@ -32,12 +32,24 @@ Eigen::ArrayXd input_weights(const QuantLinear& layer, const Calibration& calibr
   return m;
 }
 
+// Whether the allocation decides this layer's rank: neither skipped nor given a rank by a quant.overrides rule.
+bool allocation_decides(const QuantParams& params, std::string_view layer) {
+  const auto rule = matching_override(params.overrides, layer);
+  return !(rule && (params.overrides[*rule].skip || params.overrides[*rule].rank));
+}
+
+// The top of a layer's rank grid: max(4 · rank, 64), at most what the method allows the layer, on the grid.
+int grid_top(const Method& method, const QuantLinear& layer, int rank, int step) {
+  const int most = std::min(method.max_rank(layer), std::max(4 * rank, 64));
+  return most - most % step;
+}
+
 // One prepared layer's curve: the method quantizes a copy at each rank of the grid, with RTN main weights.
 RankCurve layer_curve(const QuantLinear& prepared, const Method& method, const QuantParams& layer_params,
                       const Calibration& calibration, int step) {
   RankCurve curve;
   curve.layer = prepared.name;
-  const int most = std::min(method.max_rank(prepared), std::max(4 * layer_params.rank, 64));
+  const int most = grid_top(method, prepared, layer_params.rank, step);
   const Eigen::ArrayXd m = input_weights(prepared, calibration);
   const Eigen::MatrixXd reference = prepared.weight.cast<double>() * m.matrix().asDiagonal();
   const double norm = reference.squaredNorm();
@@ -155,8 +167,7 @@ double largest_rank_budget(const ModelConfig& config, const Method& method, cons
   std::mt19937 rng(0);
   std::normal_distribution<float> normal;
   for (const Shape& layer : layers) {
-    const auto rule = matching_override(params.overrides, layer.name);
-    if (rule && (params.overrides[*rule].skip || params.overrides[*rule].rank)) continue;
+    if (!allocation_decides(params, layer.name)) continue;
     weights += static_cast<double>(layer.d_out) * layer.d_in;
     auto [at, fresh] = cost_of_shape.emplace(std::pair(layer.d_out, layer.d_in), 0.0);
     if (fresh) {
@@ -170,11 +181,11 @@ double largest_rank_budget(const ModelConfig& config, const Method& method, cons
       QuantParams top = params.for_layer(layer.name);
       top.weight_quantizer = WeightQuantizerKind::rtn;
       top.progress = nullptr;
-      const int most = std::min(method.max_rank(probe), std::max(4 * top.rank, 64));
+      const int most = grid_top(method, probe, top.rank, kRankStep);
       double at_rank[2] = {0.0, 0.0};
       for (const int i : {0, 1}) {
         QuantLinear copy = probe;
-        top.rank = i == 0 ? 0 : most - most % 8;
+        top.rank = i == 0 ? 0 : most;
         method.quantize_linear(copy, top, calibration);
         at_rank[i] = copy.storage_bits();
       }
@@ -188,10 +199,6 @@ double largest_rank_budget(const ModelConfig& config, const Method& method, cons
 std::vector<RankCurve> rank_curves(const Model& model, const Method& method, const QuantParams& params,
                                    const Calibration& calibration, int step) {
   std::vector<RankCurve> curves;
-  auto decided = [&](const QuantLinear& layer) {
-    const auto rule = matching_override(params.overrides, layer.name);
-    return !(rule && (params.overrides[*rule].skip || params.overrides[*rule].rank));
-  };
   Model shell;  // one decoder layer at a time, at its index
   shell.config = model.config;
   shell.layers.resize(model.layers.size());
@@ -200,12 +207,12 @@ std::vector<RankCurve> rank_curves(const Model& model, const Method& method, con
     restore_layer_weights(layer);
     method.prepare_layer(shell, i, params, calibration);
     for (const QuantLinear* linear : layer.linears()) {
-      if (!decided(*linear)) continue;
+      if (!allocation_decides(params, linear->name)) continue;
       curves.push_back(layer_curve(*linear, method, params.for_layer(linear->name), calibration, step));
     }
     layer = DecoderLayer{};
   }
-  if (params.quantize_lm_head && decided(model.lm_head)) {
+  if (params.quantize_lm_head && allocation_decides(params, model.lm_head.name)) {
     shell.lm_head = model.lm_head;
     restore_head_weight(shell);
     method.prepare_head(shell, params, calibration);

@@ -19,6 +19,9 @@
 
 namespace serq {
 
+// The rank grid's step: ranks 0, 8, 16, …
+inline constexpr int kRankStep = 8;
+
 enum class RankAllocation {
   uniform,  // quant.rank everywhere (the paper)
   greedy,   // repeatedly the step with the largest error drop per bit that still fits
@@ -37,7 +40,7 @@ struct RankCurve {
 // 0..min(limit, max(4 · quant.rank, 64)) in steps of `step`, limit = d_in for serq, min(d_in, d_out) for the
 // factors. Each decoder layer is copied, widened and prepared alone, so memory holds one layer's copies.
 std::vector<RankCurve> rank_curves(const Model& model, const Method& method, const QuantParams& params,
-                                   const Calibration& calibration, int step = 8);
+                                   const Calibration& calibration, int step = kRankStep);
 
 struct RankChoice {
   std::map<std::string, int> ranks;  // by layer name

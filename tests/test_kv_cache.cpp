@@ -45,20 +45,6 @@ Eigen::MatrixXd float_weight(const QuantLinear& layer) {
   return (layer.weight.size() > 0 ? layer.weight : layer.packed.dequantize()).cast<double>();
 }
 
-// Keys or values quantized group by group with the scalar grid of int_quant_reference.h.
-Matrix quantize_groups(const Matrix& x, const KvQuantSpec& spec) {
-  Matrix out = x;
-  for (Eigen::Index r = 0; r < x.rows(); ++r) {
-    for (Eigen::Index c0 = 0; c0 < x.cols(); c0 += spec.group_size) {
-      const ReferenceIntGrid grid = ReferenceIntGrid::fit(
-          std::span<const float>(&x(r, c0), static_cast<std::size_t>(spec.group_size)), spec.bits, spec.symmetric,
-          false, spec.clip);
-      for (Eigen::Index c = c0; c < c0 + spec.group_size; ++c) out(r, c) = grid.fake_quant(x(r, c));
-    }
-  }
-  return out;
-}
-
 // x (rows × heads·d) with each head multiplied by Sylvester's H_d / √d, entry by entry.
 Matrix rotate_heads(const Matrix& x, int d) {
   Matrix out(x.rows(), x.cols());
@@ -102,8 +88,8 @@ Eigen::MatrixXd plain_attention(const Matrix& q, const Matrix& k, const Matrix& 
 }
 
 // Layer 0 of stories260K on `tokens` with the cache as `kv` says: the attention output the forward computed, and
-// the plain one from the same normed input (q, k, v in double, RoPE by the reference backend, the rotation and the
-// quantization written out above).
+// the plain one from the same normed input (q, k, v in double, RoPE and the quantization by the reference backend,
+// the rotation and the attention written out above).
 struct LayerAttention {
   Matrix forward;
   Eigen::MatrixXd plain;
@@ -136,8 +122,9 @@ LayerAttention layer_attention(const KvCacheSettings& kv, std::span<const int> t
     k = rotate_heads(k, c.head_dim());
   }
   if (kv.quant.enabled()) {
-    k = quantize_groups(k, kv.op_spec(c.head_dim()));
-    v = quantize_groups(v, kv.op_spec(c.head_dim()));
+    // The reference backend's kv_quant: the scalar grid of int_quant_reference.h, group by group.
+    k = test::kv_quant(reference_backend(), k, kv.op_spec(c.head_dim()));
+    v = test::kv_quant(reference_backend(), v, kv.op_spec(c.head_dim()));
   }
   return {capture.attention, plain_attention(q, k, v, c)};
 }

@@ -375,20 +375,6 @@ std::string shown(std::string_view text) {
 
 std::string number_text(double x) { return fmt::format("{}", x); }
 
-std::string yaml_double_quoted(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 bool is_valid_name(const std::string& text) {
   if (text.empty() || text.front() == '.') return false;
@@ -515,6 +501,21 @@ ConfigValue KeySpec::finalize(const ConfigValue& value, std::string_view where) 
       break;
   }
   return result;
+}
+
+std::string yaml_double_quoted(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
 }
 
 std::string KeySpec::to_yaml(const ConfigValue& value) const {

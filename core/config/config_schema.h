@@ -89,6 +89,9 @@ std::string config_section_keys(std::string_view section);
 // "did you mean 'quant.w_bits'? (keys under quant: method, w_bits, ...)" for a path that is not a key.
 std::string unknown_key_hint(std::string_view path);
 
+// `text` as one YAML double-quoted scalar: '"' and '\\' escaped, control characters as \xNN.
+std::string yaml_double_quoted(const std::string& text);
+
 // One line per key (path, type, default, doc, allowed values), for serq-run --help.
 std::string describe_config_keys();
 

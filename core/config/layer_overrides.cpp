@@ -34,15 +34,6 @@ const std::vector<RuleKey>& rule_keys() {
 
 const KeySpec& global_key(const std::string& path) { return config_schema()[*config_key_index(path)]; }
 
-std::string double_quoted(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 std::regex compile(const std::string& match, const std::string& where) {
   SERQ_CHECK(!match.empty(), "{}: match is empty; give a regex searched in layer names, e.g. 'mlp\\.down_proj'", where);
   try {
@@ -68,7 +59,7 @@ std::string canonical_rule(const YAML::Node& rule, const std::string& where) {
     if (key == "match") {
       SERQ_CHECK(item.second.IsScalar(), "{}: match: expected a regex string", where);
       compile(item.second.Scalar(), where);
-      parts[index] = "match: " + double_quoted(item.second.Scalar());
+      parts[index] = "match: " + yaml_double_quoted(item.second.Scalar());
     } else if (key == "skip") {
       SERQ_CHECK(item.second.IsScalar() && (item.second.Scalar() == "true" || item.second.Scalar() == "false"),
                  "{}: skip: expected true or false", where);
