@@ -164,10 +164,11 @@ TEST_CASE("kv_bits 4: a decoder layer's attention equals a plain attention over 
   for (const KvCacheSettings& kv : settings) {
     INFO(kv.describe(8));
     const LayerAttention quantized = layer_attention(kv, tokens);
-    // Float rounding of q, k and v (float GEMMs against double) may move a code at a rounding boundary; one moved
-    // code is a step of one grid, far below what the quantization itself changes (checked next).
-    CHECK(nmse(quantized.forward, quantized.plain) < 1e-5);
-    CHECK(nmse(quantized.forward, fp.plain) > 1e-4);
+    // Float rounding of q, k and v (float GEMMs against double, another BLAS kernel) may move a code at a rounding
+    // boundary: a step of one grid in one value, NMSE up to about 1e-3. Measured here: 0. What the 4-bit cache
+    // itself changes is 0.2 to 0.56 (checked next), so the bound still fails a cache quantized wrongly.
+    CHECK(nmse(quantized.forward, quantized.plain) < 1e-2);
+    CHECK(nmse(quantized.forward, fp.plain) > 0.1);
   }
   // The rotation alone leaves q·kᵀ, and so attention, as it was.
   const LayerAttention rotated = layer_attention({.quant = {}, .rotate = true}, tokens);
@@ -191,8 +192,10 @@ TEST_CASE("kv_bits 4: decoding through the cache in two steps gives the logits o
   const Tensor second = forward_hidden(resident, work, token_tensor(model.config, work, all.subspan(20)), 1, 12, &cache);
   const Matrix tail = model.backend->download(forward_logits(resident, work, second), "test");
   const Matrix head = model.backend->download(forward_logits(resident, work, first), "test");
-  CHECK(nmse(head, whole.topRows(20).cast<double>()) < 1e-8);
-  CHECK(nmse(tail, whole.bottomRows(12).cast<double>()) < 1e-6);
+  // Other GEMM shapes may round a value across a code boundary (a few flipped codes stay below 1e-3; measured: 0);
+  // keys or values of one step left unquantized, or at wrong positions, move the logits far more.
+  CHECK(nmse(head, whole.topRows(20).cast<double>()) < 1e-3);
+  CHECK(nmse(tail, whole.bottomRows(12).cast<double>()) < 1e-3);
 }
 
 TEST_CASE("kv settings: a group that does not divide head_dim, bits out of range, a clip outside (0, 1] and a "
