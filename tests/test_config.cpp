@@ -123,6 +123,9 @@ TEST_CASE("unset keys take their schema defaults", "[config]") {
   CHECK(c.get_string("runtime.device") == "cpu");
   CHECK(c.get_int("runtime.threads") == 0);
   CHECK(c.label() == "rtn w4a16 gch");
+  // Runs that differ only in their calibration draw get labels apart.
+  CHECK(load(write_config("config_defaults", "w4_default.yaml", kMinimal), {"calib.seed=3"}).runs.at(0).label() ==
+        "rtn w4a16 gch calib-seed3");
 }
 
 TEST_CASE("a_group_size follows group_size unless set", "[config]") {

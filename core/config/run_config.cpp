@@ -130,6 +130,7 @@ std::string ResolvedConfig::label() const {
   if (gptq && !get_bool("calib.sequential")) label += " one-pass";  // GPTQ's Hessians from the full-precision pass
   if (const auto rules = parse_overrides(get_string("quant.overrides")).size(); rules > 0)
     label += fmt::format(" +{} override{}", rules, rules == 1 ? "" : "s");
+  if (const std::int64_t seed = get_int("calib.seed"); seed != 0) label += fmt::format(" calib-seed{}", seed);
   return label + kv_label(*this);
 }
 
