@@ -127,6 +127,17 @@ TEST_CASE("attention: causal GQA over 300 queries (more than one query block), a
     const Matrix q = random_matrix(10, 32, rng), k = random_matrix(40, 32, rng), v = random_matrix(40, 32, rng);
     check_op("attention", 1e-10, [&](Backend& b) { return test::attention(b, q, k, v, shape); });
   }
+  SECTION("70 queries at positions 100..169 (tiles cut mid-way), and one query at 130, 3 query heads a key head") {
+    for (const int seq : {70, 1}) {
+      const int pos0 = seq == 1 ? 130 : 100;
+      const AttentionShape shape{.n_heads = 6, .n_kv_heads = 2, .head_dim = 16, .batch = 2, .seq = seq, .pos0 = pos0,
+                                 .kv_rows = 200};
+      const Matrix q = random_matrix(2 * seq, 96, rng, 2.0f), k = random_matrix(400, 32, rng, 2.0f);
+      const Matrix v = random_matrix(400, 32, rng);
+      INFO("seq " << seq << " at position " << pos0);
+      check_op("attention", 1e-10, [&](Backend& b) { return test::attention(b, q, k, v, shape); });
+    }
+  }
 }
 
 TEST_CASE("swiglu and add: random values and gates of ±100 (exp overflows in float)") {

@@ -91,7 +91,7 @@ TEST_CASE("decoding with a KV cache equals one full forward") {
     return backend.download(hidden, "test");
   };
   const Matrix prefix = next(std::span<const int>(tokens).first(25));
-  CHECK((full.topRows(25) - prefix).cwiseAbs().maxCoeff() < 1e-5f);
+  CHECK((full.topRows(25) - prefix).cwiseAbs().maxCoeff() < 1e-4f);  // 25 rows against 40: GEMM blocking differs
   for (int t = 25; t < 40; ++t) {
     const Matrix step = next(std::span<const int>(tokens).subspan(t, 1));
     CHECK((full.row(t) - step.row(0)).cwiseAbs().maxCoeff() < 1e-4f);

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/backend/backend.h"
+#include "core/backend/cpu/flash_attention.h"
 #include "core/formats/result_file.h"
 #include "tests/assets.h"
 #include "tests/support/serq_run.h"
@@ -177,7 +178,8 @@ TEST_CASE("serq-run: runtime.device reference runs every op in plain loops to th
   CHECK(records["reference"].metrics.at("ppl") == Approx(records["cpu"].metrics.at("ppl")).epsilon(1e-6));
   const std::string cpu = records["cpu"].info.at("kernels"), reference = records["reference"].info.at("kernels");
   INFO(cpu << "\n" << reference);
-  CHECK(cpu.find("attention: cpu-sgemm-blocked (5)") != std::string::npos);  // 5 layers, one window
+  const std::string attention = std::string("attention: cpu-flash-") + flash_kernel_name(flash_kernel()) + " (5)";
+  CHECK(cpu.find(attention) != std::string::npos);  // 5 layers, one window
   CHECK(cpu.find("quant_linear: cpu-sgemm (36)") != std::string::npos);  // 5 layers of 7, and lm_head
   CHECK(cpu.find("nll: cpu (1)") != std::string::npos);
   CHECK(reference.find("attention: reference (5)") != std::string::npos);

@@ -1,5 +1,6 @@
-// The CPU backend: OpenBLAS for the GEMMs (attention and the float linears), Eigen's vectorized arrays for the
-// elementwise ops and the softmaxes, and the integer GEMM (int_gemm.h) for linears on integer codes.
+// The CPU backend: OpenBLAS for the float linears and XᵀX, a flash-style attention kernel (flash_attention.h), Eigen's
+// vectorized arrays for the elementwise ops and the softmaxes, and the integer GEMM (int_gemm.h) for linears on
+// integer codes.
 #include <cblas.h>
 
 #include <algorithm>
@@ -11,39 +12,12 @@
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/backend/host_backend.h"
 #include "core/backend/cpu/cpu_quant_linear.h"
+#include "core/backend/cpu/flash_attention.h"
 #include "core/common/error.h"
 #include "core/linear/rotation.h"
 
 namespace serq {
 namespace {
-
-// Causal attention for one sequence and one query head: q holds seq rows of head_dim (stride q_stride); k and v
-// the keys the sequence sees (stride kv_stride). Query t sits at position pos0 + t and sees keys 0 .. pos0 + t.
-// Queries go in blocks of kAttentionQueryBlock rows, so that each block multiplies only the keys it can see.
-void attend_head(const float* q, int q_stride, const float* k, const float* v, int kv_stride, int seq, int pos0,
-                 int head_dim, float* out, int out_stride, Eigen::VectorXf& scores) {
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  for (int t0 = 0; t0 < seq; t0 += kAttentionQueryBlock) {
-    const int rows = std::min(kAttentionQueryBlock, seq - t0);
-    const int keys = pos0 + t0 + rows;  // keys visible to the last query of the block
-    // Rows padded to a multiple of 8 floats in an aligned buffer: every row starts 32-byte aligned, so Eigen's
-    // vectorized exp/max/sum take the same path (and give the same bits) wherever the heap puts the buffer.
-    const int stride = (keys + 7) & ~7;
-    scores.resize(static_cast<Eigen::Index>(rows) * stride);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, head_dim, scale,
-                q + static_cast<std::size_t>(t0) * q_stride, q_stride, k, kv_stride, 0.0f, scores.data(), stride);
-    for (int r = 0; r < rows; ++r) {
-      float* row = scores.data() + static_cast<std::size_t>(r) * stride;
-      const int visible = pos0 + t0 + r + 1;
-      Eigen::Map<Eigen::ArrayXf> p(row, visible);  // Eigen's exp is vectorized; std::exp is not
-      p = (p - p.maxCoeff()).exp();
-      p *= 1.0f / p.sum();
-      std::fill(row + visible, row + keys, 0.0f);
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, head_dim, keys, 1.0f, scores.data(), stride, v,
-                kv_stride, 0.0f, out + static_cast<std::size_t>(t0) * out_stride, out_stride);
-  }
-}
 
 // log softmax of one row of logits, in double (Eigen's exp is vectorized for doubles).
 void log_softmax(const float* row, Eigen::Index n, Eigen::ArrayXd& out) {
@@ -141,21 +115,14 @@ class CpuBackend final : public HostBackend {
 
   void attention(const Tensor& q, const Tensor& keys, const Tensor& values, const AttentionShape& s,
                  Tensor& out) override {
-    const TimedOp timed = ran(Op::attention, "cpu-sgemm-blocked");
-    const int width = s.n_heads * s.head_dim, kv_width = s.n_kv_heads * s.head_dim, group = s.n_heads / s.n_kv_heads;
+    const FlashKernel kernel = flash_kernel();
+    const TimedOp timed = ran(Op::attention, kernel == FlashKernel::avx512 ? "cpu-flash-avx512" : "cpu-flash-avx2");
+    const int width = s.n_heads * s.head_dim, kv_width = s.n_kv_heads * s.head_dim;
     check_shape(q, static_cast<std::int64_t>(s.batch) * s.seq, width, "attention q");
     check_shape(keys, static_cast<std::int64_t>(s.batch) * s.kv_rows, kv_width, "attention keys");
     check_shape(values, static_cast<std::int64_t>(s.batch) * s.kv_rows, kv_width, "attention values");
     check_shape(out, q.rows, width, "attention output");
-    Eigen::VectorXf scores;
-    for (int b = 0; b < s.batch; ++b) {
-      for (int head = 0; head < s.n_heads; ++head) {
-        const std::size_t q_offset = static_cast<std::size_t>(b) * s.seq * width + head * s.head_dim;
-        const std::size_t kv_offset = static_cast<std::size_t>(b) * s.kv_rows * kv_width + (head / group) * s.head_dim;
-        attend_head(q.f32() + q_offset, width, keys.f32() + kv_offset, values.f32() + kv_offset, kv_width, s.seq,
-                    s.pos0, s.head_dim, out.f32() + q_offset, width, scores);
-      }
-    }
+    flash_attention(q.f32(), keys.f32(), values.f32(), s, out.f32(), kernel, 0);
   }
 
   void swiglu(Tensor& gate_t, const Tensor& up_t) override {
@@ -201,7 +168,7 @@ class CpuBackend final : public HostBackend {
     host_matrix(x) = m;
   }
 
-  // abs-max and Σ|x| by columns, XᵀX as one float GEMM per call accumulated in double.
+  // abs-max and Σ|x| by columns, XᵀX as one float SYRK per call accumulated in double.
   void observe(const Tensor& x_t, ChannelSums& sums) override {
     const TimedOp timed = ran(Op::observe, "cpu");
     const auto x = host_matrix(x_t);
@@ -213,8 +180,13 @@ class CpuBackend final : public HostBackend {
       }
     }
     sums.sum_abs += x.cwiseAbs().colwise().sum().transpose().cast<double>();
-    if (sums.gram.size() > 0) {
-      const Matrix xtx = x.transpose() * x;
+    if (sums.gram.size() > 0) {  // XᵀX is symmetric: one triangle by a rank-k update (half a GEMM's FLOPs), mirrored
+      const int d = static_cast<int>(x.cols());
+      Matrix xtx(d, d);
+      cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, static_cast<int>(x.rows()), 1.0f, x.data(), d, 0.0f,
+                  xtx.data(), d);
+      for (int i = 1; i < d; ++i)
+        for (int j = 0; j < i; ++j) xtx(i, j) = xtx(j, i);
       sums.gram += xtx.cast<double>();
     }
     sums.tokens += x.rows();
