@@ -9,7 +9,7 @@
 
 namespace serq {
 
-// Queries per tile and head: with the group's heads stacked, a tile's scores (group · 64 × 64 floats) stay in L1/L2.
+// Queries per tile and head: with the group's heads stacked, each packed key and value tile serves group · 128 rows.
 inline constexpr int kFlashQueryTile = 128;
 
 enum class FlashKernel { avx2, avx512 };

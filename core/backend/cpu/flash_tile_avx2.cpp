@@ -10,8 +10,7 @@ namespace {
 struct Avx2 {
   using V = __m256;
   static constexpr int kWidth = 8;
-  static constexpr int kScoreRows = 4;     // scores: 4 rows × 2 vectors of keys = 8 accumulators
-  static constexpr int kScoreVectors = 2;
+  static constexpr int kScoreRows = 1;     // scores: 1 row × 8 vectors of keys = 8 accumulators
   static constexpr int kOutRows = 2;       // output: 2 rows × 4 vectors of dims = 8 accumulators
   static V zero() { return _mm256_setzero_ps(); }
   static V set1(float x) { return _mm256_set1_ps(x); }
@@ -32,6 +31,11 @@ struct Avx2 {
   // x where x ≥ limit or NaN, else 0.
   static V zero_below(V value, V x, V limit) {
     return _mm256_andnot_ps(_mm256_cmp_ps(x, limit, _CMP_LT_OQ), value);
+  }
+  // x's first `count` lanes, `fill` in the others (count may lie outside 0 .. 8).
+  static V keep_first(V x, int count, V fill) {
+    const V lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_blendv_ps(fill, x, _mm256_cmp_ps(lane, _mm256_set1_ps(static_cast<float>(count)), _CMP_LT_OQ));
   }
   static float reduce_max(V v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

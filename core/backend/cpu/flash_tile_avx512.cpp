@@ -1,8 +1,9 @@
 // The AVX-512 kernel of one flash-attention query tile (flash_tile.h): 16 floats a vector. This file alone is
 // compiled with -mavx512f (CMakeLists.txt); flash_attention.cpp calls it only where the CPU has AVX-512F.
-// GCC 12's AVX-512 intrinsics pass an undefined vector as an unused merge source, which -Wmaybe-uninitialized
-// reports from inside the intrinsics header (as in int_gemm.cpp).
+// GCC 12's AVX-512 intrinsics pass an undefined vector as an unused merge source, which -Wuninitialized and
+// -Wmaybe-uninitialized report from inside the intrinsics header (as in int_gemm.cpp).
 #if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <immintrin.h>
@@ -17,7 +18,6 @@ struct Avx512 {
   using V = __m512;
   static constexpr int kWidth = 16;
   static constexpr int kScoreRows = 4;     // scores: 4 rows × 4 vectors of keys = 16 accumulators
-  static constexpr int kScoreVectors = 4;
   static constexpr int kOutRows = 6;       // output: 6 rows × 4 vectors of dims = 24 accumulators
   static V zero() { return _mm512_setzero_ps(); }
   static V set1(float x) { return _mm512_set1_ps(x); }
@@ -36,6 +36,11 @@ struct Avx512 {
   }
   static V zero_below(V value, V x, V limit) {
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, limit, _CMP_NLT_UQ), value);
+  }
+  // x's first `count` lanes, `fill` in the others (count may lie outside 0 .. 16).
+  static V keep_first(V x, int count, V fill) {
+    const __mmask16 keep = count <= 0 ? 0 : count >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << count) - 1);
+    return _mm512_mask_blend_ps(keep, fill, x);
   }
   static float reduce_max(V v) { return _mm512_reduce_max_ps(v); }
   static float reduce_add(V v) { return _mm512_reduce_add_ps(v); }

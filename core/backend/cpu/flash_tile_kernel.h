@@ -2,8 +2,9 @@
 // and compiled in each ISA's file. It has internal linkage and uses no library template, so nothing compiled with one
 // ISA's instructions can be shared with code that runs on a CPU without them.
 //
-// Per key tile of kFlashKeyTile keys: scores s = q · kᵀ, keys past each query's position set to −∞, the row maximum m,
-// p = exp(s − m_new), and the running sum and output rescaled by exp(m_old − m_new) before p · v is added.
+// Per key tile of kFlashKeyTile keys, a block of rows at a time in registers: scores s = q · kᵀ, keys past each query's
+// position set to −∞, the row maximum m, p = exp(s − m_new) (score_block); then the output, rescaled by
+// exp(m_old − m_new), plus p · v (add_values).
 #pragma once
 
 #include "core/backend/cpu/flash_tile.h"
@@ -16,7 +17,7 @@ constexpr float kMinusInfinity = -__builtin_inff();
 // exp(x) for x ≤ 0 (Cephes' expf: 2^n · e^r with |r| ≤ ln2/2 and a degree-6 polynomial, about 1 ulp); 0 below
 // −87.3, where the result would leave the normal range, and for −∞; NaN stays NaN.
 template <class S>
-typename S::V exp_nonpositive(typename S::V x) {
+[[gnu::always_inline]] inline typename S::V exp_nonpositive(typename S::V x) {
   using V = typename S::V;
   const V limit = S::set1(-87.3f);
   const V clamped = S::max(limit, x);  // max(a, b) is b where either is NaN: NaN passes
@@ -33,32 +34,63 @@ typename S::V exp_nonpositive(typename S::V x) {
   return S::zero_below(S::mul(e, S::pow2(n)), x, limit);
 }
 
-// scores[r][0 .. columns) = q[r] · ktᵀ for rows r0 .. r0 + R − 1: R rows × N vectors of keys in registers.
-template <class S, int R, int N>
-void score_rows(const FlashTile& t, const float* kt, float* scores, int r0, int columns) {
+// Rows r0 .. r0 + R − 1 against one key tile, in registers (R rows × the tile's kFlashKeyTile / W vectors): the scores
+// q · ktᵀ, keys past each row's query (or past the tile's `keys`) set to −∞, then the online-softmax step. The row's
+// p = exp(s − m_new) goes to scores, its sum into row_sum, and exp(m_old − m_new) into correction.
+template <class S, int R>
+void score_block(const FlashTile& t, const float* kt, int j0, int keys, int r0, float* scores, float* row_max,
+                 float* row_sum, float* correction) {
   using V = typename S::V;
-  constexpr int W = S::kWidth;
-  for (int c0 = 0; c0 < columns; c0 += N * W) {
-    V acc[R][N];
+  constexpr int W = S::kWidth, N = kFlashKeyTile / S::kWidth;
+  V acc[R][N];
 #pragma GCC unroll 8
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 4
-      for (int n = 0; n < N; ++n) acc[i][n] = S::zero();
-    for (int k = 0; k < t.d; ++k) {
-      V key[N];
-#pragma GCC unroll 4
-      for (int n = 0; n < N; ++n) key[n] = S::load(kt + k * kFlashKeyTile + c0 + n * W);
+  for (int i = 0; i < R; ++i)
 #pragma GCC unroll 8
-      for (int i = 0; i < R; ++i) {
-        const V qv = S::set1(t.q[(r0 + i) * t.padded_dim + k]);
-#pragma GCC unroll 4
-        for (int n = 0; n < N; ++n) acc[i][n] = S::fmadd(qv, key[n], acc[i][n]);
-      }
+    for (int n = 0; n < N; ++n) acc[i][n] = S::zero();
+  for (int k = 0; k < t.d; ++k) {
+    V key[N];
+#pragma GCC unroll 8
+    for (int n = 0; n < N; ++n) key[n] = S::load(kt + k * kFlashKeyTile + n * W);
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+      const V qv = S::set1(t.q[(r0 + i) * t.padded_dim + k]);
+#pragma GCC unroll 8
+      for (int n = 0; n < N; ++n) acc[i][n] = S::fmadd(qv, key[n], acc[i][n]);
     }
+  }
+  const V minus_infinity = S::set1(kMinusInfinity);
 #pragma GCC unroll 8
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 4
-      for (int n = 0; n < N; ++n) S::store(scores + (r0 + i) * kFlashKeyTile + c0 + n * W, acc[i][n]);
+  for (int i = 0; i < R; ++i) {
+    const int r = r0 + i;
+    float* p = scores + r * kFlashKeyTile;
+    int visible = t.first_position + r % t.rows + 1 - j0;  // keys of this tile the row's query sees
+    visible = visible < 0 ? 0 : visible > keys ? keys : visible;
+    if (visible == 0) {  // nothing new for this row: p = 0, and its sum and output stay
+#pragma GCC unroll 8
+      for (int n = 0; n < N; ++n) S::store(p + n * W, S::zero());
+      correction[r] = 1.0f;
+      continue;
+    }
+    V m = minus_infinity;
+#pragma GCC unroll 8
+    for (int n = 0; n < N; ++n) {
+      acc[i][n] = S::keep_first(acc[i][n], visible - n * W, minus_infinity);
+      m = S::max(m, acc[i][n]);
+    }
+    const float tile_max = S::reduce_max(m);
+    const float new_max = tile_max > row_max[r] ? tile_max : row_max[r];
+    // 0 on the first tile (row_max = −∞); exactly 1 where the maximum stays.
+    correction[r] = new_max == row_max[r] ? 1.0f : __builtin_expf(row_max[r] - new_max);
+    const V shift = S::set1(new_max);
+    V sum = S::zero();
+#pragma GCC unroll 8
+    for (int n = 0; n < N; ++n) {
+      const V e = exp_nonpositive<S>(S::sub(acc[i][n], shift));
+      S::store(p + n * W, e);
+      sum = S::add(sum, e);
+    }
+    row_sum[r] = row_sum[r] * correction[r] + S::reduce_add(sum);
+    row_max[r] = new_max;
   }
 }
 
@@ -106,8 +138,6 @@ void add_values_rows(const float* p, const float* v, int value_stride, int padde
 
 template <class S>
 void flash_tile(const FlashTile& t) {
-  using V = typename S::V;
-  constexpr int W = S::kWidth;
   const int stacked = t.group * t.rows, pd = t.padded_dim;
   float* scores = t.scratch;                                     // stacked × kFlashKeyTile
   float* out = scores + stacked * kFlashKeyTile;                 // stacked × padded_dim, unnormalized
@@ -125,39 +155,10 @@ void flash_tile(const FlashTile& t) {
     const int keys = key_end - j0 < kFlashKeyTile ? key_end - j0 : kFlashKeyTile;
     const float* kt = t.key_tiles + static_cast<long>(j0) * pd;
     const float* v = t.values + static_cast<long>(j0) * t.value_stride;
-    // Score columns in blocks of kScoreVectors vectors; the ones past `keys` are set to −∞ below.
-    constexpr int kBlock = S::kScoreVectors * W;
-    const int columns = (keys + kBlock - 1) / kBlock * kBlock;
     int r = 0;
     for (; r + S::kScoreRows <= stacked; r += S::kScoreRows)
-      score_rows<S, S::kScoreRows, S::kScoreVectors>(t, kt, scores, r, columns);
-    for (; r < stacked; ++r) score_rows<S, 1, S::kScoreVectors>(t, kt, scores, r, columns);
-
-    for (r = 0; r < stacked; ++r) {
-      float* s = scores + r * kFlashKeyTile;
-      int visible = t.first_position + r % t.rows + 1 - j0;  // keys of this tile the row's query sees
-      visible = visible < 0 ? 0 : visible > keys ? keys : visible;
-      if (visible == 0) {  // nothing new for this row: p = 0, and its sum and output stay
-        for (int j = 0; j < kFlashKeyTile; ++j) s[j] = 0.0f;
-        correction[r] = 1.0f;
-        continue;
-      }
-      for (int j = visible; j < kFlashKeyTile; ++j) s[j] = kMinusInfinity;
-      V m = S::load(s);
-      for (int j = W; j < kFlashKeyTile; j += W) m = S::max(m, S::load(s + j));
-      const float tile_max = S::reduce_max(m);
-      const float new_max = tile_max > row_max[r] ? tile_max : row_max[r];
-      correction[r] = __builtin_expf(row_max[r] - new_max);  // 0 on the first tile (row_max = −∞)
-      const V shift = S::set1(new_max);
-      V sum = S::zero();
-      for (int j = 0; j < kFlashKeyTile; j += W) {
-        const V p = exp_nonpositive<S>(S::sub(S::load(s + j), shift));
-        S::store(s + j, p);
-        sum = S::add(sum, p);
-      }
-      row_sum[r] = row_sum[r] * correction[r] + S::reduce_add(sum);
-      row_max[r] = new_max;
-    }
+      score_block<S, S::kScoreRows>(t, kt, j0, keys, r, scores, row_max, row_sum, correction);
+    for (; r < stacked; ++r) score_block<S, 1>(t, kt, j0, keys, r, scores, row_max, row_sum, correction);
 
     for (r = 0; r + S::kOutRows <= stacked; r += S::kOutRows)
       add_values_rows<S, S::kOutRows>(scores, v, t.value_stride, pd, keys, correction, out, r);
