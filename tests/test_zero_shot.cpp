@@ -470,3 +470,29 @@ TEST_CASE("Batch size 1 and 8 give the same accuracy on real tasks") {
     if (one.ppl) CHECK(*one.ppl == Approx(*eight.ppl).epsilon(1e-5));
   }
 }
+
+TEST_CASE("Choices that share a context score as each would alone or unshared, in batches smaller than an item's choices") {
+  Progress::set_enabled(false);
+  const int max_length = model().config.max_seq_len;
+  for (const char* name : {"hellaswag", "boolq", "arc_easy"}) {
+    const Task task = load_task(name, assets_root(), BadLinePolicy::error, 6);
+    std::vector<TokenizedRequest> requests;
+    for (const TaskItem& item : task.items)
+      for (const TaskChoice& choice : item.choices)
+        requests.push_back(tokenize_request(tok(), choice.context, choice.continuation, true, kBos));
+    for (const int batch_size : {1, 3, 8}) {
+      const std::vector<Loglikelihood> together = score_requests(model(), requests, batch_size, max_length, nullptr);
+      const std::vector<Loglikelihood> unshared =
+          score_requests(model(), requests, batch_size, max_length, nullptr, /*share_contexts=*/false);
+      for (std::size_t i = 0; i < requests.size(); ++i) {
+        const Loglikelihood alone = score_requests(model(), {requests[i]}, 1, max_length, nullptr)[0];
+        CHECK(unshared[i].logprob == Approx(alone.logprob).margin(1e-4));
+        INFO(name << " request " << i << ", batch size " << batch_size << ": " << together[i].logprob << " vs "
+                  << alone.logprob);
+        CHECK(together[i].logprob == Approx(alone.logprob).margin(1e-4));
+        CHECK(together[i].greedy == alone.greedy);
+        CHECK(together[i].truncated == alone.truncated);
+      }
+    }
+  }
+}

@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 #include <string>
 
 #include "core/common/error.h"
 #include "core/common/progress.h"
 #include "core/eval/perplexity.h"
+#include "core/eval/row_scores.h"
+#include "core/eval/shared_context.h"
 #include "core/model/forward.h"
 
 namespace serq {
@@ -17,12 +20,6 @@ namespace {
 
 // What Python's str.rstrip() removes at the end of an ASCII string (non-ASCII spaces are left in the context).
 constexpr std::string_view kWhitespace = " \t\n\v\f\r\x1c\x1d\x1e\x1f";
-
-// Rows of hidden states turned into logits at once; keeps rows × vocab floats small for 32k+ vocabularies.
-constexpr std::size_t kLogitRowChunk = 1024;
-
-// Fills the padded tail of shorter inputs in a batch; any id of the vocabulary would do.
-constexpr int kPadToken = 0;
 
 // The tokens the model sees for a request: (context + continuation)[-(max_length + 1):][:-1].
 std::vector<int> model_input(const TokenizedRequest& request, int max_length) {
@@ -32,6 +29,23 @@ std::vector<int> model_input(const TokenizedRequest& request, int max_length) {
   return std::vector<int>(all.end() - static_cast<std::ptrdiff_t>(keep), all.end() - 1);
 }
 
+// A request's two parts are non-empty and its continuation's ids are in the vocabulary (the last one is never a model
+// input, so forward_hidden does not check it).
+void check_request(const TokenizedRequest& r, std::size_t index, const ModelConfig& config) {
+  SERQ_CHECK(!r.context.empty() && !r.continuation.empty(), "zero-shot request {}: the context ({} tokens) and the "
+             "continuation ({} tokens) must both be non-empty; build requests with tokenize_request", index,
+             r.context.size(), r.continuation.size());
+  for (int token : r.continuation) {
+    SERQ_CHECK(token >= 0 && token < config.vocab_size, "zero-shot request {}: token id {} is outside the vocabulary "
+               "(size {}); the tokenizer does not match the model", index, token, config.vocab_size);
+  }
+}
+
+void check_finite(const Loglikelihood& result, std::size_t index) {
+  SERQ_CHECK(std::isfinite(result.logprob), "the model produced non-finite logits (NaN/Inf) on zero-shot request {}; "
+             "check the weights and the quantization settings", index);
+}
+
 // Scores requests whose continuation fits in max_length; progress advances by advance[i] when request i is done.
 std::vector<Loglikelihood> score_fitting(const ResidentModel& resident,
                                          const std::vector<TokenizedRequest>& requests, int batch_size,
@@ -39,18 +53,10 @@ std::vector<Loglikelihood> score_fitting(const ResidentModel& resident,
   const Model& model = resident.model();
   Backend& backend = resident.backend();
   Buffer work(backend), logit_work(backend);  // a batch's activations; one chunk's rows and logits
-  std::vector<NllRow> scored;
   std::vector<Loglikelihood> results(requests.size());
   std::vector<int> input_length(requests.size());
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const TokenizedRequest& r = requests[i];
-    SERQ_CHECK(!r.context.empty() && !r.continuation.empty(), "zero-shot request {}: the context ({} tokens) and the "
-               "continuation ({} tokens) must both be non-empty; build requests with tokenize_request", i,
-               r.context.size(), r.continuation.size());
-    for (int token : r.continuation) {  // the last one is never a model input, so forward_hidden does not check it
-      SERQ_CHECK(token >= 0 && token < model.config.vocab_size, "zero-shot request {}: token id {} is outside the "
-                 "vocabulary (size {}); the tokenizer does not match the model", i, token, model.config.vocab_size);
-    }
     const std::size_t total = r.context.size() + r.continuation.size();
     results[i].truncated = total > static_cast<std::size_t>(max_length) + 1;
     input_length[i] = static_cast<int>(std::min(total, static_cast<std::size_t>(max_length) + 1) - 1);
@@ -91,26 +97,8 @@ std::vector<Loglikelihood> score_fitting(const ResidentModel& resident,
 
     work.reset();
     const Tensor hidden = forward_hidden(resident, work, token_tensor(model.config, work, tokens), batch, seq);
-    for (std::size_t c0 = 0; c0 < rows.size(); c0 += kLogitRowChunk) {
-      const std::size_t c1 = std::min(rows.size(), c0 + kLogitRowChunk);
-      logit_work.reset();
-      const auto chunk = [&](const auto& values) { return std::span(values).subspan(c0, c1 - c0); };
-      const Tensor selected = gather_rows(backend, logit_work, hidden, chunk(rows));
-      scored.clear();
-      backend.nll(forward_logits(resident, logit_work, selected), token_tensor(model.config, logit_work, chunk(targets)),
-                  scored);
-      // A request's rows are consecutive and may be cut by the chunk boundary: its sums add up over chunks.
-      for (std::size_t r = c0; r < c1; ++r) {
-        Loglikelihood& result = results[owners[r]];
-        const NllRow& row = scored[r - c0];
-        result.logprob -= row.nll;
-        result.greedy = result.greedy && row.argmax == targets[r];
-      }
-    }
-    for (std::size_t k = first; k < last; ++k) {
-      SERQ_CHECK(std::isfinite(results[order[k]].logprob), "the model produced non-finite logits (NaN/Inf) on "
-                 "zero-shot request {}; check the weights and the quantization settings", order[k]);
-    }
+    add_row_scores(resident, logit_work, hidden, rows, targets, owners, results);
+    for (std::size_t k = first; k < last; ++k) check_finite(results[order[k]], order[k]);
     if (progress) {
       int done = 0;
       for (std::size_t k = first; k < last; ++k) done += advance[order[k]];
@@ -143,12 +131,43 @@ TokenizedRequest tokenize_request(const Tokenizer& tokenizer, std::string_view c
 
 std::vector<Loglikelihood> score_requests(const ResidentModel& resident,
                                           const std::vector<TokenizedRequest>& requests, int batch_size,
-                                          int max_length, Progress* progress) {
+                                          int max_length, Progress* progress, bool share_contexts) {
   const Model& model = resident.model();
   SERQ_CHECK(batch_size >= 1, "eval.batch_size: {} is not positive; use 1 or more", batch_size);
   SERQ_CHECK(max_length >= 2 && max_length <= model.config.max_seq_len, "zero-shot max_length {} is outside 2..{} "
              "(the model's max_position_embeddings); use a length the model supports", max_length,
              model.config.max_seq_len);
+  for (std::size_t i = 0; i < requests.size(); ++i) check_request(requests[i], i, model.config);
+  std::vector<Loglikelihood> results(requests.size(), Loglikelihood{0.0, true, false});
+
+  // Requests that share their context with another and fit untruncated run the context once (shared_context.h).
+  std::map<std::vector<int>, std::vector<std::size_t>> by_context;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const TokenizedRequest& r = requests[i];
+    if (share_contexts && r.context.size() + r.continuation.size() <= static_cast<std::size_t>(max_length) + 1)
+      by_context[r.context].push_back(i);
+  }
+  std::vector<bool> shared(requests.size(), false);
+  std::vector<SharedContext> groups;
+  std::vector<const std::vector<std::size_t>*> members_of;
+  for (const auto& [context, members] : by_context) {
+    if (members.size() < 2) continue;
+    SharedContext& group = groups.emplace_back(SharedContext{&context, {}});
+    for (const std::size_t i : members) {
+      group.continuations.push_back(&requests[i].continuation);
+      shared[i] = true;
+    }
+    members_of.push_back(&members);
+  }
+  const std::vector<std::vector<Loglikelihood>> by_group = score_shared_contexts(resident, groups, batch_size, progress);
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    for (std::size_t k = 0; k < members_of[g]->size(); ++k) {
+      const std::size_t i = (*members_of[g])[k];
+      check_finite(by_group[g][k], i);
+      results[i] = by_group[g][k];
+    }
+  }
+
   // A continuation longer than max_length becomes pieces of max_length / 2 tokens, each scored given every token
   // before it (then cut from the left like any request), so each of its tokens is predicted from at least
   // max_length / 2 tokens. lm-eval has no answer for such a continuation (its logits slice comes out too short); it
@@ -158,6 +177,7 @@ std::vector<Loglikelihood> score_requests(const ResidentModel& resident,
   std::vector<std::size_t> owner;
   std::vector<int> advance;  // 1 on the last piece of each request
   for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (shared[i]) continue;
     const TokenizedRequest& r = requests[i];
     if (r.continuation.size() <= static_cast<std::size_t>(max_length)) {
       pieces.push_back(r);
@@ -180,7 +200,6 @@ std::vector<Loglikelihood> score_requests(const ResidentModel& resident,
     advance.push_back(1);
   }
   const std::vector<Loglikelihood> scored = score_fitting(resident, pieces, batch_size, max_length, advance, progress);
-  std::vector<Loglikelihood> results(requests.size(), Loglikelihood{0.0, true, false});
   for (std::size_t p = 0; p < pieces.size(); ++p) {
     Loglikelihood& result = results[owner[p]];
     result.logprob += scored[p].logprob;
@@ -191,9 +210,9 @@ std::vector<Loglikelihood> score_requests(const ResidentModel& resident,
 }
 
 std::vector<Loglikelihood> score_requests(const Model& model, const std::vector<TokenizedRequest>& requests,
-                                          int batch_size, int max_length, Progress* progress) {
+                                          int batch_size, int max_length, Progress* progress, bool share_contexts) {
   const ResidentModel resident(model, *model.backend);
-  return score_requests(resident, requests, batch_size, max_length, progress);
+  return score_requests(resident, requests, batch_size, max_length, progress, share_contexts);
 }
 
 }  // namespace serq

@@ -19,6 +19,9 @@ namespace serq {
 struct ZeroShotSettings {
   int batch_size = 8;
   bool bos = true;  // put BOS before every context
+  // Run a context that several choices share once, and the choices over its KV cache (core/eval/shared_context.h);
+  // false runs each request's whole input, as lm-eval does (the same scores up to float rounding).
+  bool share_contexts = true;
 };
 
 struct TaskResult {
