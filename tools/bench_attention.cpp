@@ -2,7 +2,8 @@
 // against the kernel it replaced, kept here as the baseline: per head, blocks of 256 queries, scores by one OpenBLAS
 // SGEMM, a vectorized softmax over each visible row, and a second SGEMM with the values. Shapes of SmolLM2-135M
 // (9 query heads on 3 key heads of 64) and LLaMA-2-7B (32 heads of 128) at T tokens, batch 1; random q, k, v.
-// Paired medians (baseline and flash in alternation), GFLOP/s of the useful causal work 2·T·(T+1)·heads·head_dim.
+// Paired medians (baseline and flash in alternation), GFLOP/s of the useful causal work 2·T·(T+1)·heads·head_dim, for
+// each flash kernel this CPU has (the backend runs the widest).
 //
 // usage: bench_attention [--tokens T] [--repeats N] [--shape all|smollm2|llama7b]
 #include <cblas.h>
@@ -43,7 +44,8 @@ void blocked_sgemm_head(const float* q, int q_stride, const float* k, const floa
   }
 }
 
-void bench_shape(const char* name, int heads, int kv_heads, int head_dim, int tokens, int repeats) {
+void bench_shape(const char* name, int heads, int kv_heads, int head_dim, int tokens, int repeats,
+                 serq::FlashKernel kernel) {
   const int width = heads * head_dim, kv_width = kv_heads * head_dim, group = heads / kv_heads;
   std::mt19937 rng(1234);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -64,11 +66,12 @@ void bench_shape(const char* name, int heads, int kv_heads, int head_dim, int to
         }
       },
       [&] {
-        serq::flash_attention(q.data(), k.data(), v.data(), shape, flash_out.data(), serq::flash_kernel(), 0);
+        serq::flash_attention(q.data(), k.data(), v.data(), shape, flash_out.data(), kernel, 0);
       });
   const double flops = 2.0 * tokens * (tokens + 1.0) * width;
   const double difference = (flash_out - base_out).norm() / base_out.norm();
-  std::printf("%-32s %10.4f %10.4f %9.1f %9.1f %8.2fx %12.1e\n", name, times.baseline, times.candidate,
+  std::printf("%-32s %-7s %10.4f %10.4f %9.1f %9.1f %8.2fx %12.1e\n", name, serq::flash_kernel_name(kernel),
+              times.baseline, times.candidate,
               flops / times.baseline / 1e9, flops / times.candidate / 1e9, times.baseline / times.candidate,
               difference);
 }
@@ -100,14 +103,16 @@ int main(int argc, char** argv) {
   std::printf("bench_attention: causal prefill of %d tokens, batch 1, paired medians of %d runs\n", tokens, repeats);
   std::printf("BLAS: %s, %d threads; commit %s; %s\n", info.blas.c_str(), info.blas_threads, info.git_commit.c_str(),
               info.compiler.c_str());
-  std::printf("flash kernel: %s\n", serq::flash_kernel_name(serq::flash_kernel()));
-  std::printf("%-32s %10s %10s %9s %9s %9s %12s\n", "shape", "sgemm s", "flash s", "GFLOP/s", "GFLOP/s", "speedup",
-              "rel. diff");
+  std::printf("%-32s %-7s %10s %10s %9s %9s %9s %12s\n", "shape", "kernel", "sgemm s", "flash s", "GFLOP/s",
+              "GFLOP/s", "speedup", "rel. diff");
   if (shape != "all" && shape != "smollm2" && shape != "llama7b") {
     std::fprintf(stderr, "bench_attention: --shape %s: expected all, smollm2 or llama7b\n", shape.c_str());
     return 2;
   }
-  if (shape != "llama7b") bench_shape("SmolLM2-135M (9 on 3 heads, 64)", 9, 3, 64, tokens, repeats);
-  if (shape != "smollm2") bench_shape("LLaMA-2-7B (32 heads of 128)", 32, 32, 128, tokens, repeats);
+  for (const serq::FlashKernel kernel : {serq::FlashKernel::avx512, serq::FlashKernel::avx2}) {
+    if (!serq::cpu_has(kernel)) continue;
+    if (shape != "llama7b") bench_shape("SmolLM2-135M (9 on 3 heads, 64)", 9, 3, 64, tokens, repeats, kernel);
+    if (shape != "smollm2") bench_shape("LLaMA-2-7B (32 heads of 128)", 32, 32, 128, tokens, repeats, kernel);
+  }
   return 0;
 }

@@ -24,6 +24,7 @@ struct QueryTile {
 };
 
 int vector_width(FlashKernel kernel) { return kernel == FlashKernel::avx512 ? 16 : 8; }
+int key_tile(FlashKernel kernel) { return kernel == FlashKernel::avx512 ? kFlashKeyTileAvx512 : kFlashKeyTileAvx2; }
 
 // f(i, worker) for i in 0 .. count − 1, taken in order by up to `workers` threads (this one included).
 template <class F>
@@ -62,8 +63,8 @@ void flash_attention(const float* q, const float* keys, const float* values, con
 
   // Keys and values packed once per sequence and key head, for the keys the last query sees: contiguous tiles that
   // stay in cache while a query tile reads them.
-  const int key_count = s.pos0 + s.seq, key_tiles = (key_count + kFlashKeyTile - 1) / kFlashKeyTile;
-  const std::size_t keys_per_head = static_cast<std::size_t>(key_tiles) * kFlashKeyTile * padded_dim;
+  const int tile = key_tile(kernel), key_count = s.pos0 + s.seq, key_tiles = (key_count + tile - 1) / tile;
+  const std::size_t keys_per_head = static_cast<std::size_t>(key_tiles) * tile * padded_dim;
   const int heads = s.batch * s.n_kv_heads;
   std::vector<float> packed_keys(heads * keys_per_head, 0.0f), packed_values(packed_keys.size(), 0.0f);
   auto kv_offset = [&](int head) {  // head = batch · n_kv_heads + key head
@@ -73,8 +74,8 @@ void flash_attention(const float* q, const float* keys, const float* values, con
     const float* k = keys + kv_offset(head);
     float* tiles = packed_keys.data() + head * keys_per_head;
     for (int j = 0; j < key_count; ++j) {
-      float* column = tiles + static_cast<std::size_t>(j / kFlashKeyTile) * padded_dim * kFlashKeyTile + j % kFlashKeyTile;
-      for (int k_index = 0; k_index < d; ++k_index) column[k_index * kFlashKeyTile] = k[j * kv_width + k_index];
+      float* column = tiles + static_cast<std::size_t>(j / tile) * padded_dim * tile + j % tile;
+      for (int k_index = 0; k_index < d; ++k_index) column[k_index * tile] = k[j * kv_width + k_index];
     }
     const float* v = values + kv_offset(head);
     float* rows = packed_values.data() + head * keys_per_head;
@@ -94,7 +95,7 @@ void flash_attention(const float* q, const float* keys, const float* values, con
     const int rows = std::min(kFlashQueryTile, s.seq - item.t0), head = item.batch * s.n_kv_heads + item.kv_head;
     std::vector<float>& q_tile = stacked[worker];
     q_tile.resize(static_cast<std::size_t>(group) * kFlashQueryTile * padded_dim, 0.0f);  // zero past d
-    scratch[worker].resize(flash_scratch_floats(group * kFlashQueryTile, padded_dim));
+    scratch[worker].resize(flash_scratch_floats(group * kFlashQueryTile, padded_dim, tile));
     const std::size_t first_row = static_cast<std::size_t>(item.batch) * s.seq + item.t0;
     for (int h = 0; h < group; ++h) {
       for (int r = 0; r < rows; ++r) {

@@ -6,8 +6,10 @@
 
 namespace serq {
 
-// Keys per key tile, a multiple of every kernel's vector width (8 and 16 floats).
-inline constexpr int kFlashKeyTile = 64;
+// Keys per key tile of each kernel: as many as its registers hold for a block of score rows (AVX2: 2 rows × 4 vectors
+// of 8; AVX-512: 4 rows × 4 vectors of 16).
+inline constexpr int kFlashKeyTileAvx2 = 32;
+inline constexpr int kFlashKeyTileAvx512 = 64;
 
 struct FlashTile {
   // The stacked query rows: row h · rows + r is query r of the tile for the h-th head of the group, scaled by 1/√d,
@@ -15,8 +17,8 @@ struct FlashTile {
   const float* q = nullptr;
   int rows = 0, group = 0, d = 0, padded_dim = 0;
   int first_position = 0;  // query r sits at this position + r and sees keys 0 .. first_position + r
-  // The keys, packed once per call: key tile j (keys 64·j ..) at key_tiles + j · padded_dim · kFlashKeyTile, as
-  // padded_dim × kFlashKeyTile (transposed), zero past the last key and past d.
+  // The keys, packed once per call: key tile j (keys key_tile·j ..) at key_tiles + j · padded_dim · key_tile, as
+  // padded_dim × key_tile (transposed), zero past the last key and past d; key_tile is the kernel's.
   const float* key_tiles = nullptr;
   // Key j's value at values + j · value_stride; padded_dim floats readable, zero past d.
   const float* values = nullptr;
@@ -27,8 +29,8 @@ struct FlashTile {
   float* scratch = nullptr;  // flash_scratch_floats(group · rows, padded_dim) floats
 };
 
-inline int flash_scratch_floats(int stacked_rows, int padded_dim) {
-  return stacked_rows * (kFlashKeyTile + padded_dim + 3);
+inline int flash_scratch_floats(int stacked_rows, int padded_dim, int key_tile) {
+  return stacked_rows * (key_tile + padded_dim + 3);
 }
 
 void flash_tile_avx2(const FlashTile& tile);

@@ -10,7 +10,8 @@ namespace {
 struct Avx2 {
   using V = __m256;
   static constexpr int kWidth = 8;
-  static constexpr int kScoreRows = 1;     // scores: 1 row × 8 vectors of keys = 8 accumulators
+  static constexpr int kKeyTile = kFlashKeyTileAvx2;
+  static constexpr int kScoreRows = 2;     // scores: 2 rows × 4 vectors of keys = 8 accumulators
   static constexpr int kOutRows = 2;       // output: 2 rows × 4 vectors of dims = 8 accumulators
   static V zero() { return _mm256_setzero_ps(); }
   static V set1(float x) { return _mm256_set1_ps(x); }

@@ -17,6 +17,7 @@ namespace {
 struct Avx512 {
   using V = __m512;
   static constexpr int kWidth = 16;
+  static constexpr int kKeyTile = kFlashKeyTileAvx512;
   static constexpr int kScoreRows = 4;     // scores: 4 rows × 4 vectors of keys = 16 accumulators
   static constexpr int kOutRows = 6;       // output: 6 rows × 4 vectors of dims = 24 accumulators
   static V zero() { return _mm512_setzero_ps(); }

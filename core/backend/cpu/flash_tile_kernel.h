@@ -2,7 +2,7 @@
 // and compiled in each ISA's file. It has internal linkage and uses no library template, so nothing compiled with one
 // ISA's instructions can be shared with code that runs on a CPU without them.
 //
-// Per key tile of kFlashKeyTile keys, a block of rows at a time in registers: scores s = q · kᵀ, keys past each query's
+// Per key tile of S::kKeyTile keys, a block of rows at a time in registers: scores s = q · kᵀ, keys past each query's
 // position set to −∞, the row maximum m, p = exp(s − m_new) (score_block); then the output, rescaled by
 // exp(m_old − m_new), plus p · v (add_values).
 #pragma once
@@ -34,14 +34,14 @@ template <class S>
   return S::zero_below(S::mul(e, S::pow2(n)), x, limit);
 }
 
-// Rows r0 .. r0 + R − 1 against one key tile, in registers (R rows × the tile's kFlashKeyTile / W vectors): the scores
+// Rows r0 .. r0 + R − 1 against one key tile, in registers (R rows × the tile's S::kKeyTile / W vectors): the scores
 // q · ktᵀ, keys past each row's query (or past the tile's `keys`) set to −∞, then the online-softmax step. The row's
 // p = exp(s − m_new) goes to scores, its sum into row_sum, and exp(m_old − m_new) into correction.
 template <class S, int R>
 void score_block(const FlashTile& t, const float* kt, int j0, int keys, int r0, float* scores, float* row_max,
                  float* row_sum, float* correction) {
   using V = typename S::V;
-  constexpr int W = S::kWidth, N = kFlashKeyTile / S::kWidth;
+  constexpr int W = S::kWidth, N = S::kKeyTile / S::kWidth;
   V acc[R][N];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i)
@@ -50,7 +50,7 @@ void score_block(const FlashTile& t, const float* kt, int j0, int keys, int r0, 
   for (int k = 0; k < t.d; ++k) {
     V key[N];
 #pragma GCC unroll 8
-    for (int n = 0; n < N; ++n) key[n] = S::load(kt + k * kFlashKeyTile + n * W);
+    for (int n = 0; n < N; ++n) key[n] = S::load(kt + k * S::kKeyTile + n * W);
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
       const V qv = S::set1(t.q[(r0 + i) * t.padded_dim + k]);
@@ -62,7 +62,7 @@ void score_block(const FlashTile& t, const float* kt, int j0, int keys, int r0, 
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i) {
     const int r = r0 + i;
-    float* p = scores + r * kFlashKeyTile;
+    float* p = scores + r * S::kKeyTile;
     int visible = t.first_position + r % t.rows + 1 - j0;  // keys of this tile the row's query sees
     visible = visible < 0 ? 0 : visible > keys ? keys : visible;
     if (visible == 0) {  // nothing new for this row: p = 0, and its sum and output stay
@@ -111,7 +111,7 @@ void add_values(const float* p, const float* v, int value_stride, int padded_dim
     for (int n = 0; n < N; ++n) x[n] = S::load(v + static_cast<long>(j) * value_stride + o + n * W);
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
-      const V pj = S::set1(p[(r0 + i) * kFlashKeyTile + j]);
+      const V pj = S::set1(p[(r0 + i) * S::kKeyTile + j]);
 #pragma GCC unroll 4
       for (int n = 0; n < N; ++n) acc[i][n] = S::fmadd(pj, x[n], acc[i][n]);
     }
@@ -139,8 +139,8 @@ void add_values_rows(const float* p, const float* v, int value_stride, int padde
 template <class S>
 void flash_tile(const FlashTile& t) {
   const int stacked = t.group * t.rows, pd = t.padded_dim;
-  float* scores = t.scratch;                                     // stacked × kFlashKeyTile
-  float* out = scores + stacked * kFlashKeyTile;                 // stacked × padded_dim, unnormalized
+  float* scores = t.scratch;                                     // stacked × S::kKeyTile
+  float* out = scores + stacked * S::kKeyTile;                 // stacked × padded_dim, unnormalized
   float* row_max = out + stacked * pd;                           // stacked
   float* row_sum = row_max + stacked;                            // stacked
   float* correction = row_sum + stacked;                         // stacked
@@ -151,8 +151,8 @@ void flash_tile(const FlashTile& t) {
   }
 
   const int key_end = t.first_position + t.rows;  // the last query sees keys 0 .. key_end − 1
-  for (int j0 = 0; j0 < key_end; j0 += kFlashKeyTile) {
-    const int keys = key_end - j0 < kFlashKeyTile ? key_end - j0 : kFlashKeyTile;
+  for (int j0 = 0; j0 < key_end; j0 += S::kKeyTile) {
+    const int keys = key_end - j0 < S::kKeyTile ? key_end - j0 : S::kKeyTile;
     const float* kt = t.key_tiles + static_cast<long>(j0) * pd;
     const float* v = t.values + static_cast<long>(j0) * t.value_stride;
     int r = 0;
