@@ -496,3 +496,24 @@ TEST_CASE("Choices that share a context score as each would alone or unshared, i
     }
   }
 }
+
+TEST_CASE("Continuations of different contexts of one length run in one batch and score as alone") {
+  const int max_length = model().config.max_seq_len;
+  const std::vector<int> a = concat({kBos}, tok().encode("Once upon a time, there was a little girl named"));
+  std::vector<int> b = a;
+  b[3] = (b[3] + 11) % model().config.vocab_size;  // another context of the same length
+  const std::vector<int> c = concat({kBos}, tok().encode("The dog ran to the park"));
+  std::vector<TokenizedRequest> requests;
+  for (const std::vector<int>* context : {&a, static_cast<const std::vector<int>*>(&b), &c}) {
+    for (const char* ending : {" Lily.", " Tom and his big red ball.", " a bird", " She was happy all day long."}) {
+      requests.push_back({*context, tok().encode(ending)});
+    }
+  }
+  const std::vector<Loglikelihood> together = score_requests(model(), requests, 8, max_length, nullptr);
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const Loglikelihood alone = score_requests(model(), {requests[i]}, 1, max_length, nullptr)[0];
+    INFO("request " << i << ": " << together[i].logprob << " vs " << alone.logprob);
+    CHECK(together[i].logprob == Approx(alone.logprob).margin(1e-4));
+    CHECK(together[i].greedy == alone.greedy);
+  }
+}

@@ -14,31 +14,44 @@
 namespace serq {
 namespace {
 
-// Group g's continuations of two or more tokens, batch_size at a time, over copies of its context's keys and values:
-// rows [first_row, first_row + context length) of `contexts`.
-void score_continuations(const ResidentModel& model, const SharedContext& group, const KVCache& contexts,
-                         std::int64_t first_row, int batch_size, std::vector<Loglikelihood>& results) {
+// The continuations of two or more tokens of `groups`, whose contexts all have `context_length` tokens, batch_size
+// rows at a time, over copies of each one's context keys and values: rows [first_rows[g], + context_length) of
+// `contexts`. The groups' equal lengths give every row of a batch the same positions.
+void score_continuations(const ResidentModel& model, std::span<const SharedContext* const> groups,
+                         std::span<const std::int64_t> first_rows, int context_length, const KVCache& contexts,
+                         int batch_size, std::span<std::vector<Loglikelihood>* const> results) {
   const ModelConfig& config = model.model().config;
   Backend& backend = model.backend();
-  const int context_length = static_cast<int>(group.context->size());
+  struct Row {
+    std::size_t group, choice;
+  };
+  std::vector<Row> pending;
+  for (std::size_t g = 0; g < groups.size(); ++g)
+    for (std::size_t i = 0; i < groups[g]->continuations.size(); ++i)
+      if (groups[g]->continuations[i]->size() > 1) pending.push_back({g, i});
+
   Buffer work(backend), logit_work(backend);
   std::vector<int> rows, targets;
   std::vector<std::size_t> owners;
-  const std::size_t count = group.continuations.size();
-  for (std::size_t first = 0; first < count; first += static_cast<std::size_t>(batch_size)) {
-    const std::size_t last = std::min(count, first + static_cast<std::size_t>(batch_size));
+  std::vector<Loglikelihood> scored;
+  for (std::size_t first = 0; first < pending.size(); first += static_cast<std::size_t>(batch_size)) {
+    const std::size_t last = std::min(pending.size(), first + static_cast<std::size_t>(batch_size));
+    const int batch = static_cast<int>(last - first);
+    auto continuation = [&](std::size_t k) -> const std::vector<int>& {
+      return *groups[pending[k].group]->continuations[pending[k].choice];
+    };
     std::size_t longest = 0;
-    for (std::size_t i = first; i < last; ++i) longest = std::max(longest, group.continuations[i]->size());
-    if (longest < 2) continue;  // one-token continuations were all predicted by the context
-    const int batch = static_cast<int>(last - first), seq = static_cast<int>(longest) - 1;
+    for (std::size_t k = first; k < last; ++k) longest = std::max(longest, continuation(k).size());
+    const int seq = static_cast<int>(longest) - 1;
     KVCache cache = make_kv_cache(config, backend, batch, context_length + seq);
     for (std::size_t l = 0; l < cache.keys.size(); ++l) {
       for (int b = 0; b < batch; ++b) {
-        const std::int64_t row = static_cast<std::int64_t>(b) * cache.capacity;
-        Tensor keys = cache.keys[l].middle_rows(row, context_length);
-        Tensor values = cache.values[l].middle_rows(row, context_length);
-        backend.copy(contexts.keys[l].middle_rows(first_row, context_length), keys);
-        backend.copy(contexts.values[l].middle_rows(first_row, context_length), values);
+        const std::int64_t from = first_rows[pending[first + static_cast<std::size_t>(b)].group];
+        const std::int64_t to = static_cast<std::int64_t>(b) * cache.capacity;
+        Tensor keys = cache.keys[l].middle_rows(to, context_length);
+        Tensor values = cache.values[l].middle_rows(to, context_length);
+        backend.copy(contexts.keys[l].middle_rows(from, context_length), keys);
+        backend.copy(contexts.values[l].middle_rows(from, context_length), values);
       }
     }
     cache.length = context_length;
@@ -47,17 +60,24 @@ void score_continuations(const ResidentModel& model, const SharedContext& group,
     targets.clear();
     owners.clear();
     for (int b = 0; b < batch; ++b) {
-      const std::vector<int>& continuation = *group.continuations[first + static_cast<std::size_t>(b)];
-      std::copy(continuation.begin(), continuation.end() - 1, tokens.begin() + static_cast<std::ptrdiff_t>(b) * seq);
-      for (std::size_t k = 0; k + 1 < continuation.size(); ++k) {
+      const std::vector<int>& tokens_of = continuation(first + static_cast<std::size_t>(b));
+      std::copy(tokens_of.begin(), tokens_of.end() - 1, tokens.begin() + static_cast<std::ptrdiff_t>(b) * seq);
+      for (std::size_t k = 0; k + 1 < tokens_of.size(); ++k) {
         rows.push_back(b * seq + static_cast<int>(k));
-        targets.push_back(continuation[k + 1]);
-        owners.push_back(first + static_cast<std::size_t>(b));
+        targets.push_back(tokens_of[k + 1]);
+        owners.push_back(static_cast<std::size_t>(b));
       }
     }
     work.reset();
     const Tensor hidden = forward_hidden(model, work, token_tensor(config, work, tokens), batch, seq, &cache);
-    add_row_scores(model, logit_work, hidden, rows, targets, owners, results);
+    scored.assign(static_cast<std::size_t>(batch), Loglikelihood{0.0, true, false});
+    add_row_scores(model, logit_work, hidden, rows, targets, owners, scored);
+    for (int b = 0; b < batch; ++b) {
+      const Row& row = pending[first + static_cast<std::size_t>(b)];
+      Loglikelihood& result = (*results[row.group])[row.choice];
+      result.logprob += scored[static_cast<std::size_t>(b)].logprob;
+      result.greedy = result.greedy && scored[static_cast<std::size_t>(b)].greedy;
+    }
   }
 }
 
@@ -107,10 +127,28 @@ std::vector<std::vector<Loglikelihood>> score_shared_contexts(const ResidentMode
       std::iota(owners.begin(), owners.end(), std::size_t{0});
       for (const std::vector<int>* continuation : group.continuations) targets.push_back(continuation->front());
       add_row_scores(model, logit_work, hidden, rows, targets, owners, results[g]);
-      if (continues) {
-        score_continuations(model, group, cache, static_cast<std::int64_t>(b) * seq, batch_size, results[g]);
+    }
+    // The continuations, batched across the groups whose contexts have the same length (adjacent: longest first).
+    for (int b0 = 0; continues && b0 < batch;) {
+      const int length = static_cast<int>(groups[order[first + static_cast<std::size_t>(b0)]].context->size());
+      int b1 = b0;
+      std::vector<const SharedContext*> same;
+      std::vector<std::int64_t> first_rows;
+      std::vector<std::vector<Loglikelihood>*> same_results;
+      for (; b1 < batch && static_cast<int>(groups[order[first + static_cast<std::size_t>(b1)]].context->size()) == length;
+           ++b1) {
+        const std::size_t g = order[first + static_cast<std::size_t>(b1)];
+        same.push_back(&groups[g]);
+        first_rows.push_back(static_cast<std::int64_t>(b1) * seq);
+        same_results.push_back(&results[g]);
       }
-      if (progress) progress->advance(static_cast<std::int64_t>(group.continuations.size()));
+      score_continuations(model, same, first_rows, length, cache, batch_size, same_results);
+      b0 = b1;
+    }
+    if (progress) {
+      std::int64_t done = 0;
+      for (int b = 0; b < batch; ++b) done += static_cast<std::int64_t>(groups[order[first + b]].continuations.size());
+      progress->advance(done);
     }
   }
   return results;
