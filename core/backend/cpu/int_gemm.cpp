@@ -67,16 +67,19 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntA
   const __m512i* block0 = reinterpret_cast<const __m512i*>(w.blocks()) + std::size_t(2 * pair) * groups * quads;
   const __m512i* block1 = block0 + std::size_t(groups) * quads;
   __m512 acc[T][2];
+  #pragma GCC unroll 8
   for (int i = 0; i < T; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   const int row0 = pair * kTileRows;
   for (int g = 0; g < groups; ++g) {
     const int a = w.activation_group(g);
     __m512i dot[T][2];
+    #pragma GCC unroll 8
     for (int i = 0; i < T; ++i) dot[i][0] = dot[i][1] = _mm512_setzero_si512();
     const __m512i* w0 = block0 + std::size_t(g) * quads;
     const __m512i* w1 = block1 + std::size_t(g) * quads;
     for (int q = 0; q < quads; ++q) {
       const __m512i a0 = _mm512_loadu_si512(w0 + q), a1 = _mm512_loadu_si512(w1 + q);
+      #pragma GCC unroll 8
       for (int i = 0; i < T; ++i) {
         std::int32_t quad;
         std::memcpy(&quad, &x.codes[(t0 + i) * act_stride + std::size_t(a) * w.padded_group() + 4 * q], 4);
@@ -85,10 +88,12 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntA
         dot[i][1] = _mm512_dpbusd_epi32(dot[i][1], u, a1);
       }
     }
+    #pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       const std::size_t lanes = w.lane_index(row0 + h * kLanes, g);
       const __m512 s_w = _mm512_loadu_ps(w.lane_scales() + lanes);
       const __m512 sums = _mm512_loadu_ps(w.lane_sums() + lanes);
+      #pragma GCC unroll 8
       for (int i = 0; i < T; ++i) {
         const std::size_t at = std::size_t(t0 + i) * x.groups + a;
         // dot − c · Σw in float: exact while both stay below 2^24 (groups up to 512 of 8-bit codes)
@@ -98,6 +103,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntA
       }
     }
   }
+  #pragma GCC unroll 8
   for (int i = 0; i < T; ++i) {
     alignas(64) float out[kTileRows];
     _mm512_store_ps(out, acc[i][0]);
@@ -127,15 +133,18 @@ __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, cons
   const __m256i* weights = reinterpret_cast<const __m256i*>(w.blocks()) + std::size_t(block) * groups * quads * 2;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[T][2];
+  #pragma GCC unroll 8
   for (int i = 0; i < T; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   const int row0 = block * kLanes;
   for (int g = 0; g < groups; ++g) {
     const int a = w.activation_group(g);
     __m256i dot[T][2];
+    #pragma GCC unroll 8
     for (int i = 0; i < T; ++i) dot[i][0] = dot[i][1] = _mm256_setzero_si256();
     const __m256i* wg = weights + std::size_t(g) * quads * 2;
     for (int q = 0; q < quads; ++q) {
       const __m256i lo = _mm256_loadu_si256(wg + 2 * q), hi = _mm256_loadu_si256(wg + 2 * q + 1);
+      #pragma GCC unroll 8
       for (int i = 0; i < T; ++i) {
         std::int32_t quad;
         std::memcpy(&quad, &x.codes[(t0 + i) * act_stride + std::size_t(a) * w.padded_group() + 4 * q], 4);
@@ -145,9 +154,11 @@ __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, cons
       }
     }
     const std::size_t lanes = w.lane_index(row0, g);
+    #pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       const __m256 s_w = _mm256_loadu_ps(w.lane_scales() + lanes + 8 * h);
       const __m256 sums = _mm256_loadu_ps(w.lane_sums() + lanes + 8 * h);
+      #pragma GCC unroll 8
       for (int i = 0; i < T; ++i) {
         const std::size_t at = std::size_t(t0 + i) * x.groups + a;
         const __m256 centered = _mm256_fnmadd_ps(_mm256_set1_ps(static_cast<float>(x.offsets[at])), sums,
@@ -156,6 +167,7 @@ __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, cons
       }
     }
   }
+  #pragma GCC unroll 8
   for (int i = 0; i < T; ++i) {
     alignas(32) float out[kLanes];
     _mm256_store_ps(out, acc[i][0]);
