@@ -58,6 +58,19 @@ TEST_CASE("int_gemm: activation codes dequantize to fake quantization's values b
   Matrix bad = random_matrix(2, 8, rng);
   bad(1, 3) = std::numeric_limits<float>::quiet_NaN();
   CHECK_THROWS_AS(quantize_activations(bad, QuantSpec{4, false, 0}), Error);
+  CHECK_THROWS_AS(quantize_activations(bad, QuantSpec{4, false, 0}, 2), Error);  // raised in the second thread
+}
+
+TEST_CASE("int_gemm: activation codes are the same on 1, 2 and 7 threads") {
+  std::mt19937 rng(4);
+  const Matrix x = random_matrix(45, 130, rng);
+  const IntActivations one = quantize_activations(x, QuantSpec{4, false, 64}, 1);
+  for (const int threads : {2, 7}) {
+    const IntActivations many = quantize_activations(x, QuantSpec{4, false, 64}, threads);
+    CHECK(many.codes == one.codes);
+    CHECK(many.scales == one.scales);
+    CHECK(many.offsets == one.offsets);
+  }
 }
 
 TEST_CASE("int_gemm: the int8 weight holds code - zero, its scales and sums, as the packed weight dequantizes") {

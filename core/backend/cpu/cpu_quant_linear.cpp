@@ -42,8 +42,12 @@ PreparedInput prepare(const CpuLinear& linear, ConstMatrixRef x, KernelRecord& r
                       codes && floats ? "cpu-prepare-codes+fakequant" : codes ? "cpu-prepare-codes"
                                                                               : "cpu-prepare-fakequant");
   PreparedInput in;
-  Matrix t = x;
   try {
+    if (codes && !floats && layer.input.empty()) {  // codes straight from X, without a copy
+      in.codes = quantize_activations(x, layer.act_quant);
+      return in;
+    }
+    Matrix t = x;
     layer.input.apply(t);
     if (codes) in.codes = quantize_activations(t, layer.act_quant);
     if (floats) {

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <thread>
 
 #include "core/common/error.h"
@@ -197,7 +198,7 @@ bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_support
 
 }  // namespace
 
-IntActivations quantize_activations(const Matrix& x, const QuantSpec& spec) {
+IntActivations quantize_activations(ConstMatrixRef x, const QuantSpec& spec, int threads) {
   SERQ_CHECK(spec.enabled() && spec.format == NumberFormat::integer, "integer activations need an INT spec of 2..8 "
              "bits, not {}", spec.describe());
   IntActivations a;
@@ -210,15 +211,34 @@ IntActivations quantize_activations(const Matrix& x, const QuantSpec& spec) {
   a.codes.assign(static_cast<std::size_t>(a.rows) * stride, 0);
   a.scales.resize(static_cast<std::size_t>(a.rows) * a.groups);
   a.offsets.resize(a.scales.size());
-  Eigen::ArrayXf work;
-  for (int r = 0; r < a.rows; ++r) {
-    for (int g = 0; g < a.groups; ++g) {
-      const int c0 = g * a.group_width, n = std::min(a.group_width, a.cols - c0);
-      const std::size_t at = static_cast<std::size_t>(r) * a.groups + g;
-      quantize_group(x.row(r).data() + c0, n, spec.bits, spec.symmetric,
-                     a.codes.data() + r * stride + std::size_t(g) * a.padded_group, a.scales[at], a.offsets[at], work);
+  auto rows = [&](int begin, int end) {
+    Eigen::ArrayXf work;
+    for (int r = begin; r < end; ++r) {
+      for (int g = 0; g < a.groups; ++g) {
+        const int c0 = g * a.group_width, n = std::min(a.group_width, a.cols - c0);
+        const std::size_t at = static_cast<std::size_t>(r) * a.groups + g;
+        quantize_group(x.row(r).data() + c0, n, spec.bits, spec.symmetric,
+                       a.codes.data() + r * stride + std::size_t(g) * a.padded_group, a.scales[at], a.offsets[at],
+                       work);
+      }
     }
-  }
+  };
+  // Rows in contiguous slices, one a thread; a worker's error (a non-finite value) is rethrown here.
+  const int workers = std::clamp(threads > 0 ? threads : openblas_get_num_threads(), 1, std::max(a.rows, 1));
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
+  auto slice = [&](int worker) {
+    try {
+      rows(a.rows * worker / workers, a.rows * (worker + 1) / workers);
+    } catch (...) {
+      errors[static_cast<std::size_t>(worker)] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int worker = 1; worker < workers; ++worker) pool.emplace_back(slice, worker);
+  slice(0);
+  for (std::thread& thread : pool) thread.join();
+  for (const std::exception_ptr& error : errors)
+    if (error) std::rethrow_exception(error);
   return a;
 }
 

@@ -33,7 +33,8 @@ struct IntActivations {
 
 // Quantizes x (rows × cols) per row and group with an INT spec of at most 8 bits, as fake_quant_rows does:
 // s_a · (u − c) equals its fake-quantized value. A non-finite value is a serq::Error.
-IntActivations quantize_activations(const Matrix& x, const QuantSpec& spec);
+// Rows are split over `threads` (≤ 0: OpenBLAS's thread count); each row's codes are the same on any count.
+IntActivations quantize_activations(ConstMatrixRef x, const QuantSpec& spec, int threads = 0);
 
 // An INT weight laid out for the kernels: rows padded to a multiple of 32 and each group to padded_group columns,
 // blocks of 16 rows with 4 consecutive columns per lane.
