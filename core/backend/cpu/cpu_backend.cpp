@@ -13,6 +13,7 @@
 #include "core/backend/host_backend.h"
 #include "core/backend/cpu/cpu_quant_linear.h"
 #include "core/backend/cpu/flash_attention.h"
+#include "core/backend/cpu/parallel.h"
 #include "core/common/error.h"
 #include "core/linear/rotation.h"
 
@@ -198,14 +199,19 @@ class CpuBackend final : public HostBackend {
     const auto logits = host_matrix(logits_t);
     const std::span<const int> targets = host_ints(targets_t);
     check_shape(targets_t, logits.rows(), 1, "nll targets");
-    Eigen::ArrayXd row;  // one buffer for every row: a vocabulary-wide allocation per row would cost page faults
-    for (Eigen::Index r = 0; r < logits.rows(); ++r) {
-      row = logits.row(r).transpose().array().cast<double>();
-      Eigen::Index argmax = 0;
-      const double max = row.maxCoeff(&argmax);  // the first maximum, as torch.argmax
-      rows.push_back({std::log((row - max).exp().sum()) + max - row[targets[static_cast<std::size_t>(r)]],
-                      static_cast<int>(argmax)});
-    }
+    const std::size_t base = rows.size();
+    rows.resize(base + static_cast<std::size_t>(logits.rows()));
+    parallel_slices(static_cast<int>(logits.rows()), 0, [&](int begin, int end) {
+      Eigen::ArrayXd row;  // one buffer for a slice: a vocabulary-wide allocation per row would cost page faults
+      for (int r = begin; r < end; ++r) {
+        row = logits.row(r).transpose().array().cast<double>();
+        Eigen::Index argmax = 0;
+        const double max = row.maxCoeff(&argmax);  // the first maximum, as torch.argmax
+        rows[base + static_cast<std::size_t>(r)] = {
+            std::log((row - max).exp().sum()) + max - row[targets[static_cast<std::size_t>(r)]],
+            static_cast<int>(argmax)};
+      }
+    });
     counted(KernelRecord::Direction::backend_to_host, "nll rows", static_cast<std::size_t>(logits.rows()) * sizeof(NllRow));
   }
 
@@ -216,24 +222,27 @@ class CpuBackend final : public HostBackend {
     const std::span<const int> targets = host_ints(targets_t);
     check_shape(reference_t, logits.rows(), logits.cols(), "kld reference logits");
     check_shape(targets_t, logits.rows(), 1, "kld targets");
-    Eigen::ArrayXd log_p, log_q;
     const Eigen::Index vocab = logits.cols();
-    for (Eigen::Index r = 0; r < logits.rows(); ++r) {
-      log_softmax(reference_logits.row(r).data(), vocab, log_p);
-      log_softmax(logits.row(r).data(), vocab, log_q);
-      KldRow row;
-      // Rounding can leave a tiny negative sum where the distributions are equal; KL is never below 0.
-      row.kld = std::max((log_p.exp() * (log_p - log_q)).sum(), 0.0);
-      Eigen::Index argmax_p = 0, argmax_q = 0;
-      log_p.maxCoeff(&argmax_p);
-      log_q.maxCoeff(&argmax_q);
-      row.top1_agrees = argmax_p == argmax_q;
-      const auto target = static_cast<Eigen::Index>(targets[static_cast<std::size_t>(r)]);
-      row.delta_p = std::exp(log_q[target]) - std::exp(log_p[target]);
-      row.reference_nll = -log_p[target];
-      row.nll = -log_q[target];
-      rows.push_back(row);
-    }
+    const std::size_t base = rows.size();
+    rows.resize(base + static_cast<std::size_t>(logits.rows()));
+    parallel_slices(static_cast<int>(logits.rows()), 0, [&](int begin, int end) {
+      Eigen::ArrayXd log_p, log_q;
+      for (int r = begin; r < end; ++r) {
+        log_softmax(reference_logits.row(r).data(), vocab, log_p);
+        log_softmax(logits.row(r).data(), vocab, log_q);
+        KldRow& row = rows[base + static_cast<std::size_t>(r)];
+        // Rounding can leave a tiny negative sum where the distributions are equal; KL is never below 0.
+        row.kld = std::max((log_p.exp() * (log_p - log_q)).sum(), 0.0);
+        Eigen::Index argmax_p = 0, argmax_q = 0;
+        log_p.maxCoeff(&argmax_p);
+        log_q.maxCoeff(&argmax_q);
+        row.top1_agrees = argmax_p == argmax_q;
+        const auto target = static_cast<Eigen::Index>(targets[static_cast<std::size_t>(r)]);
+        row.delta_p = std::exp(log_q[target]) - std::exp(log_p[target]);
+        row.reference_nll = -log_p[target];
+        row.nll = -log_q[target];
+      }
+    });
     counted(KernelRecord::Direction::backend_to_host, "kld rows", static_cast<std::size_t>(logits.rows()) * sizeof(KldRow));
   }
 

@@ -5,15 +5,12 @@
 #include "core/backend/cpu/flash_attention.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <thread>
 #include <vector>
 
 #include "core/backend/cpu/flash_tile.h"
+#include "core/backend/cpu/parallel.h"
 #include "core/common/error.h"
-
-extern "C" int openblas_get_num_threads(void);
 
 namespace serq {
 namespace {
@@ -25,20 +22,6 @@ struct QueryTile {
 
 int vector_width(FlashKernel kernel) { return kernel == FlashKernel::avx512 ? 16 : 8; }
 int key_tile(FlashKernel kernel) { return kernel == FlashKernel::avx512 ? kFlashKeyTileAvx512 : kFlashKeyTileAvx2; }
-
-// f(i, worker) for i in 0 .. count − 1, taken in order by up to `workers` threads (this one included).
-template <class F>
-void parallel_for(int count, int workers, F&& f) {
-  std::atomic<int> next{0};
-  auto work = [&](int worker) {
-    for (int i = next++; i < count; i = next++) f(i, worker);
-  };
-  workers = std::clamp(workers, 1, std::max(count, 1));
-  std::vector<std::thread> pool;
-  for (int w = 1; w < workers; ++w) pool.emplace_back(work, w);
-  work(0);
-  for (std::thread& thread : pool) thread.join();
-}
 
 }  // namespace
 
@@ -59,7 +42,7 @@ void flash_attention(const float* q, const float* keys, const float* values, con
   const int group = s.n_heads / s.n_kv_heads, d = s.head_dim, width = s.n_heads * d, kv_width = s.n_kv_heads * d;
   const int padded_dim = (d + vector_width(kernel) - 1) / vector_width(kernel) * vector_width(kernel);
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  const int workers = threads > 0 ? threads : openblas_get_num_threads();
+  const int workers = cpu_workers(threads);
 
   // Keys and values packed once per sequence and key head, for the keys the last query sees: contiguous tiles that
   // stay in cache while a query tile reads them.
@@ -70,7 +53,7 @@ void flash_attention(const float* q, const float* keys, const float* values, con
   auto kv_offset = [&](int head) {  // head = batch · n_kv_heads + key head
     return static_cast<std::size_t>(head / s.n_kv_heads) * s.kv_rows * kv_width + (head % s.n_kv_heads) * d;
   };
-  parallel_for(heads, workers, [&](int head, int) {
+  parallel_items(heads, workers, [&](int head, int) {
     const float* k = keys + kv_offset(head);
     float* tiles = packed_keys.data() + head * keys_per_head;
     for (int j = 0; j < key_count; ++j) {
@@ -90,7 +73,7 @@ void flash_attention(const float* q, const float* keys, const float* values, con
     }
   }
   std::vector<std::vector<float>> stacked(workers), scratch(workers);
-  parallel_for(static_cast<int>(tiles.size()), workers, [&](int index, int worker) {
+  parallel_items(static_cast<int>(tiles.size()), workers, [&](int index, int worker) {
     const QueryTile& item = tiles[index];
     const int rows = std::min(kFlashQueryTile, s.seq - item.t0), head = item.batch * s.n_kv_heads + item.kv_head;
     std::vector<float>& q_tile = stacked[worker];

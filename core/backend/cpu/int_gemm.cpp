@@ -12,13 +12,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <exception>
-#include <thread>
 
+#include "core/backend/cpu/parallel.h"
 #include "core/common/error.h"
 #include "core/quant/grid.h"
-
-extern "C" int openblas_get_num_threads(void);
 
 namespace serq {
 namespace {
@@ -223,22 +220,7 @@ IntActivations quantize_activations(ConstMatrixRef x, const QuantSpec& spec, int
       }
     }
   };
-  // Rows in contiguous slices, one a thread; a worker's error (a non-finite value) is rethrown here.
-  const int workers = std::clamp(threads > 0 ? threads : openblas_get_num_threads(), 1, std::max(a.rows, 1));
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
-  auto slice = [&](int worker) {
-    try {
-      rows(a.rows * worker / workers, a.rows * (worker + 1) / workers);
-    } catch (...) {
-      errors[static_cast<std::size_t>(worker)] = std::current_exception();
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int worker = 1; worker < workers; ++worker) pool.emplace_back(slice, worker);
-  slice(0);
-  for (std::thread& thread : pool) thread.join();
-  for (const std::exception_ptr& error : errors)
-    if (error) std::rethrow_exception(error);
+  parallel_slices(a.rows, threads, rows);
   return a;
 }
 
@@ -393,13 +375,7 @@ void int_gemm_into(const IntActivations& x, const Int8Weight& w, MatrixRef y, In
   }
   const auto run = kernel == IntKernel::avx2 ? avx2_pairs : vnni_pairs;
   const int pairs = w.padded_rows() / kTileRows;
-  const int workers = std::clamp(threads > 0 ? threads : openblas_get_num_threads(), 1, std::max(pairs, 1));
-  std::vector<std::thread> pool;
-  for (int i = 1; i < workers; ++i) {
-    pool.emplace_back(run, std::cref(x), std::cref(w), pairs * i / workers, pairs * (i + 1) / workers, y);
-  }
-  run(x, w, 0, pairs / workers, y);
-  for (std::thread& worker : pool) worker.join();
+  parallel_slices(pairs, threads, [&](int begin, int end) { run(x, w, begin, end, y); });
 }
 
 }  // namespace serq
