@@ -117,7 +117,7 @@ class KernelRecord {
   enum class Direction { host_to_backend, backend_to_host };
   void transferred(Direction direction, std::string_view what, std::size_t bytes);
   Transfers transfers() const;
-  // e.g. "attention: cpu-sgemm-blocked (960); quant_linear: cpu-int-avx512-vnni (630), cpu-sgemm (30)"
+  // e.g. "attention: cpu-flash-avx512 (960); quant_linear: cpu-int-avx512-vnni (630), cpu-sgemm (30)"
   std::string describe() const;
   // The time of each op and kernel, most first, with its share: one line each, e.g.
   // "quant_linear  cpu-fakequant-sgemm   630 calls   12.310 s   61.2%".
