@@ -1,4 +1,5 @@
-// Shared by the benchmarks under tools/: the median wall time of repeated runs, and a LLaMA-2-7B-shaped layer.
+// Shared by the benchmarks under tools/: the median wall time of repeated runs, and random decoder layers of a
+// model's shape (LLaMA-2-7B's among them).
 #pragma once
 
 #include <algorithm>
@@ -49,15 +50,10 @@ PairedMedians paired_median_seconds(int repeats, F&& baseline, G&& candidate) {
   return {base_times[base_times.size() / 2], candidate_times[candidate_times.size() / 2]};
 }
 
-// One decoder layer of LLaMA-2-7B's shape (hidden 4096, FFN 11008, 32 heads, MHA) with RANDOM N(0, 0.02²) linear
-// weights (seed 1234), unit norms, and a 32-token vocabulary whose embeddings are N(0, 1).
-inline Model seven_b_shaped_layer(int max_tokens) {
-  ModelConfig config;
-  config.dim = 4096;
-  config.hidden_dim = 11008;
+// One decoder layer of `config`'s shape (n_layers is set to 1) with RANDOM N(0, 0.02²) linear weights (seed 1234),
+// unit norms, and a 32-token vocabulary whose embeddings are N(0, 50²).
+inline Model random_decoder_layer(ModelConfig config, int max_tokens) {
   config.n_layers = 1;
-  config.n_heads = 32;
-  config.n_kv_heads = 32;
   config.vocab_size = 32;  // the embedding and head are not part of the measurement
   config.max_seq_len = std::max(4096, max_tokens);
   Model model = make_empty_model(config);
@@ -70,6 +66,16 @@ inline Model seven_b_shaped_layer(int max_tokens) {
   model.layers[0].ffn_norm.setOnes();
   model.final_norm.setOnes();
   return model;
+}
+
+// LLaMA-2-7B's decoder layer: hidden 4096, FFN 11008, 32 heads, MHA.
+inline Model seven_b_shaped_layer(int max_tokens) {
+  ModelConfig config;
+  config.dim = 4096;
+  config.hidden_dim = 11008;
+  config.n_heads = 32;
+  config.n_kv_heads = 32;
+  return random_decoder_layer(config, max_tokens);
 }
 
 }  // namespace serq::bench

@@ -26,11 +26,14 @@ void InputRotation::apply(Matrix& x) const {
     float* row = x.row(r).data();
     for (Eigen::Index half = 1; half < n; half *= 2) {
       for (Eigen::Index a = 0; a < n; a += 2 * half) {
-        for (Eigen::Index k = a; k < a + half; ++k) {
-          Eigen::Map<Eigen::ArrayXf> lo(row + k * m, m), hi(row + (k + half) * m, m);
-          const Eigen::ArrayXf sum = lo + hi;
-          hi = lo - hi;
-          lo = sum;
+        for (Eigen::Index k = a; k < a + half; ++k) {  // in place: no temporary per pair of blocks
+          float* lo = row + k * m;
+          float* hi = row + (k + half) * m;
+          for (Eigen::Index j = 0; j < m; ++j) {
+            const float sum = lo[j] + hi[j];
+            hi[j] = lo[j] - hi[j];
+            lo[j] = sum;
+          }
         }
       }
     }
