@@ -69,15 +69,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-serq::TokenStream random_tokens(int vocab, int count) {
-  serq::TokenStream stream;
-  stream.name = "random tokens";
-  std::mt19937 rng(99);
-  std::uniform_int_distribution<int> id(0, vocab - 1);
-  for (int i = 0; i < count; ++i) stream.tokens.push_back(id(rng));
-  return stream;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -90,7 +81,7 @@ int main(int argc, char** argv) try {
     const serq::Tokenizer tokenizer = serq::Tokenizer::load(serq::assets_root() / "models/stories260K/tok512.model");
     calib_stream = serq::load_dataset("tinystories-calib", tokenizer, pristine.config.bos_id, serq::assets_root());
   } else {
-    calib_stream = random_tokens(pristine.config.vocab_size, 64 * 512);
+    calib_stream = serq::bench::random_tokens(pristine.config.vocab_size, 64 * 512);
   }
   const serq::CalibrationSettings calib{stories ? 128 : 16, 512, 0};
   const int group = stories ? 32 : 128;

@@ -32,15 +32,6 @@ struct Shape {
   int rank;
 };
 
-serq::TokenStream random_tokens(int vocab, int count) {
-  serq::TokenStream stream;
-  stream.name = "random tokens";
-  std::mt19937 rng(99);
-  std::uniform_int_distribution<int> id(0, vocab - 1);
-  for (int i = 0; i < count; ++i) stream.tokens.push_back(id(rng));
-  return stream;
-}
-
 // The first linear of each shape of the layer ("q_proj (576 × 576)": q/o, k/v and gate/up share theirs), in the
 // layer's order.
 std::vector<const serq::QuantLinear*> linear_per_shape(const serq::Model& model) {
@@ -126,7 +117,7 @@ int main(int argc, char** argv) try {
   const std::vector<std::string> methods = {"rtn", "serq", "l2qer", "quarot"};
   for (const Shape& shape : shapes) {
     const serq::Model pristine = serq::bench::random_decoder_layer(shape.config, tokens);
-    const serq::TokenStream calib_stream = random_tokens(pristine.config.vocab_size, 16 * 512);
+    const serq::TokenStream calib_stream = serq::bench::random_tokens(pristine.config.vocab_size, 16 * 512);
     serq::QuantParams params;
     params.weight = {4, true, 64};
     params.activation = {4, false, 64};

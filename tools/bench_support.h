@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "core/data/token_stream.h"
 #include "core/model/model.h"
 
 namespace serq::bench {
@@ -66,6 +67,16 @@ inline Model random_decoder_layer(ModelConfig config, int max_tokens) {
   model.layers[0].ffn_norm.setOnes();
   model.final_norm.setOnes();
   return model;
+}
+
+// `count` uniformly random token ids below `vocab` (seed 99), as calibration text for random layers.
+inline TokenStream random_tokens(int vocab, int count) {
+  TokenStream stream;
+  stream.name = "random tokens";
+  std::mt19937 rng(99);
+  std::uniform_int_distribution<int> id(0, vocab - 1);
+  for (int i = 0; i < count; ++i) stream.tokens.push_back(id(rng));
+  return stream;
 }
 
 // LLaMA-2-7B's decoder layer: hidden 4096, FFN 11008, 32 heads, MHA.
