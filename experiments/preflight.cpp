@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/backend/backend.h"
+#include "core/backend/cpu/cpu_isa.h"
 #include "core/common/error.h"
 #include "core/common/paths.h"
 #include "core/data/windows.h"
@@ -113,6 +114,7 @@ void check_rank_budget(const ResolvedConfig& config, const ModelConfig& model, c
 }  // namespace
 
 void check_runs_before_work(const std::vector<const ResolvedConfig*>& runs, AssetCache& assets) {
+  avx512_allowed();  // an unknown SERQ_CPU_ISA is an error now, not at the first kernel
   std::map<std::string, ModelConfig> models;  // by model.path: each header read once
   bool threads_noted = false;
   bool rules_read = false, rules_set = false;  // quant.overrides, by a run that quantizes

@@ -147,6 +147,12 @@ TEST_CASE("absurd sizes are refused before any work, naming the key") {
                                        "SERQ_MEMORY_LIMIT_MB=1");
   test::check_one_line_error(out, {"run serq", "needs ≈", "1.0 MiB is available", "lower calib.samples"});
   CHECK(out.err.find("[1/1]") == std::string::npos);
+
+  const auto isa_dir = test::scratch_dir("unknown_cpu_isa");
+  const CliOutput isa = test::serq_run(test::write_config(isa_dir, test::kSmallRun).string() + " --quiet --out " +
+                                           (isa_dir / "out").string(), isa_dir, "SERQ_CPU_ISA=sse4");
+  test::check_one_line_error(isa, {"SERQ_CPU_ISA=sse4", "expected avx2 or avx512"});
+  CHECK(isa.err.find("[1/1]") == std::string::npos);
 }
 
 TEST_CASE("runtime.threads past the cores runs on the cores, says so once, and records the number used") {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/backend/cpu/cpu_isa.h"
 #include "core/backend/cpu/flash_tile.h"
 #include "core/backend/cpu/parallel.h"
 #include "core/common/error.h"
@@ -32,7 +33,7 @@ bool cpu_has(FlashKernel kernel) {
                                        : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-FlashKernel flash_kernel() { return cpu_has(FlashKernel::avx512) ? FlashKernel::avx512 : FlashKernel::avx2; }
+FlashKernel flash_kernel() { return avx512_allowed() ? FlashKernel::avx512 : FlashKernel::avx2; }
 
 void flash_attention(const float* q, const float* keys, const float* values, const AttentionShape& s, float* out,
                      FlashKernel kernel, int threads) {

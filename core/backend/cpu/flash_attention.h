@@ -15,7 +15,7 @@ inline constexpr int kFlashQueryTile = 128;
 enum class FlashKernel { avx2, avx512 };
 const char* flash_kernel_name(FlashKernel kernel);  // "avx2", "avx512"
 bool cpu_has(FlashKernel kernel);
-FlashKernel flash_kernel();  // the widest this CPU has
+FlashKernel flash_kernel();  // the widest this CPU has, within SERQ_CPU_ISA (cpu_isa.h)
 
 // out ((batch · seq) × n_heads·head_dim) = softmax(q kᵀ / √head_dim, causal) v, as Backend::attention: query t of a
 // sequence sits at position pos0 + t and sees keys 0 .. pos0 + t of its sequence's kv_rows. `threads` ≤ 0 = OpenBLAS's

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/backend/cpu/cpu_isa.h"
 #include "core/backend/cpu/parallel.h"
 #include "core/common/error.h"
 #include "core/quant/grid.h"
@@ -343,7 +344,8 @@ bool kernel_fits(IntKernel kernel, const Int8Weight& w) {
 }
 
 IntKernel int_gemm_kernel() {
-  return has_vnni() ? IntKernel::avx512_vnni : has_avx2() ? IntKernel::avx2 : IntKernel::reference;
+  if (has_vnni() && avx512_allowed()) return IntKernel::avx512_vnni;
+  return has_avx2() ? IntKernel::avx2 : IntKernel::reference;
 }
 
 IntKernel int_gemm_kernel(const Int8Weight& w) {

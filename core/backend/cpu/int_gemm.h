@@ -87,8 +87,8 @@ class Int8Weight {
 enum class IntKernel { reference, avx2, avx512_vnni };
 const char* int_kernel_name(IntKernel kernel);  // "reference", "avx2", "avx512-vnni"
 bool cpu_has(IntKernel kernel);
-// The fastest kernel this CPU has; for a weight, the fastest that also fits it (AVX2's int16 pair sums need
-// 2 · 255 · max|w| ≤ 32767: weights of up to 6 bits, or 7 symmetric), else the reference.
+// The fastest kernel this CPU has (within SERQ_CPU_ISA, cpu_isa.h); for a weight, the fastest that also fits it
+// (AVX2's int16 pair sums need 2 · 255 · max|w| ≤ 32767: weights of up to 6 bits, or 7 symmetric), else the reference.
 IntKernel int_gemm_kernel();
 IntKernel int_gemm_kernel(const Int8Weight& w);
 
