@@ -128,7 +128,9 @@ TEST_CASE("int_gemm: every kernel this CPU has equals the reference, and the ref
   struct Shape {
     int tokens, d_out, d_in, group;
   };
-  for (const Shape s : {Shape{1, 40, 70, 32}, Shape{5, 64, 64, 64}, Shape{37, 96, 172, 32}, Shape{9, 33, 64, 0}}) {
+  // The last shape has more groups (18) and tokens (300) than one cache block of the kernels holds (16 and 256).
+  for (const Shape s : {Shape{1, 40, 70, 32}, Shape{5, 64, 64, 64}, Shape{37, 96, 172, 32}, Shape{9, 33, 64, 0},
+                        Shape{300, 70, 17 * 32 + 12, 32}}) {
     for (const QuantSpec act : {QuantSpec{4, false, s.group}, QuantSpec{8, false, s.group}, QuantSpec{8, true, s.group}}) {
       for (const bool w_sym : {true, false}) {
         INFO(s.tokens << " x " << s.d_out << " x " << s.d_in << ", activations " << act.describe() << ", weights "

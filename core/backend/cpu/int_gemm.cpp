@@ -24,6 +24,19 @@ namespace {
 constexpr int kLanes = 16;     // int32 lanes of a 512-bit register: 16 weight rows per block
 constexpr int kTileRows = 32;  // weight rows a kernel tile covers (two blocks)
 constexpr int kTileTokens = 6;  // 6 tokens × 2 blocks: 12 int32 and 12 float accumulators of the 32 registers
+// Cache blocking: groups (of K) and tokens per block. A 32-row weight panel of a group block (32 × 16 · 64 bytes at
+// groups of 64) stays in L1 while every token tile of the token block reads it; the token block's codes (256 × 1024
+// bytes) stay in L2 while every panel of the thread reads them.
+constexpr int kGroupBlock = 16;
+constexpr int kTokenBlock = 256;
+
+// Which part of the product a tile call computes: groups [g0, g1) of the weight. The first block starts its sums
+// at zero, the others continue the partial sums held in y, and the last divides by the row divisors; the float sums
+// run over the groups in the same order as without blocking, so the result has the same bits.
+struct GroupRange {
+  int g0 = 0, g1 = 0;
+  bool first = true, last = true;
+};
 
 int round_up(int n, int multiple) { return (n + multiple - 1) / multiple * multiple; }
 
@@ -57,28 +70,38 @@ void check_shapes(const IntActivations& x, const Int8Weight& w) {
              x.cols, x.group_width, w.cols(), w.group_width());
 }
 
-// One tile: tokens t0..t0+T−1 against weight rows 32·pair .. +31, every group.
+// One tile: tokens t0..t0+T−1 against weight rows 32·pair .. +31, the groups of `range`.
 template <int T>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntActivations& x, const Int8Weight& w,
-                                                                        int t0, int pair, MatrixRef y) {
+                                                                        int t0, int pair, GroupRange range,
+                                                                        MatrixRef y) {
   const int groups = w.groups(), quads = w.padded_group() / 4;
   const std::size_t act_stride = static_cast<std::size_t>(x.groups) * w.padded_group();
   const __m512i* block0 = reinterpret_cast<const __m512i*>(w.blocks()) + std::size_t(2 * pair) * groups * quads;
   const __m512i* block1 = block0 + std::size_t(groups) * quads;
+  const int row0 = pair * kTileRows, valid = std::min(kTileRows, w.rows() - row0);
   __m512 acc[T][2];
-  #pragma GCC unroll 8
-  for (int i = 0; i < T; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  const int row0 = pair * kTileRows;
-  for (int g = 0; g < groups; ++g) {
+#pragma GCC unroll 8
+  for (int i = 0; i < T; ++i) {
+    if (range.first) {
+      acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    } else {  // the partial sums of the earlier group blocks (rows past w.rows() are zero)
+      alignas(64) float partial[kTileRows] = {};
+      std::copy_n(y.row(t0 + i).data() + row0, valid, partial);
+      acc[i][0] = _mm512_load_ps(partial);
+      acc[i][1] = _mm512_load_ps(partial + kLanes);
+    }
+  }
+  for (int g = range.g0; g < range.g1; ++g) {
     const int a = w.activation_group(g);
     __m512i dot[T][2];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < T; ++i) dot[i][0] = dot[i][1] = _mm512_setzero_si512();
     const __m512i* w0 = block0 + std::size_t(g) * quads;
     const __m512i* w1 = block1 + std::size_t(g) * quads;
     for (int q = 0; q < quads; ++q) {
       const __m512i a0 = _mm512_loadu_si512(w0 + q), a1 = _mm512_loadu_si512(w1 + q);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int i = 0; i < T; ++i) {
         std::int32_t quad;
         std::memcpy(&quad, &x.codes[(t0 + i) * act_stride + std::size_t(a) * w.padded_group() + 4 * q], 4);
@@ -87,12 +110,12 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntA
         dot[i][1] = _mm512_dpbusd_epi32(dot[i][1], u, a1);
       }
     }
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       const std::size_t lanes = w.lane_index(row0 + h * kLanes, g);
       const __m512 s_w = _mm512_loadu_ps(w.lane_scales() + lanes);
       const __m512 sums = _mm512_loadu_ps(w.lane_sums() + lanes);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int i = 0; i < T; ++i) {
         const std::size_t at = std::size_t(t0 + i) * x.groups + a;
         // dot − c · Σw in float: exact while both stay below 2^24 (groups up to 512 of 8-bit codes)
@@ -102,48 +125,65 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntA
       }
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < T; ++i) {
     alignas(64) float out[kTileRows];
     _mm512_store_ps(out, acc[i][0]);
     _mm512_store_ps(out + kLanes, acc[i][1]);
     float* y_row = y.row(t0 + i).data();
-    for (int r = 0; r < kTileRows && row0 + r < w.rows(); ++r) y_row[row0 + r] = out[r] / w.divisor(row0 + r);
+    for (int r = 0; r < valid; ++r) y_row[row0 + r] = range.last ? out[r] / w.divisor(row0 + r) : out[r];
   }
 }
 
+// Weight rows pair_begin·32 .. pair_end·32 − 1 for every token: group blocks outermost, then token blocks, then the
+// pairs, so each panel serves a token block and each token block's codes serve every panel.
 void vnni_pairs(const IntActivations& x, const Int8Weight& w, int pair_begin, int pair_end, MatrixRef y) {
-  for (int pair = pair_begin; pair < pair_end; ++pair) {
-    int t = 0;
-    for (; t + kTileTokens <= x.rows; t += kTileTokens) vnni_tile<kTileTokens>(x, w, t, pair, y);
-    for (; t < x.rows; ++t) vnni_tile<1>(x, w, t, pair, y);
+  for (int g0 = 0; g0 < w.groups(); g0 += kGroupBlock) {
+    const GroupRange range{g0, std::min(w.groups(), g0 + kGroupBlock), g0 == 0, g0 + kGroupBlock >= w.groups()};
+    for (int t0 = 0; t0 < x.rows; t0 += kTokenBlock) {
+      const int t1 = std::min(x.rows, t0 + kTokenBlock);
+      for (int pair = pair_begin; pair < pair_end; ++pair) {
+        int t = t0;
+        for (; t + kTileTokens <= t1; t += kTileTokens) vnni_tile<kTileTokens>(x, w, t, pair, range, y);
+        for (; t < t1; ++t) vnni_tile<1>(x, w, t, pair, range, y);
+      }
+    }
   }
 }
 
-// One AVX2 tile: tokens t0..t0+T−1 against the 16 weight rows of `block`, every group. A 64-byte quad of the
+// One AVX2 tile: tokens t0..t0+T−1 against the 16 weight rows of `block`, the groups of `range`. A 64-byte quad of the
 // layout is two registers (rows 0–7, rows 8–15); vpmaddubsw multiplies u8 × s8 and adds neighbouring pairs into int16
 // (which saturates unless 2 · 255 · max|w| ≤ 32767: the caller checks), and vpmaddwd by ones adds the two pairs of
 // each row into its int32 lane. The float steps are the VNNI kernel's, so both give the same bits.
 template <int T>
 __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, const Int8Weight& w, int t0, int block,
-                                                   MatrixRef y) {
+                                                   GroupRange range, MatrixRef y) {
   const int groups = w.groups(), quads = w.padded_group() / 4;
   const std::size_t act_stride = static_cast<std::size_t>(x.groups) * w.padded_group();
   const __m256i* weights = reinterpret_cast<const __m256i*>(w.blocks()) + std::size_t(block) * groups * quads * 2;
   const __m256i ones = _mm256_set1_epi16(1);
+  const int row0 = block * kLanes, valid = std::min(kLanes, w.rows() - row0);
   __m256 acc[T][2];
-  #pragma GCC unroll 8
-  for (int i = 0; i < T; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  const int row0 = block * kLanes;
-  for (int g = 0; g < groups; ++g) {
+#pragma GCC unroll 8
+  for (int i = 0; i < T; ++i) {
+    if (range.first) {
+      acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    } else {  // the partial sums of the earlier group blocks (rows past w.rows() are zero)
+      alignas(32) float partial[kLanes] = {};
+      std::copy_n(y.row(t0 + i).data() + row0, std::max(valid, 0), partial);
+      acc[i][0] = _mm256_load_ps(partial);
+      acc[i][1] = _mm256_load_ps(partial + 8);
+    }
+  }
+  for (int g = range.g0; g < range.g1; ++g) {
     const int a = w.activation_group(g);
     __m256i dot[T][2];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < T; ++i) dot[i][0] = dot[i][1] = _mm256_setzero_si256();
     const __m256i* wg = weights + std::size_t(g) * quads * 2;
     for (int q = 0; q < quads; ++q) {
       const __m256i lo = _mm256_loadu_si256(wg + 2 * q), hi = _mm256_loadu_si256(wg + 2 * q + 1);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int i = 0; i < T; ++i) {
         std::int32_t quad;
         std::memcpy(&quad, &x.codes[(t0 + i) * act_stride + std::size_t(a) * w.padded_group() + 4 * q], 4);
@@ -153,11 +193,11 @@ __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, cons
       }
     }
     const std::size_t lanes = w.lane_index(row0, g);
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       const __m256 s_w = _mm256_loadu_ps(w.lane_scales() + lanes + 8 * h);
       const __m256 sums = _mm256_loadu_ps(w.lane_sums() + lanes + 8 * h);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int i = 0; i < T; ++i) {
         const std::size_t at = std::size_t(t0 + i) * x.groups + a;
         const __m256 centered = _mm256_fnmadd_ps(_mm256_set1_ps(static_cast<float>(x.offsets[at])), sums,
@@ -166,13 +206,13 @@ __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, cons
       }
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < T; ++i) {
     alignas(32) float out[kLanes];
     _mm256_store_ps(out, acc[i][0]);
     _mm256_store_ps(out + 8, acc[i][1]);
     float* y_row = y.row(t0 + i).data();
-    for (int r = 0; r < kLanes && row0 + r < w.rows(); ++r) y_row[row0 + r] = out[r] / w.divisor(row0 + r);
+    for (int r = 0; r < valid; ++r) y_row[row0 + r] = range.last ? out[r] / w.divisor(row0 + r) : out[r];
   }
 }
 
@@ -180,10 +220,18 @@ constexpr int kAvx2TileTokens = 4;  // 4 tokens × 2 halves: 8 int32 and 8 float
 
 // Weight rows in tiles of 32 (two blocks of 16), as the VNNI kernel splits them.
 void avx2_pairs(const IntActivations& x, const Int8Weight& w, int pair_begin, int pair_end, MatrixRef y) {
-  for (int block = 2 * pair_begin; block < 2 * pair_end; ++block) {
-    int t = 0;
-    for (; t + kAvx2TileTokens <= x.rows; t += kAvx2TileTokens) avx2_tile<kAvx2TileTokens>(x, w, t, block, y);
-    for (; t < x.rows; ++t) avx2_tile<1>(x, w, t, block, y);
+  for (int g0 = 0; g0 < w.groups(); g0 += kGroupBlock) {
+    const GroupRange range{g0, std::min(w.groups(), g0 + kGroupBlock), g0 == 0, g0 + kGroupBlock >= w.groups()};
+    for (int t0 = 0; t0 < x.rows; t0 += kTokenBlock) {
+      const int t1 = std::min(x.rows, t0 + kTokenBlock);
+      for (int block = 2 * pair_begin; block < 2 * pair_end; ++block) {
+        int t = t0;
+        for (; t + kAvx2TileTokens <= t1; t += kAvx2TileTokens) {
+          avx2_tile<kAvx2TileTokens>(x, w, t, block, range, y);
+        }
+        for (; t < t1; ++t) avx2_tile<1>(x, w, t, block, range, y);
+      }
+    }
   }
 }
 
