@@ -119,10 +119,10 @@ void decoder_layer_forward(const Model& model, const ResidentLayer& layer, const
 
 std::int64_t forward_workspace_bytes(const ModelConfig& c, int batch, int seq) {
   const std::int64_t rows = static_cast<std::int64_t>(batch) * seq;
-  // h, x, q, attn, out, the final norm (dim wide) + k, v (kv_dim) + gate, up (hidden) + a copy for activation
-  // quantization (hidden wide at most) + one chunk of logits (up to 1024 rows of a window). Attention's scores are
-  // tiles of a few kilobytes per thread.
-  const std::int64_t floats = rows * (6LL * c.dim + 2LL * c.kv_dim() + 3LL * c.hidden_dim) +
+  // h, x, q, attn, out, the final norm (dim wide) + k, v (kv_dim) + the CPU attention's packed copies of k and v
+  // (kv_dim each) + gate, up (hidden) + a copy for activation quantization (hidden wide at most) + one chunk of logits
+  // (up to 1024 rows of a window). Attention's scores are tiles of a few kilobytes per thread.
+  const std::int64_t floats = rows * (6LL * c.dim + 4LL * c.kv_dim() + 3LL * c.hidden_dim) +
                               std::min<std::int64_t>(1024, seq) * c.vocab_size;
   return floats * static_cast<std::int64_t>(sizeof(float));
 }
