@@ -471,7 +471,7 @@ TEST_CASE("Batch size 1 and 8 give the same accuracy on real tasks") {
   }
 }
 
-TEST_CASE("Choices that share a context score as each would alone or unshared, in batches smaller than an item's choices") {
+TEST_CASE("Choices that share a context score as alone and as unshared, in batches smaller than an item's choices") {
   Progress::set_enabled(false);
   const int max_length = model().config.max_seq_len;
   for (const char* name : {"hellaswag", "boolq", "arc_easy"}) {

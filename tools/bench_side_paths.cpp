@@ -134,8 +134,9 @@ int main(int argc, char** argv) try {
       models.emplace(name, std::move(model));
     }
     std::printf("\n%s, rank %d (each method timed in alternation with RTN on the same input):\n\n"
-                "| linear (d_out × d_in) | RTN s | SERQ s | L2QER s | QuaRot s | SERQ side path s | L2QER side path s | "
-                "L2QER / SERQ side path |\n|---|---|---|---|---|---|---|---|\n", shape.name.c_str(), shape.rank);
+                "| linear (d_out × d_in) | RTN s | SERQ s | L2QER s | QuaRot s | SERQ side path s | "
+                "L2QER side path s | L2QER / SERQ side path |\n|---|---|---|---|---|---|---|---|\n",
+                shape.name.c_str(), shape.rank);
     const std::vector<const serq::QuantLinear*> rtn = linear_per_shape(models.at("rtn"));
     for (std::size_t i = 0; i < rtn.size(); ++i) {
       std::map<std::string, serq::bench::PairedMedians> times;

@@ -58,7 +58,8 @@ int main(int argc, char** argv) try {
   std::string profiles;
   for (const char* name : {"hellaswag", "boolq"}) {
     const serq::Task task = serq::load_task(name, serq::assets_root(), serq::BadLinePolicy::error, items);
-    for (const auto& [label, model] : {std::pair{"fp32", &fp}, std::pair{"RTN W4A4 g64", static_cast<const serq::Model*>(&w4a4)}}) {
+    const std::pair<const char*, const serq::Model*> models[] = {{"fp32", &fp}, {"RTN W4A4 g64", &w4a4}};
+    for (const auto& [label, model] : models) {
       serq::TaskResult whole, shared;
       const serq::bench::PairedMedians seconds = serq::bench::paired_median_seconds(
           repeats,

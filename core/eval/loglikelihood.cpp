@@ -159,7 +159,8 @@ std::vector<Loglikelihood> score_requests(const ResidentModel& resident,
     }
     members_of.push_back(&members);
   }
-  const std::vector<std::vector<Loglikelihood>> by_group = score_shared_contexts(resident, groups, batch_size, progress);
+  const std::vector<std::vector<Loglikelihood>> by_group =
+      score_shared_contexts(resident, groups, batch_size, progress);
   for (std::size_t g = 0; g < groups.size(); ++g) {
     for (std::size_t k = 0; k < members_of[g]->size(); ++k) {
       const std::size_t i = (*members_of[g])[k];

@@ -129,14 +129,16 @@ std::vector<std::vector<Loglikelihood>> score_shared_contexts(const ResidentMode
       add_row_scores(model, logit_work, hidden, rows, targets, owners, results[g]);
     }
     // The continuations, batched across the groups whose contexts have the same length (adjacent: longest first).
+    auto length_of = [&](int b) {
+      return static_cast<int>(groups[order[first + static_cast<std::size_t>(b)]].context->size());
+    };
     for (int b0 = 0; continues && b0 < batch;) {
-      const int length = static_cast<int>(groups[order[first + static_cast<std::size_t>(b0)]].context->size());
+      const int length = length_of(b0);
       int b1 = b0;
       std::vector<const SharedContext*> same;
       std::vector<std::int64_t> first_rows;
       std::vector<std::vector<Loglikelihood>*> same_results;
-      for (; b1 < batch && static_cast<int>(groups[order[first + static_cast<std::size_t>(b1)]].context->size()) == length;
-           ++b1) {
+      for (; b1 < batch && length_of(b1) == length; ++b1) {
         const std::size_t g = order[first + static_cast<std::size_t>(b1)];
         same.push_back(&groups[g]);
         first_rows.push_back(static_cast<std::int64_t>(b1) * seq);

@@ -81,8 +81,8 @@ TaskResult evaluate_task(const ResidentModel& resident, const Tokenizer& tokeniz
   }
 
   Progress progress("task " + task.name, static_cast<std::int64_t>(requests.size()), "req");
-  const std::vector<Loglikelihood> scores = score_requests(resident, requests, settings.batch_size, max_length, &progress,
-                                                           settings.share_contexts);
+  const std::vector<Loglikelihood> scores =
+      score_requests(resident, requests, settings.batch_size, max_length, &progress, settings.share_contexts);
   progress.finish();
 
   TaskResult result;

@@ -63,7 +63,9 @@ void flash_attention(const float* q, const float* keys, const float* values, con
     }
     const float* v = values + kv_offset(head);
     float* rows = packed_values.data() + head * keys_per_head;
-    for (int j = 0; j < key_count; ++j) std::copy_n(v + j * kv_width, d, rows + static_cast<std::size_t>(j) * padded_dim);
+    for (int j = 0; j < key_count; ++j) {
+      std::copy_n(v + j * kv_width, d, rows + static_cast<std::size_t>(j) * padded_dim);
+    }
   });
 
   // The query tiles with the most keys (the last queries) first, so that the threads finish together.
