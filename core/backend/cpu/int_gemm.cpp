@@ -70,6 +70,13 @@ void check_shapes(const IntActivations& x, const Int8Weight& w) {
              x.cols, x.group_width, w.cols(), w.group_width());
 }
 
+// Row t's partial sums of weight rows row0 .. row0 + valid − 1 from y into `partial` (`width` floats), zero past them
+// (rows past w.rows(), or a block wholly past them where valid ≤ 0).
+void load_partial_sums(const MatrixRef& y, int t, int row0, int valid, float* partial, int width) {
+  std::fill_n(partial, width, 0.0f);
+  std::copy_n(y.row(t).data() + row0, std::max(valid, 0), partial);
+}
+
 // One tile: tokens t0..t0+T−1 against weight rows 32·pair .. +31, the groups of `range`.
 template <int T>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntActivations& x, const Int8Weight& w,
@@ -86,8 +93,8 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const IntA
     if (range.first) {
       acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     } else {  // the partial sums of the earlier group blocks (rows past w.rows() are zero)
-      alignas(64) float partial[kTileRows] = {};
-      std::copy_n(y.row(t0 + i).data() + row0, valid, partial);
+      alignas(64) float partial[kTileRows];
+      load_partial_sums(y, t0 + i, row0, valid, partial, kTileRows);
       acc[i][0] = _mm512_load_ps(partial);
       acc[i][1] = _mm512_load_ps(partial + kLanes);
     }
@@ -169,8 +176,8 @@ __attribute__((target("avx2,fma"))) void avx2_tile(const IntActivations& x, cons
     if (range.first) {
       acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     } else {  // the partial sums of the earlier group blocks (rows past w.rows() are zero)
-      alignas(32) float partial[kLanes] = {};
-      std::copy_n(y.row(t0 + i).data() + row0, std::max(valid, 0), partial);
+      alignas(32) float partial[kLanes];
+      load_partial_sums(y, t0 + i, row0, valid, partial, kLanes);
       acc[i][0] = _mm256_load_ps(partial);
       acc[i][1] = _mm256_load_ps(partial + 8);
     }
