@@ -63,6 +63,7 @@ class Int8Weight {
   float scale(int row, int group) const;      // s_w
   std::int32_t group_sum(int row, int group) const;  // Σ_{k ∈ group} w
   float divisor(int row) const { return divisor_.size() > 0 ? divisor_[row] : 1.0f; }
+  const float* divisors() const { return divisor_.size() > 0 ? divisor_.data() : nullptr; }  // null: all 1
   int max_abs_value() const { return max_abs_; }  // max |w|
   std::size_t bytes() const;  // what the kernels read: blocks, lane scales and sums, divisors
 
