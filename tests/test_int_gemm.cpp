@@ -73,6 +73,30 @@ TEST_CASE("int_gemm: activation codes are the same on 1, 2 and 7 threads") {
   }
 }
 
+TEST_CASE("int_gemm: codes made a block at a time from a layer's input transform equal those of T(X) made whole") {
+  std::mt19937 rng(6);
+  const Matrix x = random_matrix(75, 128, rng);  // 75 rows: blocks of 32, 32 and 11 on one thread
+  InputTransform transform;
+  transform.scale = random_matrix(128, 1, rng).col(0).cwiseAbs().array() + 0.5f;
+  transform.order.resize(128);
+  for (int j = 0; j < 128; ++j) transform.order[j] = (37 * j + 5) % 128;
+  transform.rotation.hadamard_size = 4;
+  Matrix whole = x;
+  transform.apply(whole);
+  const QuantSpec spec{4, false, 64};
+  const IntActivations expected = quantize_activations(whole, spec);
+  for (const int threads : {1, 2, 3}) {
+    const IntActivations fused = quantize_activations(
+        75, 128, [&](int begin, int end, Matrix& block) { transform.apply(x.middleRows(begin, end - begin), block); },
+        spec, threads);
+    CHECK(fused.codes == expected.codes);
+    CHECK(fused.scales == expected.scales);
+    CHECK(fused.offsets == expected.offsets);
+  }
+  const auto short_block = [](int begin, int end, Matrix& block) { block.resize(end - begin - 1, 128); };
+  CHECK_THROWS_WITH(quantize_activations(75, 128, short_block, spec), Catch::Contains("a source gave"));
+}
+
 TEST_CASE("int_gemm: the int8 weight holds code - zero, its scales and sums, as the packed weight dequantizes") {
   std::mt19937 rng(5);
   for (const bool symmetric : {true, false}) {

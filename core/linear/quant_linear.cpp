@@ -9,22 +9,31 @@
 namespace serq {
 
 void InputTransform::apply(Matrix& x) const {
-  if (scale.size() > 0) {
-    SERQ_CHECK(scale.size() == x.cols(), "input scale has {} channels, the input {}", scale.size(), x.cols());
-    x.array().rowwise() /= scale.transpose().array();
-  }
-  if (!order.empty()) {
-    SERQ_CHECK(static_cast<Eigen::Index>(order.size()) == x.cols(), "input order has {} channels, the input {}",
-               order.size(), x.cols());
-    Matrix permuted(x.rows(), x.cols());  // row by row: a gather within each contiguous row
-    for (Eigen::Index r = 0; r < x.rows(); ++r) {
-      const float* in = x.row(r).data();
-      float* out = permuted.row(r).data();
-      for (std::size_t j = 0; j < order.size(); ++j) out[j] = in[order[j]];
+  Matrix out;
+  apply(x, out);
+  x.swap(out);
+}
+
+void InputTransform::apply(ConstMatrixRef x, Matrix& out) const {
+  const Eigen::Index d = x.cols();
+  SERQ_CHECK(scale.size() == 0 || scale.size() == d, "input scale has {} channels, the input {}", scale.size(), d);
+  SERQ_CHECK(order.empty() || static_cast<Eigen::Index>(order.size()) == d, "input order has {} channels, the input "
+             "{}", order.size(), d);
+  out.resize(x.rows(), d);
+  for (Eigen::Index r = 0; r < x.rows(); ++r) {  // X̂[:, j] = X[:, order[j]] / s[order[j]], a gather within each row
+    const float* in = x.row(r).data();
+    float* to = out.row(r).data();
+    if (order.empty() && scale.size() == 0) {
+      std::copy_n(in, d, to);
+    } else if (order.empty()) {
+      for (Eigen::Index j = 0; j < d; ++j) to[j] = in[j] / scale[j];
+    } else if (scale.size() == 0) {
+      for (Eigen::Index j = 0; j < d; ++j) to[j] = in[order[j]];
+    } else {
+      for (Eigen::Index j = 0; j < d; ++j) to[j] = in[order[j]] / scale[order[j]];
     }
-    x.swap(permuted);
   }
-  if (rotation.enabled()) rotation.apply(x);
+  if (rotation.enabled()) rotation.apply(out);
 }
 
 Eigen::MatrixXd InputTransform::transform_gram(const Eigen::MatrixXd& gram) const {

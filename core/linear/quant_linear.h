@@ -40,6 +40,8 @@ struct InputTransform {
   bool same_as(const InputTransform& other) const;
   // x ← T(x) in place.
   void apply(Matrix& x) const;
+  // out = T(x), resized to x's shape; scale and permutation in one pass over x.
+  void apply(ConstMatrixRef x, Matrix& out) const;
   // The Gram matrix of T(X) from that of X (d_in × d_in): Ĥ = Tᵀ H T with T the matrix of the transform, so GPTQ
   // can use the Hessian of the inputs a transformed layer really sees.
   Eigen::MatrixXd transform_gram(const Eigen::MatrixXd& gram) const;

@@ -43,8 +43,16 @@ PreparedInput prepare(const CpuLinear& linear, ConstMatrixRef x, KernelRecord& r
                                                                               : "cpu-prepare-fakequant");
   PreparedInput in;
   try {
-    if (codes && !floats && layer.input.empty()) {  // codes straight from X, without a copy
-      in.codes = quantize_activations(x, layer.act_quant);
+    if (codes && !floats) {  // codes straight from X, or from T(X) a block of rows at a time, without a copy
+      if (layer.input.empty()) {
+        in.codes = quantize_activations(x, layer.act_quant);
+      } else {
+        in.codes = quantize_activations(static_cast<int>(x.rows()), static_cast<int>(x.cols()),
+                                        [&](int begin, int end, Matrix& block) {
+                                          layer.input.apply(x.middleRows(begin, end - begin), block);
+                                        },
+                                        layer.act_quant);
+      }
       return in;
     }
     Matrix t = x;

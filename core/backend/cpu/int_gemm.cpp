@@ -53,34 +53,64 @@ bool has_vnni() {
 
 bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
-}  // namespace
-
-IntActivations quantize_activations(ConstMatrixRef x, const QuantSpec& spec, int threads) {
+// The codes' shape for rows × cols under `spec`, with room for every row.
+IntActivations activations_for(int rows, int cols, const QuantSpec& spec) {
   SERQ_CHECK(spec.enabled() && spec.format == NumberFormat::integer, "integer activations need an INT spec of 2..8 "
              "bits, not {}", spec.describe());
   IntActivations a;
-  a.rows = static_cast<int>(x.rows());
-  a.cols = static_cast<int>(x.cols());
+  a.rows = rows;
+  a.cols = cols;
   a.group_width = spec.group_size > 0 ? std::min(spec.group_size, a.cols) : a.cols;
   a.groups = (a.cols + a.group_width - 1) / a.group_width;
   a.padded_group = round_up(a.group_width, 4);
-  const std::size_t stride = static_cast<std::size_t>(a.groups) * a.padded_group;
-  a.codes.assign(static_cast<std::size_t>(a.rows) * stride, 0);
+  a.codes.assign(static_cast<std::size_t>(a.rows) * a.groups * a.padded_group, 0);
   a.scales.resize(static_cast<std::size_t>(a.rows) * a.groups);
   a.offsets.resize(a.scales.size());
-  auto rows = [&](int begin, int end) {
-    Eigen::ArrayXf work;
-    for (int r = begin; r < end; ++r) {
-      for (int g = 0; g < a.groups; ++g) {
-        const int c0 = g * a.group_width, n = std::min(a.group_width, a.cols - c0);
-        const std::size_t at = static_cast<std::size_t>(r) * a.groups + g;
-        quantize_group(x.row(r).data() + c0, n, spec.bits, spec.symmetric,
-                       a.codes.data() + r * stride + std::size_t(g) * a.padded_group, a.scales[at], a.offsets[at],
-                       work);
-      }
+  return a;
+}
+
+// Rows first .. first + x.rows() − 1 of `a` from x.
+void quantize_rows(ConstMatrixRef x, int first, const QuantSpec& spec, IntActivations& a, Eigen::ArrayXf& work) {
+  const std::size_t stride = static_cast<std::size_t>(a.groups) * a.padded_group;
+  for (int i = 0; i < x.rows(); ++i) {
+    const int r = first + i;
+    for (int g = 0; g < a.groups; ++g) {
+      const int c0 = g * a.group_width, n = std::min(a.group_width, a.cols - c0);
+      const std::size_t at = static_cast<std::size_t>(r) * a.groups + g;
+      quantize_group(x.row(i).data() + c0, n, spec.bits, spec.symmetric,
+                     a.codes.data() + r * stride + std::size_t(g) * a.padded_group, a.scales[at], a.offsets[at], work);
     }
-  };
-  parallel_slices(a.rows, threads, rows);
+  }
+}
+
+constexpr int kSourceBlockRows = 32;  // rows a source makes at a time: a block of d_in floats that stays in L2
+
+}  // namespace
+
+IntActivations quantize_activations(ConstMatrixRef x, const QuantSpec& spec, int threads) {
+  IntActivations a = activations_for(static_cast<int>(x.rows()), static_cast<int>(x.cols()), spec);
+  parallel_slices(a.rows, threads, [&](int begin, int end) {
+    Eigen::ArrayXf work;
+    quantize_rows(x.middleRows(begin, end - begin), begin, spec, a, work);
+  });
+  return a;
+}
+
+IntActivations quantize_activations(int rows, int cols, const RowBlockSource& source, const QuantSpec& spec,
+                                    int threads) {
+  IntActivations a = activations_for(rows, cols, spec);
+  parallel_slices(rows, threads, [&](int begin, int end) {
+    Eigen::ArrayXf work;
+    Matrix block;
+    for (int b = begin; b < end; b += kSourceBlockRows) {
+      const int e = std::min(end, b + kSourceBlockRows);
+      block.resize(e - b, cols);
+      source(b, e, block);
+      SERQ_CHECK(block.rows() == e - b && block.cols() == cols, "integer activations: a source gave {} × {} for rows "
+                 "{}..{} of {} columns", block.rows(), block.cols(), b, e, cols);
+      quantize_rows(block, b, spec, a, work);
+    }
+  });
   return a;
 }
 

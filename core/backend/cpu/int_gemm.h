@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/common/matrix.h"
@@ -35,6 +36,13 @@ struct IntActivations {
 // s_a · (u − c) equals its fake-quantized value. A non-finite value is a serq::Error.
 // Rows are split over `threads` (≤ 0: OpenBLAS's thread count); each row's codes are the same on any count.
 IntActivations quantize_activations(ConstMatrixRef x, const QuantSpec& spec, int threads = 0);
+
+// The same for an input made block by block (rows × cols in all): transform(begin, end, block) sets `block` to rows
+// [begin, end) of the input (a layer's transform T(X), say), and each block is quantized while it is in cache, on the
+// thread that made it. The codes equal quantize_activations of the whole input.
+using RowBlockSource = std::function<void(int begin, int end, Matrix& block)>;
+IntActivations quantize_activations(int rows, int cols, const RowBlockSource& source, const QuantSpec& spec,
+                                    int threads = 0);
 
 // An INT weight laid out for the kernels: rows padded to a multiple of 32 and each group to padded_group columns,
 // blocks of 16 rows with 4 consecutive columns per lane.
