@@ -259,6 +259,48 @@ TEST_CASE("nll and kld: log-softmax in double over a 3000-token vocabulary, logi
   }
 }
 
+TEST_CASE("head_nll: lm_head and the NLL in one pass over 5000 tokens (blocks cut mid-way), a bias, a tie across "
+          "blocks, a quantized head through its logits") {
+  std::mt19937 rng(12);
+  const int vocab = 5000, d = 64, rows = 600;  // two row chunks of the CPU's, the second cut short
+  QuantLinear head = make_linear("lm_head", vocab, d, rng);
+  head.weight *= 30.0f;  // logits up to about ±30
+  const Matrix hidden = random_matrix(rows, d, rng);
+  head.weight.row(2500) = head.weight.row(10) = hidden.row(0) * 20.0f;  // the same maximum in two blocks
+  std::vector<int> targets(rows);
+  for (int i = 0; i < rows; ++i) targets[static_cast<std::size_t>(i)] = (i * 2741) % vocab;
+  targets[1] = 0;
+  targets[2] = vocab - 1;
+  targets[3] = 1023;  // either side of a block edge of the CPU's
+  targets[4] = 1024;
+  QuantLinear biased = head;
+  biased.name = "lm_head with a bias";
+  biased.bias = random_matrix(vocab, 1, rng, 3.0f).col(0);
+  for (const QuantLinear* layer : {&head, &biased}) {
+    INFO(layer->name);
+    const std::vector<NllRow> expected = test::head_nll(reference_backend(), *layer, hidden, targets);
+    const std::vector<NllRow> got = test::head_nll(*tested, *layer, hidden, targets);
+    REQUIRE(got.size() == static_cast<std::size_t>(rows));
+    for (int i = 0; i < rows; ++i) {
+      INFO("row " << i);
+      CHECK(std::fabs(got[i].nll - expected[i].nll) <= 2e-5 + 1e-6 * std::fabs(expected[i].nll));
+      CHECK(got[i].argmax == expected[i].argmax);
+    }
+    if (layer->bias.size() == 0) CHECK(got[0].argmax == 10);  // the first of the tie (the bias breaks it)
+  }
+  QuantLinear quantized = head;
+  quantized.name = "lm_head with A8 activations";
+  quantized.act_quant = {.bits = 8, .symmetric = false, .group_size = 0};
+  const QuantLinear* group[] = {&quantized};
+  const Matrix logits = test::quant_linear(*tested, group, hidden)[0];
+  const std::vector<NllRow> through = test::nll(*tested, logits, targets);
+  const std::vector<NllRow> got = test::head_nll(*tested, quantized, hidden, targets);
+  for (int i = 0; i < rows; ++i) CHECK(got[i].nll == through[i].nll);
+  std::vector<int> outside = targets;
+  outside[7] = vocab;
+  CHECK_THROWS_AS(test::head_nll(*tested, head, hidden, outside), Error);
+}
+
 // Activation codes of the two backends can differ where float rounding of T(X) lands a value on the other side of a
 // rounding boundary; one such flip moves an output by a fraction of one quantization step of one input, so the
 // quantized cases allow 1e-6.

@@ -15,7 +15,7 @@ namespace {
 
 constexpr std::string_view kOpNames[] = {"embedding", "rms_norm",  "rope",     "attention", "swiglu",
                                          "add",       "quant_linear", "act_quant", "hadamard", "observe",
-                                         "nll",       "kld",       "copy",      "kv_quant"};
+                                         "nll",       "head_nll",  "kld",       "copy",      "kv_quant"};
 static_assert(std::size(kOpNames) == kOpCount, "every op of enum Op needs its name in kOpNames, in order");
 
 std::string bytes_text(std::int64_t bytes) {
@@ -40,6 +40,16 @@ std::string describe_direction(std::string_view direction, const std::map<std::s
 }  // namespace
 
 std::string_view op_name(Op op) { return kOpNames[static_cast<std::size_t>(op)]; }
+
+void Backend::head_nll_through_logits(const ResidentLinear& head, const Tensor& hidden, const Tensor& targets,
+                                      std::vector<NllRow>& rows) {
+  Buffer work(*this);
+  Tensor logits = work.alloc(hidden.rows, head.layer().d_out());
+  const ResidentLinear* group[] = {&head};
+  Tensor* outputs[] = {&logits};
+  quant_linear(group, hidden, outputs);
+  nll(logits, targets, rows);
+}
 
 std::int64_t Transfers::host_to_backend_bytes() const { return total(host_to_backend); }
 std::int64_t Transfers::backend_to_host_bytes() const { return total(backend_to_host); }

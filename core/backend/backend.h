@@ -51,6 +51,7 @@ enum class Op {
   hadamard,      // an online rotation X·R (core/linear/rotation.h)
   observe,       // calibration observers: per-channel abs-max and Σ|x|, and XᵀX
   nll,           // Σ −log softmax(logits)[target]
+  head_nll,      // lm_head's logits and their nll in one pass over the vocabulary
   kld,           // KL(P_ref ‖ Q) per row, with top-1 agreement and Δp
   copy,          // rows of one tensor into another (the KV cache)
   kv_quant,      // fake quantization of keys and values as they are written to the cache (core/quant/kv_quant.h)
@@ -222,6 +223,11 @@ class Backend {
   virtual void observe(const Tensor& x, ChannelSums& sums) = 0;
   // Appends one NllRow per row of the logits (rows × vocab); targets are rows × 1 (int32).
   virtual void nll(const Tensor& logits, const Tensor& targets, std::vector<NllRow>& rows) = 0;
+  // Appends one NllRow per row of hidden (rows × d_in of `head`): nll() of head's logits (quant_linear of `head`
+  // alone), without the rows × vocab logits leaving the op: a backend may score them a block of the vocabulary at a
+  // time while the block is in cache.
+  virtual void head_nll(const ResidentLinear& head, const Tensor& hidden, const Tensor& targets,
+                        std::vector<NllRow>& rows) = 0;
   // Appends one KldRow per row of the logits (rows × vocab, the same shape from both models).
   virtual void kld(const Tensor& reference_logits, const Tensor& logits, const Tensor& targets,
                    std::vector<KldRow>& rows) = 0;
@@ -240,6 +246,9 @@ class Backend {
   // The byte copies behind set and get.
   virtual void copy_to_backend(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void copy_to_host(void* dst, const void* src, std::size_t bytes) = 0;
+  // head_nll as its two ops: the logits in a buffer of this backend, then nll().
+  void head_nll_through_logits(const ResidentLinear& head, const Tensor& hidden, const Tensor& targets,
+                               std::vector<NllRow>& rows);
   // Counts bytes that an op hands to the host (its per-row results) or took from it.
   void counted(KernelRecord::Direction direction, std::string_view what, std::size_t bytes) {
     kernels_.transferred(direction, what, bytes);

@@ -1,4 +1,5 @@
-// Perplexity evaluation: batched forward, logits in row chunks (bounded memory), NLL summed in double.
+// Perplexity evaluation: batched forward, then lm_head and the NLL in one op (head_nll), or with KL divergence both
+// models' logits in row chunks (bounded memory); NLL summed in double.
 #include "core/eval/perplexity.h"
 
 #include <chrono>
@@ -51,15 +52,15 @@ PerplexityResult evaluate_perplexity(const ResidentModel& model, const std::vect
         const std::int64_t rows = std::min<std::int64_t>(kLogitRowChunk, seq - 1 - t0);
         const std::int64_t first_row = static_cast<std::int64_t>(b) * seq + t0;
         const Tensor targets = ids.middle_rows(first_row + 1, rows);
-        logit_work.reset();
-        const Tensor logits = forward_logits(model, logit_work, hidden.middle_rows(first_row, rows));
-        if (reference) {
+        if (reference) {  // KL needs both models' whole distributions: their logits
+          logit_work.reset();
+          const Tensor logits = forward_logits(model, logit_work, hidden.middle_rows(first_row, rows));
           const Tensor reference_logits = forward_logits(reference->resident(backend), logit_work,
                                                          reference_hidden->middle_rows(first_row, rows));
           nll += kld.add(reference_logits, logits, targets);
-        } else {
+        } else {  // lm_head and the NLL in one pass, without the logits
           rows_nll.clear();
-          backend.nll(logits, targets, rows_nll);
+          backend.head_nll(model.lm_head(), hidden.middle_rows(first_row, rows), targets, rows_nll);
           for (const NllRow& row : rows_nll) nll += row.nll;
         }
       }

@@ -8,7 +8,7 @@
 namespace serq {
 
 namespace {
-constexpr std::size_t kLogitRowChunk = 1024;  // rows turned into logits at once
+constexpr std::size_t kLogitRowChunk = 1024;  // rows gathered and scored at once
 }  // namespace
 
 void add_row_scores(const ResidentModel& model, Buffer& work, const Tensor& hidden, std::span<const int> rows,
@@ -21,8 +21,8 @@ void add_row_scores(const ResidentModel& model, Buffer& work, const Tensor& hidd
     work.reset();
     const Tensor selected = gather_rows(backend, work, hidden, rows.subspan(c0, count));
     scored.clear();
-    backend.nll(forward_logits(model, work, selected),
-                token_tensor(model.model().config, work, targets.subspan(c0, count)), scored);
+    backend.head_nll(model.lm_head(), selected, token_tensor(model.model().config, work, targets.subspan(c0, count)),
+                     scored);
     // A request's rows are consecutive and may be cut by a chunk boundary: its sums add up over chunks.
     for (std::size_t r = 0; r < count; ++r) {
       Loglikelihood& result = results[owners[c0 + r]];

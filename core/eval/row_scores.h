@@ -1,6 +1,6 @@
 // The last step of log-likelihood scoring, shared by score_requests and score_shared_context: chosen rows of final
-// hidden states through lm_head, in chunks (rows × vocab floats stay small for 32k+ vocabularies), and the NLL of each
-// row's target token added to its request's result.
+// hidden states gathered in chunks, through lm_head and the NLL of each row's target token in one op (head_nll), added
+// to its request's result.
 #pragma once
 
 #include <cstddef>

@@ -113,6 +113,15 @@ inline std::vector<NllRow> nll(Backend& b, const Matrix& logits, std::span<const
   return rows;
 }
 
+inline std::vector<NllRow> head_nll(Backend& b, const QuantLinear& head, const Matrix& hidden,
+                                    std::span<const int> targets) {
+  Buffer work(b);
+  const std::unique_ptr<ResidentLinear> resident = b.make_resident(head, nullptr);
+  std::vector<NllRow> rows;
+  b.head_nll(*resident, b.upload(hidden, work, "test"), ids(work, targets), rows);
+  return rows;
+}
+
 inline double nll_sum(Backend& b, const Matrix& logits, std::span<const int> targets) {
   double sum = 0.0;
   for (const NllRow& row : nll(b, logits, targets)) sum += row.nll;

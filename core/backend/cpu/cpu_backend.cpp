@@ -13,6 +13,7 @@
 #include "core/backend/host_backend.h"
 #include "core/backend/cpu/cpu_quant_linear.h"
 #include "core/backend/cpu/flash_attention.h"
+#include "core/backend/cpu/head_nll.h"
 #include "core/backend/cpu/parallel.h"
 #include "core/common/error.h"
 #include "core/linear/rotation.h"
@@ -213,6 +214,21 @@ class CpuBackend final : public HostBackend {
       }
     });
     counted(KernelRecord::Direction::backend_to_host, "nll rows", static_cast<std::size_t>(logits.rows()) * sizeof(NllRow));
+  }
+
+  void head_nll(const ResidentLinear& head, const Tensor& hidden_t, const Tensor& targets_t,
+                std::vector<NllRow>& rows) override {
+    if (!head_nll_fuses(head.layer())) {
+      head_nll_through_logits(head, hidden_t, targets_t, rows);
+      return;
+    }
+    const TimedOp timed = ran(Op::head_nll, "cpu-sgemm-online-softmax");
+    check_shape(hidden_t, hidden_t.rows, head.layer().d_in(), "head_nll hidden states");
+    check_shape(targets_t, hidden_t.rows, 1, "head_nll targets");
+    const std::size_t base = rows.size();
+    rows.resize(base + static_cast<std::size_t>(hidden_t.rows));
+    cpu_head_nll(head.layer(), host_matrix(hidden_t), host_ints(targets_t), std::span<NllRow>(rows).subspan(base));
+    counted(KernelRecord::Direction::backend_to_host, "nll rows", static_cast<std::size_t>(hidden_t.rows) * sizeof(NllRow));
   }
 
   void kld(const Tensor& reference_t, const Tensor& logits_t, const Tensor& targets_t,

@@ -13,7 +13,7 @@ void gemm_xwt(const Matrix& x, const Matrix& w, Matrix& y) {
   gemm_xwt_into(x, w, y);
 }
 
-void gemm_xwt_into(ConstMatrixRef x, const Matrix& w, MatrixRef y) {
+void gemm_xwt_into(ConstMatrixRef x, ConstMatrixRef w, MatrixRef y) {
   assert(x.cols() == w.cols());
   assert(y.rows() == x.rows() && y.cols() == w.rows());
   const auto rows = static_cast<int>(x.rows());
@@ -25,7 +25,8 @@ void gemm_xwt_into(ConstMatrixRef x, const Matrix& w, MatrixRef y) {
     return;
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d_out, d_in, 1.0f, x.data(),
-              static_cast<int>(x.outerStride()), w.data(), d_in, 0.0f, y.data(), static_cast<int>(y.outerStride()));
+              static_cast<int>(x.outerStride()), w.data(), static_cast<int>(w.outerStride()), 0.0f, y.data(),
+              static_cast<int>(y.outerStride()));
 }
 
 void gemm_xwt_add(ConstMatrixRef x, const Matrix& w, MatrixRef y) {

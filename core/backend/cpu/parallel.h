@@ -14,6 +14,19 @@ namespace serq {
 // The backend's thread count: `threads` when positive, else OpenBLAS's.
 int cpu_workers(int threads);
 
+// While in scope, OpenBLAS runs each call on its calling thread alone, so that the backend's own workers can each
+// call it side by side without OpenBLAS's threads competing with them; its thread count is restored after.
+class BlasOnCallingThread {
+ public:
+  BlasOnCallingThread();
+  ~BlasOnCallingThread();
+  BlasOnCallingThread(const BlasOnCallingThread&) = delete;
+  BlasOnCallingThread& operator=(const BlasOnCallingThread&) = delete;
+
+ private:
+  int saved_threads_;
+};
+
 namespace detail {
 template <class F>
 void run_workers(int workers, F&& work) {

@@ -286,6 +286,11 @@ class CudaBackend final : public Backend {
     counted(KernelRecord::Direction::backend_to_host, "nll rows", nll.size() * (sizeof(double) + sizeof(int)));
   }
 
+  void head_nll(const ResidentLinear& head, const Tensor& hidden, const Tensor& targets,
+                std::vector<NllRow>& rows) override {
+    head_nll_through_logits(head, hidden, targets, rows);  // cuBLAS's logits, then the nll kernel
+  }
+
   void kld(const Tensor& reference_logits, const Tensor& logits, const Tensor& targets,
            std::vector<KldRow>& rows) override {
     check_shape(reference_logits, logits.rows, logits.cols, "kld reference logits");

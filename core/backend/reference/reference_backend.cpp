@@ -356,6 +356,11 @@ class ReferenceBackend final : public HostBackend {
     counted(KernelRecord::Direction::backend_to_host, "nll rows", static_cast<std::size_t>(logits.rows()) * sizeof(NllRow));
   }
 
+  void head_nll(const ResidentLinear& head, const Tensor& hidden, const Tensor& targets,
+                std::vector<NllRow>& rows) override {
+    head_nll_through_logits(head, hidden, targets, rows);  // the two ops are the reference's definition
+  }
+
   void kld(const Tensor& reference_t, const Tensor& logits_t, const Tensor& targets_t,
            std::vector<KldRow>& rows) override {
     const TimedOp timed = ran(Op::kld, "reference");
