@@ -48,11 +48,9 @@ void bench_shape(const char* name, int heads, int kv_heads, int head_dim, int to
                  serq::FlashKernel kernel) {
   const int width = heads * head_dim, kv_width = kv_heads * head_dim, group = heads / kv_heads;
   std::mt19937 rng(1234);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
   serq::Matrix q(tokens, width), k(tokens, kv_width), v(tokens, kv_width), base_out(tokens, width),
       flash_out(tokens, width);
-  for (serq::Matrix* m : {&q, &k, &v})
-    for (Eigen::Index i = 0; i < m->size(); ++i) m->data()[i] = normal(rng);
+  for (serq::Matrix* m : {&q, &k, &v}) serq::bench::fill_normal(*m, rng, 1.0f);
   const serq::AttentionShape shape{.n_heads = heads, .n_kv_heads = kv_heads, .head_dim = head_dim, .batch = 1,
                                    .seq = tokens, .pos0 = 0, .kv_rows = tokens};
   Eigen::VectorXf scores;

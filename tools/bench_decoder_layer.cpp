@@ -21,10 +21,6 @@ namespace {
 
 using serq::bench::median_seconds;
 
-void fill_random(serq::Matrix& m, std::mt19937& rng, float stddev) {
-  std::normal_distribution<float> dist(0.0f, stddev);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = dist(rng);
-}
 
 }  // namespace
 
@@ -50,7 +46,7 @@ int main(int argc, char** argv) {
   const serq::ModelConfig& config = model.config;
   std::mt19937 rng(1234);
   serq::Matrix input(tokens, config.dim);
-  fill_random(input, rng, 1.0f);
+  serq::bench::fill_normal(input, rng, 1.0f);
 
   const double d = config.dim, h = config.hidden_dim, kv = config.kv_dim(), t = tokens;
   const double linear_flops = 2.0 * t * (2 * d * d + 2 * d * kv + 3 * d * h);
@@ -65,8 +61,8 @@ int main(int argc, char** argv) {
 
   // SGEMM reference on the layer's largest GEMM: (T × 4096) · (11008 × 4096)ᵀ.
   serq::Matrix a(tokens, config.dim), b(config.hidden_dim, config.dim), c(tokens, config.hidden_dim);
-  fill_random(a, rng, 1.0f);
-  fill_random(b, rng, 0.02f);
+  serq::bench::fill_normal(a, rng, 1.0f);
+  serq::bench::fill_normal(b, rng, 0.02f);
   const double sgemm_seconds = median_seconds(repeats, [&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tokens, config.hidden_dim, config.dim, 1.0f, a.data(),
                 config.dim, b.data(), config.dim, 0.0f, c.data(), config.hidden_dim);

@@ -19,10 +19,9 @@
 
 namespace {
 
-serq::Matrix random_matrix(int rows, int cols, float sigma, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, sigma);
+serq::Matrix random_matrix(int rows, int cols, float stddev, std::mt19937& rng) {
   serq::Matrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
+  serq::bench::fill_normal(m, rng, stddev);
   return m;
 }
 

@@ -64,9 +64,8 @@ Options parse(int argc, char** argv) {
 
 Matrix random_matrix(int rows, int cols, std::uint32_t seed) {
   std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
   Matrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
+  serq::bench::fill_normal(m, rng, 1.0f);
   return m;
 }
 

@@ -54,9 +54,8 @@ std::string shape_name(const serq::QuantLinear& layer) {
 serq::bench::PairedMedians time_pair(const serq::QuantLinear& baseline, const serq::QuantLinear& candidate,
                                      int tokens, int repeats, serq::Backend& backend) {
   std::mt19937 rng(7);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
   serq::Matrix x(tokens, baseline.d_in());
-  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = normal(rng);
+  serq::bench::fill_normal(x, rng, 1.0f);
   serq::Buffer work(backend);
   const serq::Tensor input = backend.upload(x, work, "bench input");
   serq::Tensor out = work.alloc(tokens, baseline.d_out());

@@ -1,5 +1,5 @@
-// Shared by the benchmarks under tools/: the median wall time of repeated runs, and random decoder layers of a
-// model's shape (LLaMA-2-7B's among them).
+// Shared by the benchmarks under tools/: the median wall time of repeated runs, random matrices, and random decoder
+// layers of a model's shape (LLaMA-2-7B's among them).
 #pragma once
 
 #include <algorithm>
@@ -49,6 +49,12 @@ PairedMedians paired_median_seconds(int repeats, F&& baseline, G&& candidate) {
   std::sort(base_times.begin(), base_times.end());
   std::sort(candidate_times.begin(), candidate_times.end());
   return {base_times[base_times.size() / 2], candidate_times[candidate_times.size() / 2]};
+}
+
+// m filled with N(0, stddev²) draws of rng, in storage order.
+inline void fill_normal(Matrix& m, std::mt19937& rng, float stddev) {
+  std::normal_distribution<float> normal(0.0f, stddev);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
 }
 
 // One decoder layer of `config`'s shape (n_layers is set to 1) with RANDOM N(0, 0.02²) linear weights (seed 1234),

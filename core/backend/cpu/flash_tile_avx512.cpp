@@ -1,12 +1,6 @@
 // The AVX-512 kernel of one flash-attention query tile (flash_tile.h): 16 floats a vector. This file alone is
 // compiled with -mavx512f (CMakeLists.txt); flash_attention.cpp calls it only where the CPU has AVX-512F.
-// GCC 12's AVX-512 intrinsics pass an undefined vector as an unused merge source, which -Wuninitialized and
-// -Wmaybe-uninitialized report from inside the intrinsics header (as in int_gemm.cpp).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
+#include "core/backend/cpu/avx512_intrinsics.h"
 
 #include "core/backend/cpu/flash_tile.h"
 #include "core/backend/cpu/flash_tile_kernel.h"

@@ -1,13 +1,7 @@
 // The AVX-512 VNNI kernel of the integer GEMM (int_gemm_tile.h): vpdpbusd adds four u8 × s8 products into each int32
 // lane. This file alone is compiled with the AVX-512 F/BW/VNNI flags (CMakeLists.txt); int_gemm.cpp calls it only
 // where the CPU has them.
-// GCC 12's AVX-512 intrinsics pass an undefined vector as an unused merge source, which -Wmaybe-uninitialized reports
-// from inside the intrinsics header.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
+#include "core/backend/cpu/avx512_intrinsics.h"
 
 #include "core/backend/cpu/int_gemm_kernel.h"
 #include "core/backend/cpu/int_gemm_tile.h"
