@@ -19,21 +19,17 @@
 
 namespace {
 
-serq::Matrix random_matrix(int rows, int cols, float stddev, std::mt19937& rng) {
-  serq::Matrix m(rows, cols);
-  serq::bench::fill_normal(m, rng, stddev);
-  return m;
-}
-
 void bench_shape(const char* name, int vocab, int d, int rows, int repeats, serq::Backend& backend) {
   std::mt19937 rng(1234);
   serq::QuantLinear head;
   head.name = "lm_head";
-  head.weight = random_matrix(vocab, d, 1.0f / std::sqrt(static_cast<float>(d)) * 4.0f, rng);  // logits of ±10 or so
+  const float stddev = 4.0f / std::sqrt(static_cast<float>(d));  // logits of ±10 or so
+  head.weight = serq::bench::random_normal(vocab, d, stddev, rng);
   std::vector<int> targets(static_cast<std::size_t>(rows));
   for (int i = 0; i < rows; ++i) targets[static_cast<std::size_t>(i)] = static_cast<int>(rng() % vocab);
   serq::Buffer work(backend);
-  const serq::Tensor hidden = backend.upload(random_matrix(rows, d, 1.0f, rng), work, "bench hidden states");
+  const serq::Tensor hidden =
+      backend.upload(serq::bench::random_normal(rows, d, 1.0f, rng), work, "bench hidden states");
   const serq::Tensor ids = work.alloc(rows, 1, serq::ElementType::i32);
   backend.set(ids, targets, "bench targets");
   serq::Tensor logits = work.alloc(rows, vocab);

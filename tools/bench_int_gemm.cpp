@@ -64,9 +64,7 @@ Options parse(int argc, char** argv) {
 
 Matrix random_matrix(int rows, int cols, std::uint32_t seed) {
   std::mt19937 rng(seed);
-  Matrix m(rows, cols);
-  serq::bench::fill_normal(m, rng, 1.0f);
-  return m;
+  return serq::bench::random_normal(rows, cols, 1.0f, rng);
 }
 
 // u8 × s8 multiply-adds on registers: `iterations` × 12 instructions, each 64 (VNNI) or 32 (AVX2) multiply-adds.

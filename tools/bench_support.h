@@ -57,6 +57,13 @@ inline void fill_normal(Matrix& m, std::mt19937& rng, float stddev) {
   for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
 }
 
+// rows × cols of N(0, stddev²) draws of rng.
+inline Matrix random_normal(int rows, int cols, float stddev, std::mt19937& rng) {
+  Matrix m(rows, cols);
+  fill_normal(m, rng, stddev);
+  return m;
+}
+
 // One decoder layer of `config`'s shape (n_layers is set to 1) with RANDOM N(0, 0.02²) linear weights (seed 1234),
 // unit norms, and a 32-token vocabulary whose embeddings are N(0, 50²).
 inline Model random_decoder_layer(ModelConfig config, int max_tokens) {

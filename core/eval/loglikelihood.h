@@ -36,9 +36,10 @@ struct Loglikelihood {
 // pieces of max_length / 2 tokens, each given all the tokens before it, cut the same way. Requests that share their
 // context with another and fit untruncated run the context once and their continuations over its KV cache
 // (core/eval/shared_context.h); the others run longest first in batches of batch_size, right-padded to the batch's
-// longest, and only the rows that predict continuation tokens go through lm_head (in chunks, so memory stays bounded
-// for 32k vocabularies). Results come back in request order; `progress` (may be null) is advanced by one per request. Per batch the token ids, and per
-// scored token its row and target, cross to the backend; its log-likelihood and argmax come back.
+// longest, and only the rows that predict continuation tokens go through lm_head and the NLL (Backend::head_nll, in
+// chunks of rows). Results come back in request order; `progress` (may be null) is advanced by one per request. Per
+// batch the token ids, and per scored token its row and target, cross to the backend; its log-likelihood and argmax
+// come back.
 // share_contexts = false scores every request as the others are (its whole input), for comparison.
 std::vector<Loglikelihood> score_requests(const ResidentModel& model, const std::vector<TokenizedRequest>& requests,
                                           int batch_size, int max_length, Progress* progress,

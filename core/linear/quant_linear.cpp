@@ -9,9 +9,16 @@
 namespace serq {
 
 void InputTransform::apply(Matrix& x) const {
-  Matrix out;
-  apply(x, out);
-  x.swap(out);
+  if (!order.empty()) {  // a gather needs a second matrix
+    Matrix out;
+    apply(x, out);
+    x.swap(out);
+    return;
+  }
+  SERQ_CHECK(scale.size() == 0 || scale.size() == x.cols(), "input scale has {} channels, the input {}", scale.size(),
+             x.cols());
+  if (scale.size() > 0) x.array().rowwise() /= scale.transpose().array();
+  if (rotation.enabled()) rotation.apply(x);
 }
 
 void InputTransform::apply(ConstMatrixRef x, Matrix& out) const {

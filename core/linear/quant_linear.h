@@ -38,7 +38,7 @@ struct InputTransform {
   bool empty() const { return scale.size() == 0 && order.empty() && !rotation.enabled(); }
   // The same transform, part for part (linears of one input group built alike: their T(X) is one matrix).
   bool same_as(const InputTransform& other) const;
-  // x ← T(x) in place.
+  // x ← T(x) in place (a permutation goes through a second matrix).
   void apply(Matrix& x) const;
   // out = T(x), resized to x's shape; scale and permutation in one pass over x.
   void apply(ConstMatrixRef x, Matrix& out) const;

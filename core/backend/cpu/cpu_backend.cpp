@@ -228,7 +228,8 @@ class CpuBackend final : public HostBackend {
     const std::size_t base = rows.size();
     rows.resize(base + static_cast<std::size_t>(hidden_t.rows));
     cpu_head_nll(head.layer(), host_matrix(hidden_t), host_ints(targets_t), std::span<NllRow>(rows).subspan(base));
-    counted(KernelRecord::Direction::backend_to_host, "nll rows", static_cast<std::size_t>(hidden_t.rows) * sizeof(NllRow));
+    counted(KernelRecord::Direction::backend_to_host, "nll rows",
+            static_cast<std::size_t>(hidden_t.rows) * sizeof(NllRow));
   }
 
   void kld(const Tensor& reference_t, const Tensor& logits_t, const Tensor& targets_t,

@@ -171,7 +171,8 @@ int Int8Weight::group_columns(int group) const {
 }
 
 std::int8_t Int8Weight::group_value(int row, int group, int k) const {
-  const std::size_t quad = (static_cast<std::size_t>(row / kIntGemmLanes) * groups_ + group) * (padded_group_ / 4) + k / 4;
+  const std::size_t quad =
+      (static_cast<std::size_t>(row / kIntGemmLanes) * groups_ + group) * (padded_group_ / 4) + k / 4;
   return blocks_[quad * 64 + static_cast<std::size_t>(row % kIntGemmLanes) * 4 + k % 4];
 }
 
@@ -180,7 +181,7 @@ std::int8_t Int8Weight::value(int row, int col) const {
 }
 
 std::size_t Int8Weight::lane_index(int row, int group) const {
-  return (static_cast<std::size_t>(row / kIntGemmLanes) * groups_ + group) * kIntGemmLanes + row % kIntGemmLanes;
+  return int_gemm_lane_index(groups_, row, group);
 }
 
 std::size_t Int8Weight::bytes() const {

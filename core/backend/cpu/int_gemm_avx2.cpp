@@ -52,7 +52,7 @@ struct Avx2 {
           dot[i][1] = add_into(dot[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(u, hi), ones));
         }
       }
-      const std::size_t lanes = lane_index(task, row0, g);
+      const std::size_t lanes = int_gemm_lane_index(task.groups, row0, g);
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {
         const __m256 s_w = _mm256_loadu_ps(task.lane_scales + lanes + 8 * h);

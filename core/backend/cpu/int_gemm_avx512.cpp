@@ -54,7 +54,7 @@ struct Vnni {
       }
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {
-        const std::size_t lanes = lane_index(task, row0 + h * kIntGemmLanes, g);
+        const std::size_t lanes = int_gemm_lane_index(task.groups, row0 + h * kIntGemmLanes, g);
         const __m512 s_w = _mm512_loadu_ps(task.lane_scales + lanes);
         const __m512 sums = _mm512_loadu_ps(task.lane_sums + lanes);
 #pragma GCC unroll 8

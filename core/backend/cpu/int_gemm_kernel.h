@@ -28,11 +28,6 @@ inline int activation_group(const IntGemmTask& task, int group) {
   return group < task.main_groups ? group : group - task.main_groups;
 }
 
-// Where the scales and sums of (row, group) sit: the 16 rows of a block side by side for each group.
-inline std::size_t lane_index(const IntGemmTask& task, int row, int group) {
-  return (static_cast<std::size_t>(row / kIntGemmLanes) * task.groups + group) * kIntGemmLanes + row % kIntGemmLanes;
-}
-
 // Token t's four codes 4q .. 4q + 3 of activation group a, as one int32.
 inline std::int32_t code_quad(const IntGemmTask& task, int t, int a, int q) {
   const std::uint8_t* p = task.codes + t * task.code_stride + static_cast<std::size_t>(a) * task.padded_group + 4 * q;

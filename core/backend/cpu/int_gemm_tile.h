@@ -11,6 +11,16 @@ namespace serq {
 inline constexpr int kIntGemmLanes = 16;     // int32 lanes of a 512-bit register: 16 weight rows per block
 inline constexpr int kIntGemmTileRows = 32;  // weight rows a kernel tile covers (two blocks): a "pair"
 
+namespace {  // internal linkage: each file compiles its own copy, with its own ISA's flags
+
+// Where the scales and sums of (row, group) of a weight of `groups` groups sit in its kernel layout: the 16 rows of a
+// block side by side for each group (Int8Weight::lane_index).
+constexpr std::size_t int_gemm_lane_index(int groups, int row, int group) {
+  return (static_cast<std::size_t>(row / kIntGemmLanes) * groups + group) * kIntGemmLanes + row % kIntGemmLanes;
+}
+
+}  // namespace
+
 struct IntGemmTask {
   // Activations (IntActivations): token t's codes of group a at codes + t · code_stride + a · padded_group, its
   // scale and offset at t · act_groups + a.
