@@ -193,8 +193,9 @@ void write_merged_hdf5(const std::filesystem::path& file, const MergedTable& tab
     }
     if (!table.columns.empty()) writer.attribute("columns", names, "runs");
     for (const RunRecord& run : table.runs) {
-      if (run.layers.empty()) continue;
-      write_layer_diagnostics(writer, "layers/" + run.run_id, run.layers);
+      if (!run.layers.empty()) write_layer_diagnostics(writer, "layers/" + run.run_id, run.layers);
+      if (!run.windows.empty()) write_window_scores(writer, "windows/" + run.run_id, run.windows);
+      if (!run.items.empty()) write_item_scores(writer, "items/" + run.run_id, run.items);
     }
   });
 }

@@ -36,7 +36,9 @@ MergedTable merge_results(const std::vector<std::filesystem::path>& roots);
 void write_merged_csv(const std::filesystem::path& file, const MergedTable& table);
 
 // /runs/<column> (float64 with NaN for missing, or UTF-8 strings with "" for missing), the /runs attribute
-// "columns" (names joined by "\n"), and /layers/<run_id>/* for runs with per-layer diagnostics. Atomic write.
+// "columns" (names joined by "\n"), and per run where it has them (core/formats/result_file.h's layouts):
+// /layers/<run_id>/* (per-layer diagnostics), /windows/<run_id>/* (per-window sums) and /items/<run_id>/<task>/*
+// (per-item scores). Atomic write.
 void write_merged_hdf5(const std::filesystem::path& file, const MergedTable& table);
 
 }  // namespace serq

@@ -444,6 +444,10 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                     {"eval_seconds", ppl.seconds}};
   record.layers = quantized.layers;
   record.plan = plan;
+  record.windows = ppl.window_scores;
+  if (config.get_bool("eval.log_items")) {
+    for (const TaskResult& task : task_results) record.items[task.name] = task.item_scores;
+  }
   record.counts = {{"tokens", ppl.scored_tokens},
                    {"windows", ppl.windows},
                    {"stream_tokens", static_cast<std::int64_t>(stream.tokens.size())},

@@ -14,7 +14,8 @@ constexpr const char* kUsage = R"(usage: serq-merge DIR [DIR...] [--out PREFIX]
 Reads every run.h5 below the directories (e.g. results/ablation_rank, or the --out of several shards) and writes
 PREFIX.csv and PREFIX.h5 (PREFIX defaults to merged): one row per run with run_id, experiment, label, every resolved
 config key (config.*), metrics (metric.*), counts (count.*) and provenance (info.*); the .h5 also holds each run's
-per-layer diagnostics under /layers/<run_id>/. A file that cannot be read is reported and skipped; the same run found
+per-layer diagnostics (/layers/<run_id>/), per-window sums (/windows/<run_id>/) and, with eval.log_items, per-item
+zero-shot scores (/items/<run_id>/<task>/). A file that cannot be read is reported and skipped; the same run found
 twice (shards, copies) is kept once.
 
 Exit status: 0 when at least one run was merged, 1 on an error (no runs, conflicting copies), 2 on bad usage.

@@ -56,8 +56,9 @@ TEST_CASE("KL divergence, top-1 agreement and delta p match a direct computation
   const auto add = [&](const Matrix& p, const Matrix& q, std::span<const int> t) {
     return accumulator.add(cpu.upload(p, work, "test"), cpu.upload(q, work, "test"), test::ids(work, t));
   };
-  const double nll = add(reference.topRows(2), logits.topRows(2), first) +
-                     add(reference.bottomRows(3), logits.bottomRows(3), last);
+  const KldAccumulator::Sums top = add(reference.topRows(2), logits.topRows(2), first);
+  const KldAccumulator::Sums bottom = add(reference.bottomRows(3), logits.bottomRows(3), last);
+  const double nll = top.nll + bottom.nll;
   // The evaluated model's NLL comes with the KL statistics, bit for bit what the nll op computes.
   CHECK(nll == test::nll_sum(cpu, logits.topRows(2), first) + test::nll_sum(cpu, logits.bottomRows(3), last));
   const KldResult result = accumulator.result();
@@ -81,6 +82,8 @@ TEST_CASE("KL divergence, top-1 agreement and delta p match a direct computation
   double mean = 0.0;
   for (double k : kld) mean += k / 5;
   CHECK(result.mean == Approx(mean).epsilon(1e-9));
+  CHECK(top.kld == Approx(kld[0] + kld[1]).margin(1e-12));  // each chunk's KL sum, for per-window records
+  CHECK(bottom.kld == Approx(kld[2] + kld[3] + kld[4]).epsilon(1e-9));
   std::vector<double> sorted = kld;
   std::sort(sorted.begin(), sorted.end());
   CHECK(result.median == Approx(sorted[2]).epsilon(1e-9));
@@ -151,4 +154,34 @@ TEST_CASE("the KLD reference's kept hidden states give the same statistics as re
   CHECK(keeping.reused_batches() == 3);
   CHECK(partly.kept_batches() == 2);
   CHECK(partly.reused_batches() == 2);
+}
+
+TEST_CASE("per-window sums add up to the run's totals and do not depend on the batch a window ran in") {
+  const Model& fp = test::stories_model("stories260K-hf");
+  const Model model = test::stories_rtn(4);
+  const auto windows = eval_windows(test::tinystories("tinystories-eval"), 512, 6);
+  KldReference reference(fp, 0);
+  const PerplexityResult batched = evaluate_perplexity(model, windows, 4, "rtn", &reference);
+  REQUIRE(batched.window_scores.size() == windows.size());
+  double nll = 0.0, kld = 0.0;
+  std::int64_t tokens = 0;
+  for (const WindowScore& w : batched.window_scores) {
+    CHECK(w.tokens == 511);
+    CHECK(w.kld_sum > 0.0);
+    nll += w.nll_sum;
+    kld += w.kld_sum;
+    tokens += w.tokens;
+  }
+  CHECK(tokens == batched.scored_tokens);
+  CHECK(nll / static_cast<double>(tokens) == Approx(batched.mean_nll).epsilon(1e-12));
+  CHECK(kld / static_cast<double>(tokens) == Approx(batched.kld->mean).epsilon(1e-9));
+  // Window 5 alone (batch of 1) against its place in the second batch of 4: the same model, the same sums.
+  const PerplexityResult alone = evaluate_perplexity(model, {windows[5]}, 1, "rtn", &reference);
+  CHECK(alone.window_scores.at(0).nll_sum == Approx(batched.window_scores[5].nll_sum).epsilon(1e-6));
+  CHECK(alone.window_scores.at(0).kld_sum == Approx(batched.window_scores[5].kld_sum).epsilon(1e-5));
+  const PerplexityResult plain = evaluate_perplexity(model, windows, 4, "rtn");  // head_nll, no logits
+  for (std::size_t w = 0; w < windows.size(); ++w) {
+    CHECK(plain.window_scores[w].nll_sum == Approx(batched.window_scores[w].nll_sum).epsilon(1e-6));
+    CHECK(plain.window_scores[w].kld_sum == 0.0);
+  }
 }

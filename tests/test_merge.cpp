@@ -41,6 +41,8 @@ TEST_CASE("merge: one row per run, sorted, with flattened config and every metri
   write_run_record(dir / "a" / "r2" / "run.h5", record("r2", "serq", 5.25, "serq"));
   RunRecord fp = record("r1", "fp", 4.5, "fp");
   fp.layers = {{"layers.0.self_attn.q_proj", 0.1, 0.2, 13.979400086720377, 5.5, 64}};
+  fp.windows = {{511, 800.25, 0.0}, {511, 790.5, 0.0}};
+  fp.items["piqa"] = {{0, 1, 1, 0, {-3.5, -2.25}, {4, 3}, {12, 9}}};
   write_run_record(dir / "b" / "r1" / "run.h5", fp);
   write_run_record(dir / "b" / "copy" / "run.h5", record("r2", "serq", 5.25, "serq"));  // a shard's copy
   std::ofstream(dir / "b" / "junk.txt") << "not a result";
@@ -79,6 +81,11 @@ TEST_CASE("merge: one row per run, sorted, with flattened config and every metri
   CHECK(reader.strings("layers/r1/name") == std::vector<std::string>{"layers.0.self_attn.q_proj"});
   CHECK(reader.doubles("layers/r1/output_rel_error") == std::vector<double>{0.2});
   CHECK_FALSE(reader.has("layers/r2"));
+  CHECK(reader.doubles("windows/r1/nll_sum") == std::vector<double>{800.25, 790.5});
+  CHECK(reader.ints("windows/r1/tokens") == std::vector<std::int64_t>{511, 511});
+  CHECK(reader.doubles("items/r1/piqa/loglik") == std::vector<double>{-3.5, -2.25});
+  CHECK(reader.ints("items/r1/piqa/prediction_norm") == std::vector<std::int64_t>{0});
+  CHECK_FALSE(reader.has("windows/r2"));
 }
 
 TEST_CASE("merge: a value one run lacks is an empty CSV cell and NaN in HDF5", "[merge]") {

@@ -75,6 +75,40 @@ TEST_CASE("per-layer diagnostics round-trip in model order", "[result_file]") {
   CHECK(open_hdf5_objects() == 0);
 }
 
+TEST_CASE("per-window sums and per-item scores round-trip, choices kept with their items", "[result_file]") {
+  const auto file = serq::test::scratch_dir("result_items") / "run.h5";
+  serq::RunRecord written = example_record();
+  written.windows = {{2047, 6123.5, 1001.25}, {2047, 5999.0, 987.5}, {1000, 3000.125, 0.0}};
+  written.items["piqa"] = {{0, 1, 1, 0, {-12.5, -11.25}, {5, 4}, {20, 17}},
+                           {7, 0, 1, 1, {-3.0, -2.5}, {2, 2}, {8, 9}}};
+  written.items["hellaswag"] = {{3, 2, 2, 3, {-1, -2, -3, -4}, {1, 2, 3, 4}, {5, 6, 7, 8}}};
+  written.items["lambada_openai"] = {{0, 0, -1, -1, {-7.5}, {3}, {10}}};
+  serq::write_run_record(file, written);
+  const serq::RunRecord read = serq::read_run_record(file);
+  REQUIRE(read.windows.size() == 3);
+  for (std::size_t w = 0; w < 3; ++w) {
+    CHECK(read.windows[w].tokens == written.windows[w].tokens);
+    CHECK(read.windows[w].nll_sum == written.windows[w].nll_sum);
+    CHECK(read.windows[w].kld_sum == written.windows[w].kld_sum);
+  }
+  REQUIRE(read.items.size() == 3);
+  for (const auto& [task, items] : written.items) {
+    REQUIRE(read.items.at(task).size() == items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const serq::ItemScore& a = items[i];
+      const serq::ItemScore& b = read.items.at(task)[i];
+      CHECK(b.index == a.index);
+      CHECK(b.gold == a.gold);
+      CHECK(b.prediction == a.prediction);
+      CHECK(b.prediction_norm == a.prediction_norm);
+      CHECK(b.loglik == a.loglik);
+      CHECK(b.tokens == a.tokens);
+      CHECK(b.characters == a.characters);
+    }
+  }
+  CHECK(open_hdf5_objects() == 0);
+}
+
 TEST_CASE("a truncated result file is a clear error", "[result_file]") {
   const auto dir = serq::test::scratch_dir("result_truncated");
   const auto file = dir / "run.h5";

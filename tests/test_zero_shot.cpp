@@ -346,10 +346,29 @@ TEST_CASE("Multiple-choice acc and acc_norm follow lm-eval on ties, lengths and 
   CHECK(*r.acc_norm_stderr == Approx(std::sqrt(squares / 3) / 2));
   CHECK(r.headline() == *r.acc_norm);
   CHECK_FALSE(r.ppl.has_value());
+  // Per-item records: the predictions behind acc and acc_norm, and each choice's score and lengths.
+  REQUIRE(r.item_scores.size() == 4);
+  const std::vector<std::int64_t> predictions = {0, 0, 0, best}, predictions_norm = {0, 0, 1, best_norm};
+  for (std::size_t i = 0; i < 4; ++i) {
+    const ItemScore& item = r.item_scores[i];
+    CHECK(item.index == static_cast<std::int64_t>(i));
+    CHECK(item.gold == task.items[i].gold);
+    CHECK(item.prediction == predictions[i]);
+    CHECK(item.prediction_norm == predictions_norm[i]);
+    REQUIRE(item.loglik.size() == 3);
+    for (std::size_t j = 0; j < 3; ++j) {
+      CHECK(item.characters[j] == static_cast<std::int64_t>(task.items[i].choices[j].text.size()));  // ASCII here
+    }
+  }
+  for (std::size_t j = 0; j < 3; ++j) {
+    CHECK(r.item_scores[3].loglik[j] == s[j].logprob);
+    CHECK(r.item_scores[3].tokens[j] == static_cast<std::int64_t>(requests[j].continuation.size()));
+  }
 
   task.has_acc_norm = false;
   const TaskResult plain = evaluate_task(model(), tok(), task, {});
   CHECK_FALSE(plain.acc_norm.has_value());
+  CHECK(plain.item_scores[2].prediction_norm == -1);
   CHECK(plain.headline() == plain.acc);
 
   task.items[1].gold = 3;
@@ -394,6 +413,16 @@ TEST_CASE("A last-word task reports greedy accuracy and perplexity of the contin
   CHECK(*r.ppl_stderr == Approx(ppl * std::sqrt(squares / 3) / 2).epsilon(1e-4));
   CHECK_FALSE(r.acc_norm.has_value());
   CHECK(r.headline() == r.acc);
+  REQUIRE(r.item_scores.size() == 4);
+  int greedy_items = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    const ItemScore& item = r.item_scores[i];
+    CHECK(item.gold == 0);
+    CHECK((item.prediction == 0 || item.prediction == -1));  // 0: the continuation is the greedy one
+    CHECK(item.loglik.at(0) == Approx(logprobs[i]).epsilon(1e-5).margin(1e-6));  // float rounding
+    greedy_items += item.prediction == 0;
+  }
+  CHECK(greedy_items == greedy);
   INFO("tiny_lambada: acc " << r.acc << ", ppl " << *r.ppl << " ± " << *r.ppl_stderr);
 
   TaskResult mc;

@@ -121,6 +121,21 @@ def _read_h5(path):
     return columns, [{column: data[column][i] for column in columns} for i in range(count)]
 
 
+def read_window_scores(path):
+    """{run_id: (tokens, nll_sum, kld_sum)} of the runs with per-window sums (/windows/<run_id>/ of a merged .h5), as
+    numpy arrays; runs written before serq recorded them are absent."""
+    if os.path.splitext(path)[1].lower() not in (".h5", ".hdf5"):
+        raise ResultsError(f"{path}: intervals over windows need the merged .h5 (it holds /windows); give PREFIX.h5")
+    import h5py
+    import numpy
+    scores = {}
+    with h5py.File(path, "r") as file:
+        for run_id, group in file.get("windows", {}).items():
+            scores[run_id] = tuple(numpy.asarray(group[name][()], dtype=float)
+                                   for name in ("tokens", "nll_sum", "kld_sum"))
+    return scores
+
+
 def add_setting(rows):
     """Sets each row's "setting": W{w}A{a}, + g{group} when the group varies among the quantized runs, + MXFP4."""
     quantized = [row for row in rows if row.get(METHOD) != "fp"] or rows

@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass
 
 from serq_results import (HEADLINE_KEYS, METHOD, PARAMETER_KEYS, WEIGHT_QUANTIZER, ResultsError, describe,
-                          differing_keys, headline_metric, label_keys, load_runs, metric_header, resolve_key,
-                          select_runs, run_tool, shared_values, text_of, varying_keys)
+                          differing_keys, headline_metric, label_keys, load_runs, metric_header, read_window_scores,
+                          resolve_key, select_runs, run_tool, shared_values, text_of, varying_keys)
 
 EMPTY_CELL = {"md": "–", "latex": "--", "csv": ""}
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -98,18 +98,61 @@ def _present(value):
     return value or None
 
 
-def format_cells(table, precision, errors=None):
-    """cells[row][group][metric] as text (None when empty): numbers with the metric's decimals, and "value ± error"
-    where `errors` (a Table of the same layout, e.g. the metrics' _stderr columns) has a number."""
-    def text(value, error, metric):
+# Metrics whose interval comes from a bootstrap over the run's windows; any other metric with a _stderr column gets
+# the normal interval value ± z·stderr.
+WINDOW_METRICS = ("metric.ppl", "metric.kld.mean")
+CI_PREFIX = "ci."
+
+
+def add_intervals(runs, metrics, level, resamples, seed):
+    """Sets row["ci.<metric>"] = (low, high) for each run and metric that has an interval at `level`: perplexity and
+    mean KLD from a percentile bootstrap over the run's windows (each resample draws the windows with replacement),
+    other metrics from their _stderr. Returns how many runs lacked per-window sums."""
+    import numpy
+    from statistics import NormalDist
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    windows = read_window_scores(runs.path) if any(m in WINDOW_METRICS for m in metrics) else {}
+    quantiles = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
+    lacking = 0
+    for row in runs.rows:
+        scores = windows.get(row["run_id"])
+        if scores is None and any(m in WINDOW_METRICS for m in metrics):
+            lacking += 1
+        for metric in metrics:
+            if metric in WINDOW_METRICS:
+                if scores is None or not isinstance(row.get(metric), float) or math.isnan(row[metric]):
+                    continue
+                tokens, nll, kld = scores
+                rng = numpy.random.default_rng(seed)
+                counts = rng.multinomial(len(tokens), numpy.full(len(tokens), 1 / len(tokens)), size=resamples)
+                sums = counts @ (nll if metric == "metric.ppl" else kld) / (counts @ tokens)
+                values = numpy.exp(sums) if metric == "metric.ppl" else sums
+                low, high = numpy.percentile(values, quantiles)
+                row[CI_PREFIX + metric] = (float(low), float(high))
+            elif isinstance(row.get(metric + "_stderr"), float) and not math.isnan(row[metric + "_stderr"]):
+                row[CI_PREFIX + metric] = (row[metric] - z * row[metric + "_stderr"],
+                                           row[metric] + z * row[metric + "_stderr"])
+    return lacking
+
+
+def format_cells(table, precision, errors=None, intervals=None):
+    """cells[row][group][metric] as text (None when empty): numbers with the metric's decimals, "value ± error"
+    where `errors` (a Table of the same layout, e.g. the metrics' _stderr columns) has a number, and
+    "value [low, high]" where `intervals` (the same layout, of (low, high) pairs) has one."""
+    def text(value, error, interval, metric):
         if not isinstance(value, float):
             return value
         digits = precision.get(metric, 0 if metric.startswith("count.") else precision[None])
-        return f"{value:.{digits}f}" + (f" ± {error:.{digits}f}" if isinstance(error, float) else "")
-    error_cells = errors.cells if errors else [[[None] * len(table.metrics) for _ in row] for row in table.cells]
-    return [[[text(value, error, metric) for value, error, metric in zip(group, error_group, table.metrics)]
-             for group, error_group in zip(row, error_row)]
-            for row, error_row in zip(table.cells, error_cells)]
+        shown = f"{value:.{digits}f}" + (f" ± {error:.{digits}f}" if isinstance(error, float) else "")
+        if isinstance(interval, tuple):
+            shown += f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+        return shown
+    def layout(other):
+        return other.cells if other else [[[None] * len(table.metrics) for _ in row] for row in table.cells]
+    return [[[text(value, error, interval, metric)
+              for value, error, interval, metric in zip(group, error_group, interval_group, table.metrics)]
+             for group, error_group, interval_group in zip(row, error_row, interval_row)]
+            for row, error_row, interval_row in zip(table.cells, layout(errors), layout(intervals))]
 
 
 def best_cells(table, texts, direction):
@@ -123,7 +166,7 @@ def best_cells(table, texts, direction):
             shown = {}
             for r in range(table.fp_rows, len(table.labels)):
                 if isinstance(table.cells[r][g][m], float):
-                    shown[r] = float(texts[r][g][m].split(" ± ")[0])
+                    shown[r] = float(texts[r][g][m].split(" ")[0])
             if shown:
                 target = pick(shown.values())
                 best.update((r, g, m) for r, value in shown.items() if value == target)
@@ -254,6 +297,13 @@ def parse_arguments(argv):
     parser.add_argument("--stderr", action="store_true",
                         help="show each metric as 'value ± stderr' where the runs have METRIC_stderr (zero-shot acc, "
                              "acc_norm, kld.mean; the zero-shot average's comes from its tasks')")
+    parser.add_argument("--ci", action="store_true",
+                        help="show each metric as 'value [low, high]': perplexity and mean KLD with a percentile "
+                             "bootstrap over the run's windows (the .h5 input, runs with /windows), other metrics "
+                             "value ± z·stderr where the runs have METRIC_stderr")
+    parser.add_argument("--ci-level", type=float, default=0.95, help="confidence level of --ci (default 0.95)")
+    parser.add_argument("--ci-resamples", type=int, default=10000, help="bootstrap resamples of --ci (default 10000)")
+    parser.add_argument("--ci-seed", type=int, default=0, help="bootstrap seed of --ci (default 0)")
     parser.add_argument("--bold-best", choices=("min", "max", "none"), default="none",
                         help="bold the best quantized value of each column (md and latex)")
     return parser.parse_args(argv)
@@ -266,7 +316,16 @@ def render(args):
     col_keys, metrics = split_keys(args.cols, runs), split_metrics(args.metrics, runs)
     table = build_table(runs, row_keys, col_keys, metrics)
     errors = build_table(runs, row_keys, col_keys, [metric + "_stderr" for metric in metrics]) if args.stderr else None
-    texts = format_cells(table, precision, errors)
+    intervals = None
+    if args.ci:
+        if not 0 < args.ci_level < 1 or args.ci_resamples < 1:
+            raise ResultsError("--ci-level must be between 0 and 1 and --ci-resamples 1 or more")
+        lacking = add_intervals(runs, metrics, args.ci_level, args.ci_resamples, args.ci_seed)
+        if lacking:
+            print(f"serq_table: {lacking} runs have no per-window sums (/windows; written before serq recorded "
+                  f"them): no interval for their perplexity or KLD", file=sys.stderr)
+        intervals = build_table(runs, row_keys, col_keys, [CI_PREFIX + metric for metric in metrics])
+    texts = format_cells(table, precision, errors, intervals)
     if args.format == "csv":
         return render_csv(table, texts)
     bold = best_cells(table, texts, args.bold_best)

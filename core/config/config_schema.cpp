@@ -304,6 +304,11 @@ std::vector<KeySpec> make_schema() {
        .doc = "also compare each scored position with the full-precision model (KL divergence, top-1 agreement, "
               "delta p); runs the FP model beside the quantized one",
        .default_value = false},
+      {.path = "eval.log_items",
+       .type = ValueType::boolean,
+       .doc = "keep every zero-shot item's scores in run.h5 /items (each choice's log-likelihood and length, the "
+              "prediction, the gold answer), as lm-eval's --log_samples, for serq-compare's per-task tests",
+       .default_value = false},
       {.path = "eval.tasks",
        .type = ValueType::string,
        .doc = "zero-shot tasks (lm-eval semantics): 'all', or a list (YAML or comma-separated) of piqa, arc_easy, "

@@ -20,21 +20,22 @@ double quantile(const std::vector<double>& sorted, double q) {
 
 KldAccumulator::KldAccumulator(Backend& backend) : backend_(backend) {}
 
-double KldAccumulator::add(const Tensor& reference_logits, const Tensor& logits, const Tensor& targets) {
+KldAccumulator::Sums KldAccumulator::add(const Tensor& reference_logits, const Tensor& logits, const Tensor& targets) {
   SERQ_CHECK(reference_logits.rows == logits.rows && reference_logits.cols == logits.cols &&
              logits.rows == targets.rows,
              "KL divergence needs logits of the same shape from both models and one target per row");
   rows_.clear();
   backend_.kld(reference_logits, logits, targets, rows_);
-  double nll = 0.0;
+  Sums sums;
   for (const KldRow& row : rows_) {
     kld_.push_back(row.kld);
     delta_p_.push_back(row.delta_p);
     top1_agree_ += row.top1_agrees;
     reference_nll_ += row.reference_nll;
-    nll += row.nll;
+    sums.kld += row.kld;
+    sums.nll += row.nll;
   }
-  return nll;
+  return sums;
 }
 
 KldResult KldAccumulator::result() const {

@@ -28,9 +28,12 @@ class KldAccumulator {
   // The per-position values come from `backend`'s kld op.
   explicit KldAccumulator(Backend& backend);
   // rows × vocab logits of the full-precision and the evaluated model at the same positions, and the next tokens.
-  // Returns the evaluated model's Σ −log q(target) over the rows, as the nll op gives it, so that a caller computing
-  // both needs one log-softmax of the logits.
-  double add(const Tensor& reference_logits, const Tensor& logits, const Tensor& targets);
+  // Returns the rows' Σ KL and the evaluated model's Σ −log q(target), as the nll op gives it, so that a caller
+  // computing both needs one log-softmax of the logits.
+  struct Sums {
+    double kld = 0.0, nll = 0.0;
+  };
+  Sums add(const Tensor& reference_logits, const Tensor& logits, const Tensor& targets);
   KldResult result() const;
 
  private:

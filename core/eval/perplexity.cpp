@@ -47,6 +47,7 @@ PerplexityResult evaluate_perplexity(const ResidentModel& model, const std::vect
     const Tensor hidden = forward_hidden(model, work, ids, batch, seq);
     const Tensor* reference_hidden = reference ? &reference->hidden(backend, tokens, ids, batch, seq) : nullptr;
     for (int b = 0; b < batch; ++b) {
+      WindowScore window{seq - 1};
       // Position t predicts token t + 1 of the same window: the targets are the ids one row on.
       for (std::int64_t t0 = 0; t0 < seq - 1; t0 += kLogitRowChunk) {
         const std::int64_t rows = std::min<std::int64_t>(kLogitRowChunk, seq - 1 - t0);
@@ -57,13 +58,17 @@ PerplexityResult evaluate_perplexity(const ResidentModel& model, const std::vect
           const Tensor logits = forward_logits(model, logit_work, hidden.middle_rows(first_row, rows));
           const Tensor reference_logits = forward_logits(reference->resident(backend), logit_work,
                                                          reference_hidden->middle_rows(first_row, rows));
-          nll += kld.add(reference_logits, logits, targets);
+          const KldAccumulator::Sums sums = kld.add(reference_logits, logits, targets);
+          window.nll_sum += sums.nll;
+          window.kld_sum += sums.kld;
         } else {  // lm_head and the NLL in one pass, without the logits
           rows_nll.clear();
           backend.head_nll(model.lm_head(), hidden.middle_rows(first_row, rows), targets, rows_nll);
-          for (const NllRow& row : rows_nll) nll += row.nll;
+          for (const NllRow& row : rows_nll) window.nll_sum += row.nll;
         }
       }
+      nll += window.nll_sum;
+      result.window_scores.push_back(window);
     }
     result.scored_tokens += static_cast<std::int64_t>(batch) * (seq - 1);
     progress.advance(static_cast<std::int64_t>(batch) * seq);

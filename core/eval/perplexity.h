@@ -9,6 +9,7 @@
 
 #include "core/eval/kld.h"
 #include "core/eval/kld_reference.h"
+#include "core/formats/result_file.h"
 #include "core/model/model.h"
 #include "core/model/resident_model.h"
 
@@ -21,6 +22,7 @@ struct PerplexityResult {
   std::int64_t windows = 0;
   double seconds = 0.0;
   std::optional<KldResult> kld;  // with a reference model: the same positions against full precision
+  std::vector<WindowScore> window_scores;  // in window order (core/formats/result_file.h)
 };
 
 // Windows of equal length are batched `batch_size` at a time; batching does not change the result.

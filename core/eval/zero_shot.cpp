@@ -93,22 +93,31 @@ TaskResult evaluate_task(const ResidentModel& resident, const Tokenizer& tokeniz
 
   std::vector<double> correct, correct_norm, item_logprob;
   std::size_t next = 0;  // the first request of the current item
-  for (const TaskItem& item : task.items) {
-    if (task.kind == TaskKind::last_word) {
-      correct.push_back(scores[next].greedy ? 1.0 : 0.0);
-      item_logprob.push_back(scores[next].logprob);
-      ++next;
-      continue;
-    }
-    std::vector<double> logprob, normalized;
+  for (std::size_t i = 0; i < task.items.size(); ++i) {
+    const TaskItem& item = task.items[i];
+    ItemScore score;
+    score.index = static_cast<std::int64_t>(i);
+    score.gold = item.gold;
+    std::vector<double> normalized;
     for (const TaskChoice& choice : item.choices) {
-      logprob.push_back(scores[next].logprob);
-      if (task.has_acc_norm) normalized.push_back(scores[next].logprob / static_cast<double>(characters(choice.text)));
+      score.loglik.push_back(scores[next].logprob);
+      score.tokens.push_back(static_cast<std::int64_t>(requests[next].continuation.size()));
+      score.characters.push_back(static_cast<std::int64_t>(characters(choice.text)));
+      if (task.has_acc_norm) normalized.push_back(scores[next].logprob / static_cast<double>(score.characters.back()));
       ++next;
     }
-    const auto gold = static_cast<std::size_t>(item.gold);
-    correct.push_back(first_argmax(logprob) == gold ? 1.0 : 0.0);
-    if (task.has_acc_norm) correct_norm.push_back(first_argmax(normalized) == gold ? 1.0 : 0.0);
+    if (task.kind == TaskKind::last_word) {
+      score.prediction = scores[next - 1].greedy ? 0 : -1;
+      item_logprob.push_back(score.loglik[0]);
+    } else {
+      score.prediction = static_cast<std::int64_t>(first_argmax(score.loglik));
+      if (task.has_acc_norm) {
+        score.prediction_norm = static_cast<std::int64_t>(first_argmax(normalized));
+        correct_norm.push_back(score.prediction_norm == score.gold ? 1.0 : 0.0);
+      }
+    }
+    correct.push_back(score.prediction == score.gold ? 1.0 : 0.0);
+    result.item_scores.push_back(std::move(score));
   }
 
   result.acc = mean(correct);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/data/task.h"
+#include "core/formats/result_file.h"
 #include "core/model/model.h"
 #include "core/model/resident_model.h"
 #include "core/tokenizer/tokenizer.h"
@@ -33,6 +34,7 @@ struct TaskResult {
   // ppl · stderr(per-item log-likelihood).
   std::optional<double> ppl, ppl_stderr;
   double seconds = 0;
+  std::vector<ItemScore> item_scores;  // per item in task order (core/formats/result_file.h)
 
   double headline() const { return acc_norm.value_or(acc); }  // the number papers average
 };

@@ -8,8 +8,9 @@ import h5py
 import numpy as np
 
 
-def write_merged(prefix, columns, runs, layers=None):
-    """runs: one dict per run (a missing column is a missing value); layers: run_id -> {dataset name: values}."""
+def write_merged(prefix, columns, runs, layers=None, windows=None):
+    """runs: one dict per run (a missing column is a missing value); layers: run_id -> {dataset name: values};
+    windows: run_id -> {"tokens": [...], "nll_sum": [...], "kld_sum": [...]}."""
     numeric = [column.startswith(("metric.", "count.")) for column in columns]
     with open(f"{prefix}.csv", "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream, lineterminator="\r\n")
@@ -30,6 +31,9 @@ def write_merged(prefix, columns, runs, layers=None):
                     file.create_dataset(f"layers/{run_id}/name", data=values, dtype=h5py.string_dtype())
                 else:
                     file[f"layers/{run_id}/{name}"] = np.array(values)
+        for run_id, datasets in (windows or {}).items():
+            for name, values in datasets.items():
+                file[f"windows/{run_id}/{name}"] = np.array(values)
     return f"{prefix}.csv", f"{prefix}.h5"
 
 

@@ -3,6 +3,7 @@ escaping, multicolumn headers, best values), the .csv and .h5 inputs agreeing, a
 
 import contextlib
 import io
+import math
 import os
 import sys
 import tempfile
@@ -155,6 +156,31 @@ class SerqTableTest(unittest.TestCase):
                                                  "| SERQ (r=16) | **0.600 ± 0.049** | **0.600** |"])
         status, text, _ = self.table(path, "--metrics", "copa.acc", "--stderr", "--format", "latex")
         self.assertIn(r"SERQ (r=16) & 0.60 $\pm$ 0.05 \\", text)
+
+    def test_ci_bootstraps_perplexity_over_windows_and_uses_stderr_elsewhere(self):
+        columns = COLUMNS + ["metric.copa.acc", "metric.copa.acc_stderr"]
+        runs = [dict(row) for row in RUNS[:3]]
+        for row in runs:
+            row.update({"metric.copa.acc": 0.55, "metric.copa.acc_stderr": 0.05})
+        runs[0]["metric.ppl"] = math.exp(1.5)
+        runs[1]["metric.ppl"] = math.exp(1.5)
+        # FP: every window alike, so every resample gives its value. RTN: two windows of 1.0 and 2.0 nats a token;
+        # a quarter of the resamples draw window 0 twice and a quarter window 1 twice, so the 95% interval runs
+        # from exp(1.0) to exp(2.0). SERQ has no windows (an older run): no interval, and a note on stderr.
+        windows = {"a1": {"tokens": [100, 100], "nll_sum": [150.0, 150.0], "kld_sum": [0.0, 0.0]},
+                   "a2": {"tokens": [100, 100], "nll_sum": [100.0, 200.0], "kld_sum": [1.0, 3.0]}}
+        write_merged(os.path.join(self.directory.name, "ci"), columns, runs, windows=windows)
+        status, text, err = self.table(os.path.join(self.directory.name, "ci.h5"), "--metrics", "ppl,copa.acc",
+                                       "--ci", "--precision", "3")
+        self.assertEqual(status, 0)
+        low, high = 0.55 - 1.959964 * 0.05, 0.55 + 1.959964 * 0.05
+        self.assertEqual(text.splitlines()[2:], [f"| FP | 4.482 [4.482, 4.482] | 0.550 [{low:.3f}, {high:.3f}] |",
+                                                 f"| RTN | 4.482 [2.718, 7.389] | 0.550 [{low:.3f}, {high:.3f}] |",
+                                                 f"| SERQ (r=16) | 5.383 | 0.550 [{low:.3f}, {high:.3f}] |"])
+        self.assertIn("1 runs have no per-window sums", err)
+        status, _, err = self.table(os.path.join(self.directory.name, "ci.csv"), "--ci")
+        self.assertEqual((status, err.count("\n")), (1, 1))
+        self.assertIn("need the merged .h5", err)
 
     def test_zero_shot_metrics_expand_to_each_tasks_headline_and_the_average(self):
         columns = COLUMNS + ["metric.piqa.acc", "metric.piqa.acc_norm", "metric.copa.acc", "metric.zero_shot.avg",
