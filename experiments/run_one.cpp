@@ -337,6 +337,9 @@ QuantParams quant_params(const ResolvedConfig& config, const Method& method) {
   params.saliency = saliency == "mean_abs"     ? SaliencyOrder::mean_abs
                     : saliency == "act_weight" ? SaliencyOrder::act_weight
                                                : SaliencyOrder::abs_max;
+  const std::string& ties = config.get_string("quant.saliency_ties");
+  params.saliency_ties = ties == "last" ? SaliencyTies::last : ties == "seeded" ? SaliencyTies::seeded : SaliencyTies::first;
+  params.half_scales = config.get_string("quant.scale_dtype") == "half";
   params.flatten_alpha = config.get_float("quant.flatten_alpha");
   params.flatten_percentile = config.get_float("quant.flatten_percentile");
   params.seed = static_cast<std::uint64_t>(config.get_int("quant.seed"));

@@ -62,7 +62,7 @@ QuantSpec lqer_factor_quant(const QuantParams& params) {
   spec.group_size = params.weight.group_size;
   spec.format = params.weight.format == NumberFormat::mxfp4 && params.factor_bits == 4 ? NumberFormat::mxfp4
                                                                                        : NumberFormat::integer;
-  spec.f16_scales = spec.format == NumberFormat::integer;  // stored like every weight (packed_weight.h)
+  spec.f16_scales = spec.format == NumberFormat::integer && params.half_scales;  // stored like every weight
   return spec;
 }
 

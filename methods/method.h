@@ -21,6 +21,9 @@ namespace serq {
 
 enum class WeightQuantizerKind { rtn, gptq };
 enum class SaliencyOrder { abs_max, mean_abs, act_weight };
+// How serq orders input channels of equal saliency: lower channel index first (a stable sort), higher first, or in a
+// random order drawn from quant.seed (the tie order of an unstable sort, such as the official code's torch argsort).
+enum class SaliencyTies { first, last, seeded };
 
 // What every method is asked for, resolved from the run config. The method-specific fields are read only by the
 // methods that list their config key in Method::parameters().
@@ -37,10 +40,12 @@ struct QuantParams {
   bool requant_intermediate = true;   // quant.requant_intermediate: lqer/l2qer re-quantize Xq·Aᵀ per token
   bool paper_residual_order = false;  // quant.residual_order: serq "paper" (main = Q(W), R = Q(error)) vs "code"
   SaliencyOrder saliency = SaliencyOrder::abs_max;  // quant.saliency: serq's order of salient channels
+  SaliencyTies saliency_ties = SaliencyTies::first;  // quant.saliency_ties: serq's order among equal scores
+  bool half_scales = true;  // quant.scale_dtype: INT weight scales stored as IEEE half (true) or float32
   double flatten_alpha = 1.0;         // quant.flatten_alpha: serq's flattening s = max|x|^α / max|W|^(1−α)
   double flatten_percentile = 100.0;  // quant.flatten_percentile: serq's max|x| as this percentile of |x_j|
   SvdAlgorithm svd = SvdAlgorithm::randomized;  // quant.svd: the truncated SVD of lorc, lqer and l2qer
-  std::uint64_t seed = 0;             // quant.seed: random rotations (quarot), SVD sketches (lorc, lqer, l2qer)
+  std::uint64_t seed = 0;  // quant.seed: random rotations (quarot), SVD sketches (lorc, lqer, l2qer), tie order (serq)
 
   std::vector<LayerOverride> overrides;  // quant.overrides: per-layer rules, the first match wins
   std::map<std::string, int> layer_ranks;  // quant.rank_allocation's choice by layer name (methods/rank_budget.h);

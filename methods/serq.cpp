@@ -9,6 +9,8 @@
 #include <numeric>
 
 #include "core/common/error.h"
+#include "core/common/hash.h"
+#include "core/common/splitmix64.h"
 #include "methods/input_groups.h"
 #include "methods/smoothquant.h"
 #include "methods/weight_quantizer.h"
@@ -22,11 +24,21 @@ void check_rank(const QuantLinear& layer, int rank) {
              layer.d_in());
 }
 
-// The salient channels first: indices of the scores by decreasing value, ties kept in channel order.
-std::vector<int> saliency_order(const Vector& scale) {
+// The salient channels first: indices of the scores by decreasing value, equal scores in the order `ties` asks
+// (seeded: by random keys from quant.seed's stream for this group, named by its first layer).
+std::vector<int> saliency_order(const Vector& scale, const QuantParams& params, const std::string& group) {
   std::vector<int> order(static_cast<std::size_t>(scale.size()));
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scale[a] > scale[b]; });
+  std::vector<std::uint64_t> key(order.size());
+  if (params.saliency_ties == SaliencyTies::seeded) {
+    SplitMix64 random(stream_seed(params.seed, fnv1a64(group)));
+    for (std::uint64_t& k : key) k = random.next();
+  } else if (params.saliency_ties == SaliencyTies::last) {
+    for (std::size_t j = 0; j < key.size(); ++j) key[j] = key.size() - j;
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return scale[a] > scale[b] || (scale[a] == scale[b] && key[static_cast<std::size_t>(a)] < key[static_cast<std::size_t>(b)]);
+  });
   return order;
 }
 
@@ -37,9 +49,10 @@ void permute_columns(Matrix& weight, const std::vector<int>& order) {
   weight.swap(permuted);
 }
 
-QuantSpec salient_spec(const QuantSpec& weight) {
+QuantSpec salient_spec(const QuantParams& params) {
+  const QuantSpec& weight = params.weight;
   if (weight.format == NumberFormat::mxfp4) return {4, true, weight.group_size, NumberFormat::mxfp4};
-  return {weight.bits, true, 0, NumberFormat::integer, true};
+  return stored_weight_spec({weight.bits, true, 0, NumberFormat::integer}, params.half_scales);
 }
 
 SalientCorrection quantize_salient(const Matrix& r, const QuantSpec& spec, const std::string& layer) {
@@ -60,7 +73,7 @@ void quantize_residual_pair(QuantLinear& layer, int rank, const QuantParams& par
     quantize_main_weight(layer, params, calibration);
     return;
   }
-  const QuantSpec spec = salient_spec(params.weight);
+  const QuantSpec spec = salient_spec(params);
   if (params.paper_residual_order) {
     const Matrix head = layer.weight.leftCols(rank);
     quantize_main_weight(layer, params, calibration);
@@ -132,10 +145,13 @@ void flatten_and_order(const std::vector<InputGroup>& groups, const QuantParams&
   const char* residual_order = params.paper_residual_order ? "paper" : "code";
   std::string flatten = params.flatten_percentile < 100.0 ? fmt::format("p{}", params.flatten_percentile) : "absmax";
   if (params.flatten_alpha < 1.0) flatten += fmt::format("-alpha{}", params.flatten_alpha);
-  const std::string saliency =
+  std::string saliency =
       params.saliency == SaliencyOrder::abs_max ? "" : fmt::format(" saliency={}", saliency_name(params.saliency));
+  if (params.saliency_ties == SaliencyTies::last) saliency += " ties=last";
+  if (params.saliency_ties == SaliencyTies::seeded) saliency += fmt::format(" ties=seeded({})", params.seed);
   for (const InputGroup& group : groups) {
-    const std::vector<int> order = saliency_order(saliency_scores(group, calibration, params.saliency));
+    const std::vector<int> order =
+        saliency_order(saliency_scores(group, calibration, params.saliency), params, group.front()->name);
     const Vector scale = flattening_scale(group, calibration, params.flatten_alpha, params.flatten_percentile);
     for (QuantLinear* layer : group) {
       scale_input_channels(*layer, scale);

@@ -24,7 +24,7 @@ class Serq final : public Method {
   }
   std::vector<std::string> parameters() const override {
     return {"quant.rank", "quant.rank_allocation", "quant.rank_budget", "quant.residual_order", "quant.saliency",
-            "quant.flatten_percentile", "quant.flatten_alpha"};
+            "quant.saliency_ties", "quant.seed", "quant.flatten_percentile", "quant.flatten_alpha"};
   }
   int max_rank(const QuantLinear& layer) const override { return layer.d_in(); }
   bool needs_activation_stats() const override { return true; }

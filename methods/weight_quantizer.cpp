@@ -8,7 +8,7 @@ namespace serq {
 namespace {
 
 void quantize(QuantLinear& layer, const QuantParams& params, const Calibration& calibration) {
-  const QuantSpec spec = stored_weight_spec(params.weight);
+  const QuantSpec spec = stored_weight_spec(params.weight, params.half_scales);
   layer.weight_quant = spec;
   if (!spec.enabled()) return;
   if (params.weight_quantizer == WeightQuantizerKind::rtn) {

@@ -59,6 +59,40 @@ TEST_CASE("dequantize(quantize(w)) equals fake_quant_rows(w) bit for bit for eve
   }
 }
 
+TEST_CASE("float32 scales (quant.scale_dtype: float) keep the computed scale, count 32 bits, and permute with rows") {
+  // One row, one group of 4: amax 0.7 → scale 0.7 / 7 in float (0.1f), not its half 0.0999755859375.
+  Matrix one(1, 4);
+  one << 0.7f, -0.3f, 0.0f, 0.1f;
+  const QuantSpec spec = stored_weight_spec({4, true, 0}, false);
+  REQUIRE_FALSE(spec.f16_scales);
+  const PackedWeight packed = PackedWeight::quantize(one, spec);
+  const float scale = 0.7f / 7.0f;
+  Matrix expected(1, 4);
+  expected << 7 * scale, std::nearbyint(-0.3f / scale) * scale, 0.0f, std::nearbyint(0.1f / scale) * scale;
+  CHECK(packed.dequantize() == expected);
+  CHECK(packed.storage_bits() == 4 * 4 + 32);
+  CHECK(packed.signed_codes().scales == std::vector<float>{scale});
+  // Every width, sym and asym: equal to fake quantization with float scales, and different from half scales.
+  const Matrix w = random_matrix(13, 150, 1u, 0.05f);
+  for (int bits : {3, 4, 8}) {
+    for (bool symmetric : {true, false}) {
+      const QuantSpec float_spec = stored_weight_spec({bits, symmetric, 32}, false);
+      Matrix fake = w;
+      fake_quant_rows(fake, float_spec);
+      PackedWeight float_packed = PackedWeight::quantize(w, float_spec);
+      CHECK(float_packed.dequantize() == fake);
+      CHECK(float_packed.dequantize() != PackedWeight::quantize(w, stored_weight_spec({bits, symmetric, 32})).dequantize());
+      CHECK(float_packed.storage_bits() ==
+            PackedWeight::quantize(w, stored_weight_spec({bits, symmetric, 32})).storage_bits() + 13 * 5 * 16);
+      const Matrix before = float_packed.dequantize();
+      const std::vector<int> order = {12, 0, 4, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11};
+      float_packed.permute_rows(order);
+      const Matrix after = float_packed.dequantize();
+      for (int i = 0; i < 13; ++i) CHECK(after.row(i) == before.row(order[i]));
+    }
+  }
+}
+
 TEST_CASE("MXFP4 packs E2M1 nibbles and an E8M0 byte per block, equal to fake quantization") {
   Matrix w(1, 4);
   w << 6.0f, -0.25f, 1.25f, -3.5f;  // amax 6: scale 2^(2-2) = 1; -0.25 → -0 (tie to even), 1.25 → 1, -3.5 → -4
@@ -95,7 +129,8 @@ TEST_CASE("bits per weight as stored: codes, a 16-bit scale per group, a zero po
   CHECK(bits(3, 10, mx) == Approx((10.0 * 4 + 8) / 10.0).epsilon(1e-12));          // one short block
 }
 
-TEST_CASE("an all-zero group packs to +0 with scale 0, and a NaN or a scale beyond half is an error naming the row") {
+TEST_CASE("an all-zero group packs to +0 with scale 0, and a NaN or a scale beyond half is an error naming the row; "
+          "float32 scales go further") {
   Matrix w = Matrix::Zero(2, 8);
   w(1, 0) = -0.0f;
   for (const QuantSpec& spec : {int_spec(4, true, 4), int_spec(4, false, 4), QuantSpec{4, true, 4, NumberFormat::mxfp4}}) {
@@ -113,7 +148,8 @@ TEST_CASE("an all-zero group packs to +0 with scale 0, and a NaN or a scale beyo
   Matrix huge(1, 2);
   huge << 1e6f, 0.0f;
   CHECK_THROWS_WITH(PackedWeight::quantize(huge, int_spec(4, true, 0)), Catch::Contains("IEEE half range"));
-  CHECK_THROWS_WITH(PackedWeight::quantize(huge, QuantSpec{4, true, 0}), Catch::Contains("IEEE-half scales"));
+  const Matrix kept = PackedWeight::quantize(huge, QuantSpec{4, true, 0}).dequantize();  // float32 scales hold it
+  CHECK(kept(0, 0) == Approx(1e6f).epsilon(1e-6));
 }
 
 TEST_CASE("GPTQ's values pack on its own grid; a value off the grid is refused") {

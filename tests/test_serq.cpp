@@ -105,6 +105,46 @@ TEST_CASE("SERQ flattens by abs_max and orders channels by it descending, ties b
   CHECK(model.lm_head.input.empty());
 }
 
+TEST_CASE("SERQ's tie order among equal saliency scores: first by index, last, or seeded (the same for one seed)") {
+  const Model original = test::stories_model("stories260K-hf");
+  QuantParams params;
+  params.weight = {16, true, 32};  // full precision: the order alone
+  params.rank = 8;
+  Calibration calibration = few_samples(original, params);
+  const char* const name = "layers.0.self_attn.q_proj";
+  for (const char* member : {"layers.0.self_attn.q_proj", "layers.0.self_attn.k_proj", "layers.0.self_attn.v_proj"}) {
+    Eigen::VectorXf& a = calibration.stats.at(member).abs_max;
+    const float top = a.maxCoeff() * 2.0f;
+    for (const int j : {3, 9, 17, 40, 50}) a[j] = top;  // a five-way tie at the top
+  }
+  const auto order_with = [&](SaliencyTies ties, std::uint64_t seed) {
+    QuantParams p = params;
+    p.saliency_ties = ties;
+    p.seed = seed;
+    Model model = original;
+    Serq().prepare(model, p, calibration);
+    return find(model, name).input.order;
+  };
+  const std::vector<int> first = order_with(SaliencyTies::first, 0), last = order_with(SaliencyTies::last, 0);
+  CHECK(std::vector<int>(first.begin(), first.begin() + 5) == std::vector<int>{3, 9, 17, 40, 50});
+  CHECK(std::vector<int>(last.begin(), last.begin() + 5) == std::vector<int>{50, 40, 17, 9, 3});
+  CHECK(std::vector<int>(first.begin() + 5, first.end()) == std::vector<int>(last.begin() + 5, last.end()));
+  const std::vector<int> seeded = order_with(SaliencyTies::seeded, 1);
+  CHECK(order_with(SaliencyTies::seeded, 1) == seeded);
+  std::vector<int> top(seeded.begin(), seeded.begin() + 5);
+  std::sort(top.begin(), top.end());
+  CHECK(top == std::vector<int>{3, 9, 17, 40, 50});  // only the tied channels trade places
+  bool some_seed_differs = false;  // 5! orders: eight seeds all giving the index order would be a broken draw
+  for (std::uint64_t seed = 2; seed < 10; ++seed) some_seed_differs |= order_with(SaliencyTies::seeded, seed) != first;
+  CHECK(some_seed_differs);
+  Model model = original;
+  QuantParams p = params;
+  p.saliency_ties = SaliencyTies::seeded;
+  p.seed = 1;
+  Serq().prepare(model, p, calibration);
+  CHECK(find(model, name).transform == "serq r=0 flatten=absmax order=code ties=seeded(1)");
+}
+
 TEST_CASE("SERQ at r = d_in is two-stage residual quantization Q(W - Q_R(W)) + Q_R(W) of the flattened weight") {
   QuantParams params;
   params.weight = {4, true, 16};

@@ -95,6 +95,12 @@ std::vector<KeySpec> make_schema() {
               "group_size block; 4 bits)",
        .default_value = std::string{"int"},
        .choices = {"int", "mxfp4"}},
+      {.path = "quant.scale_dtype",
+       .type = ValueType::choice,
+       .doc = "INT weight scales (main weights, R, low-rank factors) as stored: half = IEEE half (GGUF, GPTQ and "
+              "Marlin store them so; 16 bits a group), float = float32 (the official SERQ and QuaRot code; 32 bits)",
+       .default_value = std::string{"half"},
+       .choices = {"half", "float"}},
       {.path = "quant.weight_quantizer",
        .type = ValueType::choice,
        .doc = "how main weights are rounded: rtn, or gptq (Hessian-aware, uses calibration)",
@@ -193,6 +199,14 @@ std::vector<KeySpec> make_schema() {
        .default_value = std::string{"abs_max"},
        .choices = {"abs_max", "mean_abs", "act_weight"},
        .method_parameter = true},
+      {.path = "quant.saliency_ties",
+       .type = ValueType::choice,
+       .doc = "serq: the order of channels with equal saliency scores (exact ties are common where grouped-query "
+              "attention repeats values): first = lower channel index first (a stable sort), last = higher first, "
+              "seeded = a random order from quant.seed (as an unstable sort, e.g. torch.argsort, leaves it)",
+       .default_value = std::string{"first"},
+       .choices = {"first", "last", "seeded"},
+       .method_parameter = true},
       {.path = "quant.flatten_percentile",
        .type = ValueType::floating,
        .doc = "serq: max|x_j| in the flattening scale as this percentile of |x_j| over calibration tokens (nearest "
@@ -218,7 +232,7 @@ std::vector<KeySpec> make_schema() {
       {.path = "quant.seed",
        .type = ValueType::integer,
        .doc = "quarot: seed of the random Hadamard signs and orthogonal factors; lorc/lqer/l2qer: seed of the "
-              "randomized SVD's sketch",
+              "randomized SVD's sketch; serq: seed of the tie order with quant.saliency_ties: seeded",
        .default_value = Int{0},
        .min = 0,
        .max = kLargestSeed,

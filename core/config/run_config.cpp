@@ -121,11 +121,15 @@ std::string ResolvedConfig::label() const {
     label += fmt::format(" f{}", get_int("quant.factor_bits"));
   if (applies("quant.residual_order") && get_string("quant.residual_order") != "code") label += " paper-order";
   if (applies("quant.saliency") && get_string("quant.saliency") != "abs_max") label += " " + get_string("quant.saliency");
+  if (applies("quant.saliency_ties") && get_string("quant.saliency_ties") == "last") label += " ties-last";
+  if (applies("quant.saliency_ties") && get_string("quant.saliency_ties") == "seeded")
+    label += fmt::format(" ties-seed{}", get_int("quant.seed"));
   if (applies("quant.flatten_percentile") && get_float("quant.flatten_percentile") != 100.0)
     label += fmt::format(" p{}", get_float("quant.flatten_percentile"));
   if (applies("quant.flatten_alpha") && get_float("quant.flatten_alpha") != 1.0)
     label += fmt::format(" fα{}", get_float("quant.flatten_alpha"));
   if (get_string("quant.weight_quantizer") != "rtn") label += " " + get_string("quant.weight_quantizer");
+  if (get_string("quant.scale_dtype") != "half") label += " f32-scales";
   const bool gptq = get_string("quant.weight_quantizer") == "gptq" || get_string("quant.method") == "gptq";
   if (gptq && !get_bool("calib.sequential")) label += " one-pass";  // GPTQ's Hessians from the full-precision pass
   if (const auto rules = parse_overrides(get_string("quant.overrides")).size(); rules > 0)

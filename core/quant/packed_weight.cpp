@@ -47,8 +47,8 @@ int e2m1_code(float element) {
 
 }  // namespace
 
-QuantSpec stored_weight_spec(QuantSpec spec) {
-  spec.f16_scales = spec.format == NumberFormat::integer;
+QuantSpec stored_weight_spec(QuantSpec spec, bool half_scales) {
+  spec.f16_scales = spec.format == NumberFormat::integer && half_scales;
   return spec;
 }
 
@@ -56,13 +56,15 @@ PackedWeight::PackedWeight(const QuantSpec& spec, int rows, int cols)
     : storage_(spec.format == NumberFormat::mxfp4 ? Storage::mxfp4 : Storage::int_codes),
       rows_(rows), cols_(cols), spec_(spec) {
   SERQ_CHECK(spec.enabled(), "packing a weight needs a quantized format, not {}", spec.describe());
-  SERQ_CHECK(spec.format == NumberFormat::mxfp4 || spec.f16_scales, "packing {}: INT weights are stored with IEEE-half "
-             "scales; quantize them with f16_scales", spec.describe());
   codes_.assign(static_cast<std::size_t>(rows * code_row_bytes()), 0);
   if (storage_ == Storage::mxfp4) {
     exponents_.assign(static_cast<std::size_t>(rows) * groups_per_row(), 0);
   } else {
-    half_.assign(static_cast<std::size_t>(rows) * groups_per_row(), 0);
+    if (spec.f16_scales) {
+      half_.assign(static_cast<std::size_t>(rows) * groups_per_row(), 0);
+    } else {
+      float_scales_.assign(static_cast<std::size_t>(rows) * groups_per_row(), 0.0f);
+    }
     if (!spec.symmetric) zeros_.assign(static_cast<std::size_t>(rows * zero_row_bytes()), 0);
   }
 }
@@ -112,6 +114,8 @@ void PackedWeight::set_code(int row, int col, unsigned code) {
   put_field(codes_.data() + row * code_row_bytes(), col, spec_.bits, code);
 }
 
+float PackedWeight::scale(std::size_t at) const { return spec_.f16_scales ? f16_to_f32(half_[at]) : float_scales_[at]; }
+
 PackedWeight PackedWeight::quantize(const Matrix& w, const QuantSpec& spec) {
   PackedWeight packed(spec, static_cast<int>(w.rows()), static_cast<int>(w.cols()));
   const int width = packed.group_width(), groups = packed.groups_per_row();
@@ -131,8 +135,9 @@ PackedWeight PackedWeight::quantize(const Matrix& w, const QuantSpec& spec) {
       } else {
         const float lo = spec.symmetric ? -x.abs().maxCoeff() : std::min(x.minCoeff(), 0.0f);
         const float hi = spec.symmetric ? -lo : std::max(x.maxCoeff(), 0.0f);
-        scale = round_to_f16((spec.symmetric ? hi : hi - lo) / range.max);
-        if (!std::isfinite(scale)) fail_at(r, c0, n, "the group's scale exceeds the IEEE half range of packed weights");
+        scale = int_scale((spec.symmetric ? hi : hi - lo) / range.max, spec.f16_scales);
+        if (!std::isfinite(scale)) fail_at(r, c0, n, "the group's scale exceeds the IEEE half range of packed weights "
+                                                     "(quant.scale_dtype: float keeps float32 scales)");
         if (scale > 0.0f && !spec.symmetric) zero = int_zero(lo, scale, range);
         v = scale == 0.0f ? Eigen::ArrayXf::Zero(n)
                           : Eigen::ArrayXf((((x / scale).rint() + zero).max(range.min).min(range.max) - zero) * scale);
@@ -165,9 +170,16 @@ PackedWeight PackedWeight::from_grid(const Matrix& values, const QuantSpec& spec
                    "row {}, block {}: MXFP4 scale {} is not a power of two in the E8M0 range", r, g, scale);
         packed.exponents_[static_cast<std::size_t>(r) * groups + g] = static_cast<std::uint8_t>(exponent + 127);
       } else {
-        SERQ_CHECK(round_to_f16(scale) == scale && scale >= 0.0f, "row {}, group {}: scale {} is not a non-negative "
-                   "IEEE half", r, g, scale);
-        packed.half_[static_cast<std::size_t>(r) * groups + g] = f32_to_f16(scale);
+        const std::size_t at = static_cast<std::size_t>(r) * groups + g;
+        if (spec.f16_scales) {
+          SERQ_CHECK(round_to_f16(scale) == scale && scale >= 0.0f, "row {}, group {}: scale {} is not a non-negative "
+                     "IEEE half", r, g, scale);
+          packed.half_[at] = f32_to_f16(scale);
+        } else {
+          SERQ_CHECK(std::isfinite(scale) && scale >= 0.0f, "row {}, group {}: scale {} is not a non-negative finite "
+                     "float", r, g, scale);
+          packed.float_scales_[at] = scale;
+        }
         if (!spec.symmetric) {
           SERQ_CHECK(zero >= range.min && zero <= range.max && zero == std::nearbyint(zero), "row {}, group {}: zero "
                      "point {} is not a code of {}", r, g, zero, spec.describe());
@@ -245,7 +257,7 @@ void PackedWeight::dequantize(Matrix& out) const {
       const float zero = spec_.symmetric
                              ? offset
                              : static_cast<float>(get_field(zeros_.data() + r * zero_row_bytes(), g, spec_.bits));
-      values = (values - zero) * f16_to_f32(half_[at]);
+      values = (values - zero) * scale(at);
     }
   }
   if (divisor_.size() > 0) out.array().colwise() /= divisor_.array();
@@ -267,7 +279,7 @@ PackedWeight::SignedCodes PackedWeight::signed_codes() const {
       const std::size_t at = static_cast<std::size_t>(r) * out.groups + g;
       const int zero =
           spec_.symmetric ? offset : static_cast<int>(get_field(zeros_.data() + r * zero_row_bytes(), g, spec_.bits));
-      out.scales[at] = f16_to_f32(half_[at]);
+      out.scales[at] = scale(at);
       for (int c = g * out.group_width; c < std::min(cols_, (g + 1) * out.group_width); ++c) {
         out.values[static_cast<std::size_t>(r) * cols_ + c] =
             static_cast<std::int8_t>(static_cast<int>(get_field(stream, c, spec_.bits)) - zero);
@@ -322,7 +334,8 @@ void PackedWeight::permute_rows(const std::vector<int>& order) {
   permute(codes_, static_cast<std::size_t>(code_row_bytes()));
   const auto groups = static_cast<std::size_t>(groups_per_row());
   if (storage_ == Storage::mxfp4) permute(exponents_, groups);
-  if (storage_ == Storage::int_codes) permute(half_, groups);
+  if (storage_ == Storage::int_codes && spec_.f16_scales) permute(half_, groups);
+  if (storage_ == Storage::int_codes && !spec_.f16_scales) permute(float_scales_, groups);
   if (!zeros_.empty()) permute(zeros_, static_cast<std::size_t>(zero_row_bytes()));
   if (divisor_.size() > 0) {
     Vector permuted(rows_);
@@ -342,7 +355,7 @@ std::int64_t PackedWeight::storage_bits() const {
     case Storage::mxfp4: break;
   }
   return 8 * std::int64_t(codes_.size() + zeros_.size() + exponents_.size()) + 16 * std::int64_t(half_.size()) +
-         16 * std::int64_t(divisor_.size());
+         32 * std::int64_t(float_scales_.size()) + 16 * std::int64_t(divisor_.size());
 }
 
 }  // namespace serq

@@ -8,8 +8,9 @@
 //   int    INT-b codes (b = 2..8) of a QuantSpec, symmetric or asymmetric, per row or per group of columns. Each row
 //          is a bit stream that starts on a byte: code c of the row sits at bits [c·b, (c+1)·b), low bits first,
 //          so b = 4 is two codes a byte, low nibble first. Symmetric codes are stored offset by 2^(b-1) (unsigned).
-//          Per (row, group): an IEEE-half scale and, asymmetric only, a b-bit zero point in a bit stream of its own.
-//          value = (code − zero) · scale.
+//          Per (row, group): a scale, IEEE half (spec.f16_scales, the default: GGUF, GPTQ and Marlin store half) or
+//          float32 (quant.scale_dtype: float, as the official SERQ and QuaRot code keep them), and, asymmetric only, a
+//          b-bit zero point in a bit stream of its own. value = (code − zero) · scale.
 //   mxfp4  E2M1 codes, two a byte, low nibble first (bit 3 the sign, bits 0–2 the magnitude's index in
 //          {0, 0.5, 1, 1.5, 2, 3, 4, 6}); per (row, block) one E8M0 byte e, scale 2^(e − 127). value = ±m · scale.
 //
@@ -30,8 +31,9 @@
 
 namespace serq {
 
-// The spec a stored weight is quantized with: `spec`, with IEEE-half scales where it is INT.
-QuantSpec stored_weight_spec(QuantSpec spec);
+// The spec a stored weight is quantized with: `spec`, with IEEE-half scales where it is INT and half_scales is set
+// (quant.scale_dtype: half), else float32 scales.
+QuantSpec stored_weight_spec(QuantSpec spec, bool half_scales = true);
 
 class PackedWeight {
  public:
@@ -45,8 +47,8 @@ class PackedWeight {
   // mapping, read in place, and release_pages() can hand their resident pages back to the file.
   static PackedWeight sixteen_bit(int rows, int cols, std::shared_ptr<const std::uint16_t> bits, bool is_bf16,
                                   bool file_mapped);
-  // Round to nearest on the grid of `spec` (an INT spec must have f16_scales): dequantize() then equals
-  // fake_quant_rows(w, spec). NaN/Inf, or a scale beyond the half range, is a serq::Error naming the row.
+  // Round to nearest on the grid of `spec`: dequantize() then equals fake_quant_rows(w, spec). NaN/Inf, or a scale
+  // beyond the half range (f16_scales), is a serq::Error naming the row.
   static PackedWeight quantize(const Matrix& w, const QuantSpec& spec);
   // Values already on the grid of `spec` with the given scales and (asymmetric) zero points, rows × groups, as
   // GPTQ leaves them: the codes are recovered from the values. A value off its grid is a serq::Error.
@@ -95,6 +97,7 @@ class PackedWeight {
   std::int64_t code_row_bytes() const;
   std::int64_t zero_row_bytes() const;
   void set_code(int row, int col, unsigned code);
+  float scale(std::size_t at) const;  // int: the scale of (row, group) at row · groups + group
 
   Storage storage_ = Storage::none;
   int rows_ = 0, cols_ = 0;
@@ -102,7 +105,8 @@ class PackedWeight {
   Matrix f32_;                        // f32
   std::shared_ptr<const std::uint16_t> sixteen_;  // bf16, f16: rows × cols values, owned or in a file mapping
   bool mapped_ = false;               // sixteen_ lies in a read-only file mapping
-  std::vector<std::uint16_t> half_;   // int: the scales, rows × groups (IEEE half bits)
+  std::vector<std::uint16_t> half_;   // int with f16_scales: the scales, rows × groups (IEEE half bits)
+  std::vector<float> float_scales_;   // int without f16_scales: the scales, rows × groups
   std::vector<std::uint8_t> codes_;   // int, mxfp4: rows × row_bytes
   std::vector<std::uint8_t> zeros_;   // int asymmetric: rows × zero_bytes, b bits each
   std::vector<std::uint8_t> exponents_;  // mxfp4: the E8M0 byte of each (row, block)
