@@ -21,6 +21,7 @@
 #include "core/model/fold.h"
 #include "core/model/forward.h"
 #include "core/model/memory.h"
+#include "core/model/rounding_nudge.h"
 #include "experiments/calibrate.h"
 #include "experiments/calibration_cache.h"
 #include "experiments/eval_metrics.h"
@@ -419,6 +420,8 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   const std::vector<LayerPlan> plan = layer_plan(model, params, method->quantizes());
   model.kv_cache = kv_cache_settings(config, model.config.head_dim(), model_path.string());
   const std::vector<std::string> folds = fold_input_transforms(model);
+  const auto rounding_seed = static_cast<std::uint64_t>(config.get_int("eval.rounding_seed"));
+  if (rounding_seed != 0) nudge_norms_by_one_ulp(model, rounding_seed);
   const std::string weights_held = hold_weights_for_evaluation(model);
   choose_kernels(config.get_string("runtime.kernels"), model);
   model.backend->kernels().clear();  // from here on, what the evaluation ran and moved
@@ -483,6 +486,10 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"model_source", model.source},
                  {"layer_transforms", layer_transforms(model)},
                  {"folds", fmt::format("{}", fmt::join(folds, "\n"))},
+                 {"rounding_nudge", rounding_seed == 0 ? "none"
+                                                       : fmt::format("every RMSNorm weight moved by one ulp, up or "
+                                                                     "down by seed {} (eval.rounding_seed)",
+                                                                     rounding_seed)},
                  {"tokenizer", assets.tokenizer(tokenizer_file).describe()},
                  {"backend", device.fallback.empty() ? std::string(model.backend->name())
                                                      : fmt::format("{} (fallback: {})", model.backend->name(),

@@ -47,6 +47,7 @@ std::string sbatch_script(const SbatchJob& job) {
   script += fmt::format("exec {} {} --out {} --resume", shell_quote(full_path(job.serq_run).string()),
                         shell_quote(full_path(job.config).string()), shell_quote(full_path(job.out).string()));
   for (const std::string& set : job.sets) script += " --set " + shell_quote(set);
+  if (job.noise_floor > 0) script += fmt::format(" --noise-floor {}", job.noise_floor);
   return script + "\n";
 }
 

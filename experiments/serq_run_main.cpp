@@ -24,6 +24,7 @@
 #include "core/model/loader.h"
 #include "core/model/memory.h"
 #include "experiments/asset_cache.h"
+#include "experiments/noise_floor.h"
 #include "experiments/preflight.h"
 #include "experiments/resume.h"
 #include "experiments/run_memory.h"
@@ -36,7 +37,7 @@
 namespace {
 
 constexpr const char* kUsage = R"(usage: serq-run CONFIG.yaml [--set KEY=VALUE]... [--out DIR] [--resume[=WHICH]]
-                [--shard I/N] [--dry-run] [--json] [--quiet]
+                [--shard I/N] [--noise-floor N] [--dry-run] [--json] [--quiet]
        serq-run CONFIG.yaml --emit-sbatch FILE [--out DIR] [--set KEY=VALUE]... [--array-tasks N] [--sbatch-option OPT]...
 
 Runs every point of the experiment in CONFIG.yaml: load the model, quantize it with quant.method, evaluate
@@ -57,6 +58,11 @@ options:
   --resume=this-commit to compute them again at this commit
   --shard I/N          run only points I, I+N, I+2N, ... (0 ≤ I < N); inside a SLURM array task the shard comes from
                        SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT
+  --noise-floor N      also run each configuration under perturbations that are not the method, N runs of each
+                       kind (the configuration and N-1 seeded variants; 8 or more for a stated floor): another
+                       calibration sample (calib.seed), another order among equal saliency scores (serq), RMSNorm
+                       weights nudged by one ulp (eval.rounding_seed: evaluation noise), and the other
+                       quant.scale_dtype; the end prints the mean, SD and range of perplexity and KLD of each kind
   --dry-run            print each run's id, label and memory estimate (of this shard), run nothing
   --json               print one JSON object per finished run on stdout (the table goes to stderr)
   --quiet              no progress lines
@@ -78,6 +84,7 @@ struct Options {
   std::string shard;        // "I/N", or empty
   std::string emit_sbatch;  // script path, or empty
   int array_tasks = 0;
+  int noise_floor = 0;  // runs per kind, or 0
   std::vector<std::string> sbatch_options;
   bool dry_run = false, json = false, quiet = false;
   serq::ResumeMode resume = serq::ResumeMode::off;
@@ -122,6 +129,15 @@ Options parse_args(int argc, char** argv) {
         if (used != text.size() || options.array_tasks < 1) throw std::invalid_argument(text);
       } catch (const std::exception&) {
         usage_error("--array-tasks " + text + ": use a number of array tasks ≥ 1");
+      }
+    } else if (arg == "--noise-floor") {
+      const std::string text = value();
+      try {
+        std::size_t used = 0;
+        options.noise_floor = std::stoi(text, &used);
+        if (used != text.size() || options.noise_floor < 2) throw std::invalid_argument(text);
+      } catch (const std::exception&) {
+        usage_error("--noise-floor " + text + ": use a number of runs per kind ≥ 2 (8 or more for a stated floor)");
       }
     } else if (arg == "--sbatch-option") {
       options.sbatch_options.push_back(value());
@@ -187,11 +203,15 @@ int run(const Options& options) {
   const auto started = std::filesystem::file_time_type::clock::now();  // results newer than this are another's
   install_interrupt_handlers();
   Progress::set_enabled(!options.quiet);
-  const ExperimentPlan plan = load_experiment(options.config, options.sets, method_catalog());
+  const std::optional<NoisePlan> noise =
+      options.noise_floor > 0
+          ? std::optional(noise_floor_plan(options.config, options.sets, method_catalog(), options.noise_floor))
+          : std::nullopt;
+  const ExperimentPlan plan = noise ? noise->plan : load_experiment(options.config, options.sets, method_catalog());
   const std::string commit = build_info().git_commit;
   if (!options.emit_sbatch.empty()) {
     const SbatchJob job{plan.experiment, plan.runs.size(), options.array_tasks, std::filesystem::read_symlink("/proc/self/exe"),
-                        options.config, options.out, options.sets, options.sbatch_options};
+                        options.config, options.out, options.sets, options.noise_floor, options.sbatch_options};
     write_sbatch_script(options.emit_sbatch, job);
     std::printf("wrote %s: %zu runs of '%s' in %d array tasks\nsubmit: sbatch %s\nthen:   serq-merge %s/%s --out "
                 "merged\n", options.emit_sbatch.c_str(), plan.runs.size(), plan.experiment.c_str(),
@@ -319,6 +339,11 @@ int run(const Options& options) {
     return 128 + interrupted.signal();
   }
   std::fprintf(table_stream, "\n%s", table().c_str());
+  if (noise) {
+    std::map<std::string, const RunRecord*> records;
+    for (const auto& [position, run] : finished) records[run.record.run_id] = &run.record;
+    std::fprintf(table_stream, "\n%s", noise_floor_table(*noise, records, commit).c_str());
+  }
   std::fprintf(table_stream, "results: %s/\n", results.c_str());
   return 0;
 }

@@ -318,6 +318,14 @@ std::vector<KeySpec> make_schema() {
        .doc = "also compare each scored position with the full-precision model (KL divergence, top-1 agreement, "
               "delta p); runs the FP model beside the quantized one",
        .default_value = false},
+      {.path = "eval.rounding_seed",
+       .type = ValueType::integer,
+       .doc = "0 = off; N: move every RMSNorm weight by one ulp up or down (a coin per element from seed N) after "
+              "quantization, a float-rounding-sized change that leaves the quantized model as it is, to measure "
+              "evaluation noise (serq-run --noise-floor)",
+       .default_value = Int{0},
+       .min = 0,
+       .max = kLargestSeed},
       {.path = "eval.log_items",
        .type = ValueType::boolean,
        .doc = "keep every zero-shot item's scores in run.h5 /items (each choice's log-likelihood and length, the "

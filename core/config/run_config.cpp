@@ -97,7 +97,9 @@ std::string kv_label(const ResolvedConfig& config) {
 }  // namespace
 
 std::string ResolvedConfig::label() const {
-  if (get_string("quant.method") == "fp") return "fp" + kv_label(*this);  // full precision ignores the bit-width keys
+  const std::int64_t rounding_seed = get_int("eval.rounding_seed");
+  const std::string nudge = rounding_seed == 0 ? "" : fmt::format(" ulp-seed{}", rounding_seed);
+  if (get_string("quant.method") == "fp") return "fp" + nudge + kv_label(*this);  // FP ignores the bit-width keys
   const std::int64_t w_bits = get_int("quant.w_bits"), a_bits = get_int("quant.a_bits");
   const std::int64_t group = get_int("quant.group_size"), a_group = get_int("quant.a_group_size");
   auto group_text = [](std::int64_t size) { return size == 0 ? std::string("ch") : std::to_string(size); };
@@ -135,7 +137,7 @@ std::string ResolvedConfig::label() const {
   if (const auto rules = parse_overrides(get_string("quant.overrides")).size(); rules > 0)
     label += fmt::format(" +{} override{}", rules, rules == 1 ? "" : "s");
   if (const std::int64_t seed = get_int("calib.seed"); seed != 0) label += fmt::format(" calib-seed{}", seed);
-  return label + kv_label(*this);
+  return label + nudge + kv_label(*this);
 }
 
 namespace {
