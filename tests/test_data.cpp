@@ -218,6 +218,11 @@ TEST_CASE("data: missing, empty and malformed dataset files raise errors naming 
                     Catch::Contains("eval.dataset: " + missing.string() + " does not exist") &&
                         Catch::Contains("tinystories-eval, tinystories-calib, wikitext2, wikitext2-valid, "
                                         "wikitext2-train, ptb"));
+  // WikiText-2 missing from the assets: the error names the command that fetches it.
+  CHECK_THROWS_WITH(dataset_file("wikitext2", dir, "eval.dataset"),
+                    Catch::StartsWith("eval.dataset: " + (dir / "data/text/wikitext2/wiki.test.hf_rows.json").string() +
+                                      " does not exist; tools/fetch_assets.sh fetches WikiText-2"));
+  CHECK_THROWS_WITH(dataset_file("wikitext2-valid", dir, "calib.dataset"), Catch::Contains("tools/fetch_assets.sh"));
   // The papers' calibration split is not among the assets: the error says where it goes and what to use instead.
   CHECK_THROWS_WITH(dataset_file("wikitext2-train", dir, "calib.dataset"),
                     Catch::StartsWith("calib.dataset: wikitext2-train") &&

@@ -341,7 +341,8 @@ TEST_CASE("tasks: a missing task file names its full path and eval.tasks", "[tas
   CHECK_THROWS_WITH(load_task("arc_easy", root, BadLinePolicy::error, 0),
                     Contains("eval.tasks: arc_easy needs " + (root / "data/tasks/llm-foundry/arc_easy.jsonl").string() +
                              ", which does not exist") &&
-                        Contains("SERQ_ASSETS") && Contains("drop arc_easy from eval.tasks"));
+                        Contains("tools/fetch_assets.sh") && Contains("SERQ_ASSETS") &&
+                        Contains("drop arc_easy from eval.tasks"));
   const fs::path piqa = fake_assets("tasks_missing_labels", "data/tasks/piqa-official/valid.jsonl",
                                     R"({"goal": "g", "sol1": "a", "sol2": "b"})"
                                     "\n");

@@ -134,8 +134,8 @@ struct LoadedItems {
 
 void require_file(const TaskFile& at, const fs::path& path) {
   SERQ_CHECK(fs::exists(path),
-             "eval.tasks: {} needs {}, which does not exist; check SERQ_ASSETS ({}) or drop {} from "
-             "eval.tasks",
+             "eval.tasks: {} needs {}, which does not exist; tools/fetch_assets.sh fetches the zero-shot tasks, or "
+             "check SERQ_ASSETS ({}), or drop {} from eval.tasks",
              at.task, path.string(), (at.assets_root / "data/tasks").string(), at.task);
 }
 

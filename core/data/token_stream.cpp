@@ -127,6 +127,9 @@ fs::path dataset_file(std::string_view name_or_path, const fs::path& assets_root
              key, path.string());
   std::error_code error;
   const fs::file_status status = fs::status(path, error);
+  SERQ_CHECK(fs::exists(status) || (name_or_path != "wikitext2" && name_or_path != "wikitext2-valid"),
+             "{}: {} does not exist; tools/fetch_assets.sh fetches WikiText-2 (and the zero-shot tasks) into serq's "
+             "asset cache, or set SERQ_ASSETS to a copy of serq's assets", key, path.string());
   SERQ_CHECK(fs::exists(status), "{}: {} does not exist; use one of tinystories-eval, tinystories-calib, "
              "wikitext2, wikitext2-valid, wikitext2-train, ptb or a text file path", key, path.string());
   const char* kind = fs::is_directory(status)           ? "a directory"
