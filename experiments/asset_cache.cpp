@@ -9,6 +9,7 @@
 #include "core/common/error.h"
 #include "core/common/paths.h"
 #include "core/formats/gguf.h"
+#include "core/model/export.h"
 #include "core/model/loader.h"
 #include "core/model/memory.h"
 
@@ -108,6 +109,7 @@ std::filesystem::path resolve_tokenizer(const std::filesystem::path& model_path,
     return configured;
   }
   if (fs::is_regular_file(model_path) && is_gguf_file(model_path)) return model_path;  // its tokenizer.ggml.* keys
+  if (is_serq_export(model_path)) return export_tokenizer(model_path);
   const fs::path dir = fs::is_directory(model_path) ? model_path : model_path.parent_path();
   if (fs::exists(dir / "tokenizer.model")) return dir / "tokenizer.model";
   if (fs::is_directory(model_path) && fs::exists(dir / "tokenizer.json")) return dir / "tokenizer.json";

@@ -126,6 +126,7 @@ void check_runs_before_work(const std::vector<const ResolvedConfig*>& runs, Asse
     const QuantParams params = quant_params(config, *method);  // formats and kernels that fit
     resolve_backend(config.get_string("runtime.device"), config.get_bool("runtime.strict"), "runtime.device");
 
+    check_export_run(config);
     const std::string& model_path = config.get_string("model.path");
     if (!models.contains(model_path)) models.emplace(model_path, check_model_files(model_path));
     const ModelConfig& model = models.at(model_path);

@@ -20,6 +20,7 @@
 #include "core/eval/zero_shot.h"
 #include "core/model/fold.h"
 #include "core/model/forward.h"
+#include "core/model/export.h"
 #include "core/model/memory.h"
 #include "core/model/rounding_nudge.h"
 #include "experiments/calibrate.h"
@@ -182,6 +183,13 @@ void choose_kernels(const std::string& choice, Model& model) {
   for (QuantLinear* layer : model.linears()) {
     if (layer->int_kernel_applies()) layer->use_int_kernel();
   }
+}
+
+// The linears an export quantized: the decoder's, and the head where its weight is quantized.
+std::vector<QuantLinear*> exported_layers(Model& model) {
+  std::vector<QuantLinear*> layers = model.linears();
+  if (!model.lm_head.weight_quant.enabled()) layers.pop_back();
+  return layers;
 }
 
 // One line per linear layer that a method transformed: "layers.0.mlp.down_proj: <what>".
@@ -371,8 +379,19 @@ std::vector<const Task*> load_tasks(const ResolvedConfig& config, AssetCache& as
   return tasks;
 }
 
-RunRecord execute_run(const ResolvedConfig& config, const std::string& experiment, AssetCache& assets) {
+void check_export_run(const ResolvedConfig& config) {
+  const std::string& path = config.get_string("model.path");
+  if (!is_serq_export(path)) return;
+  SERQ_CHECK(config.get_string("quant.method") == "fp", "model.path: {} is a serq export, already quantized ({}); "
+             "set quant.method: fp to evaluate it as it is", path, export_label(path));
+  SERQ_CHECK(!config.get_bool("eval.kld"), "eval.kld: model.path {} is a serq export, which does not hold the "
+             "full-precision model KL divergence compares against; set eval.kld: false", path);
+}
+
+RunRecord execute_run(const ResolvedConfig& config, const std::string& experiment, AssetCache& assets,
+                      const std::filesystem::path& export_dir) {
   const auto start = std::chrono::steady_clock::now();
+  check_export_run(config);
   if (const int threads = threads_to_use(config); threads > 0) set_cpu_threads(threads);  // capped at the cores
 
   const std::filesystem::path model_path = config.get_string("model.path");
@@ -416,10 +435,24 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
       quantize_model(config, model, *method, params, calibration, protocol, tokenizer_file, assets);
   if (progress) progress->finish();
   params.progress = nullptr;
-  const MethodReport& report = quantized.report;
+  const bool reloaded = is_serq_export(model_path);
+  MethodReport report = quantized.report;
+  if (reloaded) {  // what the export's run counted (folding adds row divisors that it does not count)
+    report = summarize(exported_layers(model), start);
+    report.bits_per_weight = export_bits_per_weight(model_path);
+  }
   const std::vector<LayerPlan> plan = layer_plan(model, params, method->quantizes());
   model.kv_cache = kv_cache_settings(config, model.config.head_dim(), model_path.string());
-  const std::vector<std::string> folds = fold_input_transforms(model);
+  const std::vector<std::string> folds =
+      reloaded ? std::vector<std::string>{"none here: the export was folded before it was written"}
+               : fold_input_transforms(model);
+  std::optional<ExportSummary> exported;
+  if (!export_dir.empty()) {
+    const BuildInfo build = build_info();
+    exported = export_model(model, {config.run_id(build.git_commit), config.label(), build.git_commit,
+                                    config.to_yaml(), tokenizer_file},
+                            report.bits_per_weight, export_dir);
+  }
   const auto rounding_seed = static_cast<std::uint64_t>(config.get_int("eval.rounding_seed"));
   if (rounding_seed != 0) nudge_norms_by_one_ulp(model, rounding_seed);
   const std::string weights_held = hold_weights_for_evaluation(model);
@@ -437,7 +470,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   RunRecord record;
   record.experiment = experiment;
   record.run_id = config.run_id(build.git_commit);
-  record.label = config.label();
+  record.label = reloaded ? fmt::format("{} (reloaded)", export_label(model_path)) : config.label();
   record.config_yaml = config.to_yaml();
   record.metrics = {{"ppl", ppl.ppl},
                     {"mean_nll", ppl.mean_nll},
@@ -515,6 +548,11 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   }
   record_tasks(task_results, record);
   record.info.insert(task_info.begin(), task_info.end());
+  if (exported) {
+    record.info["export"] = export_dir.string();
+    record.counts["export_model_bytes"] = exported->model_bytes;
+    record.metrics["export_file_bits_per_weight"] = exported->file_bits_per_weight;
+  }
   record.metrics["seconds"] = seconds_since(start);
   return record;
 }

@@ -24,6 +24,13 @@ KvCacheSettings kv_cache_settings(const ResolvedConfig& config, int head_dim, co
 std::vector<const Task*> load_tasks(const ResolvedConfig& config, AssetCache& assets);
 
 // Runs the resolved config and returns its record (metrics, counts, provenance). Throws serq::Error on bad input.
-RunRecord execute_run(const ResolvedConfig& config, const std::string& experiment, AssetCache& assets);
+// With `export_dir`, the quantized model (after folding) is also written there (core/model/export.h) before it is
+// evaluated. A model.path that is a serq export is evaluated as it is: quant.method must be fp, and its folds are
+// not done again.
+RunRecord execute_run(const ResolvedConfig& config, const std::string& experiment, AssetCache& assets,
+                      const std::filesystem::path& export_dir = {});
+
+// The checks a serq export as model.path needs (quant.method fp, no eval.kld), one serq::Error line each.
+void check_export_run(const ResolvedConfig& config);
 
 }  // namespace serq

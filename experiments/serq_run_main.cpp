@@ -37,7 +37,7 @@
 namespace {
 
 constexpr const char* kUsage = R"(usage: serq-run CONFIG.yaml [--set KEY=VALUE]... [--out DIR] [--resume[=WHICH]]
-                [--shard I/N] [--noise-floor N] [--dry-run] [--json] [--quiet]
+                [--shard I/N] [--noise-floor N] [--export DIR] [--dry-run] [--json] [--quiet]
        serq-run CONFIG.yaml --emit-sbatch FILE [--out DIR] [--set KEY=VALUE]... [--array-tasks N] [--sbatch-option OPT]...
 
 Runs every point of the experiment in CONFIG.yaml: load the model, quantize it with quant.method, evaluate
@@ -63,6 +63,10 @@ options:
                        calibration sample (calib.seed), another order among equal saliency scores (serq), RMSNorm
                        weights nudged by one ulp (eval.rounding_seed: evaluation noise), and the other
                        quant.scale_dtype; the end prints the mean, SD and range of perplexity and KLD of each kind
+  --export DIR         also write the quantized model (after folding) to DIR, which must not exist: safetensors
+                       with a JSON manifest (codes, scales, zero points, permutations, folded norms, R or the
+                       low-rank factors, formats, the resolved config) and the tokenizer; a config with one run.
+                       model.path: DIR (with quant.method: fp) evaluates it again without calibrating or quantizing
   --dry-run            print each run's id, label and memory estimate (of this shard), run nothing
   --json               print one JSON object per finished run on stdout (the table goes to stderr)
   --quiet              no progress lines
@@ -83,6 +87,7 @@ struct Options {
   std::string out = "results";
   std::string shard;        // "I/N", or empty
   std::string emit_sbatch;  // script path, or empty
+  std::string export_dir;   // --export, or empty
   int array_tasks = 0;
   int noise_floor = 0;  // runs per kind, or 0
   std::vector<std::string> sbatch_options;
@@ -119,6 +124,9 @@ Options parse_args(int argc, char** argv) {
       options.out = value();
     } else if (arg == "--shard") {
       options.shard = value();
+    } else if (arg == "--export") {
+      options.export_dir = value();
+      if (options.export_dir.empty()) usage_error("--export is empty; name a new directory");
     } else if (arg == "--emit-sbatch") {
       options.emit_sbatch = value();
     } else if (arg == "--array-tasks") {
@@ -162,6 +170,11 @@ Options parse_args(int argc, char** argv) {
   }
   if (options.config.empty()) usage_error("no config file given");
   if (options.out.empty()) usage_error("--out is empty; name a directory, e.g. --out results");
+  if (!options.export_dir.empty() && (options.dry_run || !options.shard.empty() || !options.emit_sbatch.empty() ||
+                                      options.resume != serq::ResumeMode::off || options.noise_floor > 0)) {
+    usage_error("--export writes the model of one run it computes; drop --dry-run, --shard, --emit-sbatch, --resume "
+                "and --noise-floor");
+  }
   if (!options.emit_sbatch.empty() &&
       (options.dry_run || !options.shard.empty() || options.resume != serq::ResumeMode::off)) {
     usage_error("--emit-sbatch writes a script and runs nothing; drop --dry-run, --shard and --resume");
@@ -242,6 +255,14 @@ int run(const Options& options) {
     std::fprintf(stderr, "memory available to this process: %.1f GiB\n", static_cast<double>(available) / (1LL << 30));
     return 0;
   }
+  if (!options.export_dir.empty()) {
+    SERQ_CHECK(runs.size() == 1, "--export {}: the config has {} runs; an export holds one model (fix the sweep with "
+               "--set, or drop --export)", options.export_dir, runs.size());
+    SERQ_CHECK(!std::filesystem::exists(options.export_dir), "--export {}: already exists; choose a new directory "
+               "(an export never overwrites)", options.export_dir);
+    const std::filesystem::path parent = std::filesystem::absolute(options.export_dir).parent_path();
+    probe_writable_directory(parent, "--export", "choose another place for the export");
+  }
   // The output first (an unwritable --out fails now, not after the work), then every input of every run.
   probe_writable_directory(options.out, "--out", "choose another --out");
   probe_writable_directory(std::filesystem::path(options.out) / plan.experiment, "--out", "choose another --out");
@@ -297,7 +318,7 @@ int run(const Options& options) {
     }
     std::fprintf(stderr, "[%zu/%zu] %s%s\n", i + 1, runs.size(), config.label().c_str(), eta.c_str());
     remove_stale_temporaries(file);
-    FinishedRun run{&config, execute_run(config, plan.experiment, assets), file};
+    FinishedRun run{&config, execute_run(config, plan.experiment, assets, options.export_dir), file};
     write_run_record(run.result_file, run.record);
     ++executed;
     if (options.json) std::printf("%s\n", run_summary_json(run).dump().c_str());

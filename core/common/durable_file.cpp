@@ -88,6 +88,21 @@ void commit_temporary(const std::filesystem::path& temporary, const std::filesys
   }
 }
 
+void commit_temporary_directory(const std::filesystem::path& temporary, const std::filesystem::path& dir) {
+  std::error_code ignored;
+  int error = sync_path(temporary, O_RDONLY | O_DIRECTORY);
+  if (!error && ::rename(temporary.c_str(), dir.c_str()) != 0) error = errno;
+  if (error) {
+    std::filesystem::remove_all(temporary, ignored);
+    fail("{}: cannot move the finished directory into place ({}); remove what is there or choose another directory",
+         dir.string(), describe_write_error(error));
+  }
+  const std::filesystem::path parent = dir.has_parent_path() ? dir.parent_path() : ".";
+  if (const int failed = sync_path(parent, O_RDONLY | O_DIRECTORY)) {
+    fail("{}: the directory entry could not be flushed to the disk ({})", dir.string(), describe_write_error(failed));
+  }
+}
+
 void write_file_atomically(const std::filesystem::path& file, std::string_view bytes) {
   create_parent_directories(file, "choose another directory");
   const std::filesystem::path temporary = temporary_beside(file);

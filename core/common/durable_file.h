@@ -22,6 +22,10 @@ void create_parent_directories(const std::filesystem::path& file, std::string_vi
 // removed and a serq::Error names `file` and the cause.
 void commit_temporary(const std::filesystem::path& temporary, const std::filesystem::path& file);
 
+// The same for a directory whose files are written and synced already: `temporary` is synced, renamed to `dir` (which
+// must not exist) and the parent synced; on a failure `temporary` is removed with its files.
+void commit_temporary_directory(const std::filesystem::path& temporary, const std::filesystem::path& dir);
+
 // Writes `bytes` to `file` whole or not at all (temporary file, every write checked, commit_temporary).
 void write_file_atomically(const std::filesystem::path& file, std::string_view bytes);
 

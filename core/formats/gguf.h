@@ -74,6 +74,7 @@ class GgufFile {
   const std::vector<std::string>& get_string_array(std::string_view key) const;
   const std::vector<std::int64_t>& get_int_array(std::string_view key) const;
   const GgufValue* find_value(std::string_view key) const;  // nullptr when absent
+  const std::map<std::string, GgufValue, std::less<>>& metadata() const { return metadata_; }  // by key
 
   // Dequantizes tensor `name` into out (out.size() must equal its element count). Throws serq::Error if the
   // tensor is absent, the size differs, or a value is NaN or infinite.

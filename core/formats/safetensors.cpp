@@ -24,7 +24,9 @@ DType parse_dtype(const std::string& text, const std::string& file, const std::s
   if (text == "F32") return DType::F32;
   if (text == "F16") return DType::F16;
   if (text == "BF16") return DType::BF16;
-  fail("{}: tensor '{}' has dtype '{}', which serq does not read; supported dtypes are F32, F16 and BF16 "
+  if (text == "U8") return DType::U8;
+  if (text == "I32") return DType::I32;
+  fail("{}: tensor '{}' has dtype '{}', which serq does not read; supported dtypes are F32, F16, BF16, U8 and I32 "
        "(convert the checkpoint to one of them)",
        file, tensor, text);
 }
@@ -87,11 +89,22 @@ const char* dtype_name(DType dtype) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::U8: return "U8";
+    case DType::I32: return "I32";
   }
   return "?";
 }
 
-std::size_t dtype_size(DType dtype) { return dtype == DType::F32 ? 4 : 2; }
+std::size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::F32:
+    case DType::I32: return 4;
+    case DType::F16:
+    case DType::BF16: return 2;
+    case DType::U8: return 1;
+  }
+  return 1;
+}
 
 std::int64_t TensorInfo::numel() const {
   std::int64_t n = 1;
@@ -126,7 +139,15 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
              "re-fetch it)", where);
   const std::uint64_t data_bytes = size - file.data_start_;
   for (const auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") continue;
+    if (name == "__metadata__") {
+      SERQ_CHECK(entry.is_object(), "{}: __metadata__ is not a JSON object (corrupted? re-fetch it)", where);
+      for (const auto& [key, value] : entry.items()) {
+        SERQ_CHECK(value.is_string(), "{}: __metadata__ entry '{}' is not a string (corrupted? re-fetch it)", where,
+                   key);
+        file.metadata_[key] = value.get<std::string>();
+      }
+      continue;
+    }
     file.tensors_.push_back(parse_entry(name, entry, data_bytes, where));
   }
   // The data region is the tensors back to back, as the safetensors library requires: a gap or an overlap means
@@ -157,6 +178,8 @@ void SafetensorsFile::read_f32(std::string_view name, std::span<float> out) cons
   SERQ_CHECK(info, "{}: no tensor named '{}' (wrong checkpoint, or an incomplete export?)", path_.string(), name);
   SERQ_CHECK(static_cast<std::int64_t>(out.size()) == info->numel(),
              "{}: tensor '{}' has {} values but {} were expected", path_.string(), name, info->numel(), out.size());
+  SERQ_CHECK(info->dtype == DType::F32 || info->dtype == DType::F16 || info->dtype == DType::BF16,
+             "{}: tensor '{}' is {}, not a float type", path_.string(), name, dtype_name(info->dtype));
 
   const std::byte* src = map_->data() + data_start_ + info->begin;
   if (info->dtype == DType::F32) {
@@ -183,8 +206,8 @@ bool SafetensorsFile::maps_in_place(std::string_view name) const {
 std::shared_ptr<const std::uint16_t> SafetensorsFile::map_16bit(std::string_view name) const {
   const TensorInfo* info = find(name);
   SERQ_CHECK(info, "{}: no tensor named '{}' (wrong checkpoint, or an incomplete export?)", path_.string(), name);
-  SERQ_CHECK(info->dtype != DType::F32, "{}: tensor '{}' is F32, not a 16-bit type (a bug in the caller)",
-             path_.string(), name);
+  SERQ_CHECK(info->dtype == DType::F16 || info->dtype == DType::BF16, "{}: tensor '{}' is {}, not a 16-bit float "
+             "type (a bug in the caller)", path_.string(), name, dtype_name(info->dtype));
   const auto count = static_cast<std::size_t>(info->numel());
   const std::byte* src = map_->data() + data_start_ + info->begin;
   std::shared_ptr<const std::uint16_t> bits;
@@ -204,6 +227,14 @@ std::shared_ptr<const std::uint16_t> SafetensorsFile::map_16bit(std::string_view
          name, info->dtype == DType::BF16 ? bf16_to_f32(*bad) : f16_to_f32(*bad), bad - bits.get());
   }
   return bits;
+}
+
+std::span<const std::byte> SafetensorsFile::bytes(std::string_view name, DType dtype) const {
+  const TensorInfo* info = find(name);
+  SERQ_CHECK(info, "{}: no tensor named '{}' (wrong checkpoint, or an incomplete export?)", path_.string(), name);
+  SERQ_CHECK(info->dtype == dtype, "{}: tensor '{}' is {}, expected {} (a damaged or hand-edited file?)",
+             path_.string(), name, dtype_name(info->dtype), dtype_name(dtype));
+  return {map_->data() + data_start_ + info->begin, static_cast<std::size_t>(info->end - info->begin)};
 }
 
 }  // namespace serq

@@ -67,7 +67,7 @@ class Checkpoint {
   void read_linear(const std::string& name, const std::vector<std::int64_t>& shape, QuantLinear& layer) {
     const auto it = owner_.find(name);
     const TensorInfo* info = it == owner_.end() ? nullptr : it->second->find(name);
-    if (info && info->shape == shape && info->dtype != DType::F32) {
+    if (info && info->shape == shape && (info->dtype == DType::F16 || info->dtype == DType::BF16)) {
       const int rows = static_cast<int>(shape[0]), cols = static_cast<int>(shape[1]);
       layer.packed = PackedWeight::sixteen_bit(rows, cols, it->second->map_16bit(name), info->dtype == DType::BF16,
                                                it->second->maps_in_place(name));
@@ -86,7 +86,7 @@ class Checkpoint {
     const std::string first = kHfNames.layer_tensor(0, layer_linears().front().name, "weight");
     const auto it = owner_.find(first);
     const TensorInfo* info = it == owner_.end() ? nullptr : it->second->find(first);
-    return info && info->dtype != DType::F32 && it->second->maps_in_place(first);
+    return info && (info->dtype == DType::F16 || info->dtype == DType::BF16) && it->second->maps_in_place(first);
   }
 
   // Marks a stored tensor as deliberately not read.

@@ -358,4 +358,73 @@ std::int64_t PackedWeight::storage_bits() const {
          32 * std::int64_t(float_scales_.size()) + 16 * std::int64_t(divisor_.size());
 }
 
+PackedWeight::StoredParts PackedWeight::stored_parts() const {
+  StoredParts parts;
+  parts.codes = codes_;
+  parts.zeros = zeros_;
+  parts.exponents = exponents_;
+  parts.half_scales = half_;
+  parts.float_scales = float_scales_;
+  if (storage_ == Storage::f32) parts.f32 = f32_;
+  if (storage_ == Storage::bf16 || storage_ == Storage::f16) {
+    parts.sixteen.assign(sixteen_.get(), sixteen_.get() + std::size_t(rows_) * std::size_t(cols_));
+  }
+  parts.divisor = divisor_;
+  return parts;
+}
+
+PackedWeight PackedWeight::from_stored(Storage storage, const QuantSpec& spec, int rows, int cols, StoredParts parts) {
+  SERQ_CHECK(rows > 0 && cols > 0, "a stored weight of {} × {} (rows and columns must be positive)", rows, cols);
+  const std::size_t count = std::size_t(rows) * std::size_t(cols);
+  auto check_size = [](const char* part, std::size_t got, std::size_t want) {
+    SERQ_CHECK(got == want, "its {} hold {} entries, {} expected", part, got, want);
+  };
+  if (storage == Storage::f32) {
+    SERQ_CHECK(parts.f32.rows() == rows && parts.f32.cols() == cols && parts.f32.allFinite(),
+               "its float32 values are not {} × {} finite numbers", rows, cols);
+    return full_precision(std::move(parts.f32));
+  }
+  if (storage == Storage::bf16 || storage == Storage::f16) {
+    check_size("16-bit values", parts.sixteen.size(), count);
+    const std::uint16_t exponent = storage == Storage::bf16 ? 0x7f80 : 0x7c00;
+    for (const std::uint16_t bits : parts.sixteen) {
+      SERQ_CHECK((bits & exponent) != exponent, "a 16-bit value is NaN or infinite");
+    }
+    return sixteen_bit(rows, cols, std::move(parts.sixteen), storage == Storage::bf16);
+  }
+  SERQ_CHECK(storage == Storage::int_codes || storage == Storage::mxfp4, "a stored weight needs a storage kind");
+  SERQ_CHECK((storage == Storage::mxfp4) == (spec.format == NumberFormat::mxfp4),
+             "its storage and its format {} disagree", spec.describe());
+  validate(spec, "stored weight");
+  SERQ_CHECK(spec.enabled(), "a packed weight needs a quantized format, not {}", spec.describe());
+  PackedWeight packed(spec, rows, cols);
+  check_size("codes", parts.codes.size(), packed.codes_.size());
+  check_size("zero points", parts.zeros.size(), packed.zeros_.size());
+  check_size("exponents", parts.exponents.size(), packed.exponents_.size());
+  check_size("IEEE-half scales", parts.half_scales.size(), packed.half_.size());
+  check_size("float32 scales", parts.float_scales.size(), packed.float_scales_.size());
+  for (const std::uint16_t bits : parts.half_scales) {
+    const float scale = f16_to_f32(bits);
+    SERQ_CHECK(std::isfinite(scale) && scale >= 0.0f, "a scale is {}, not a non-negative finite number", scale);
+  }
+  for (const std::uint8_t exponent : parts.exponents) {
+    SERQ_CHECK(exponent != 255, "an MXFP4 block exponent is 255, E8M0's NaN");
+  }
+  for (const float scale : parts.float_scales) {
+    SERQ_CHECK(std::isfinite(scale) && scale >= 0.0f, "a scale is {}, not a non-negative finite number", scale);
+  }
+  if (parts.divisor.size() > 0) {
+    check_size("row divisors", static_cast<std::size_t>(parts.divisor.size()), static_cast<std::size_t>(rows));
+    SERQ_CHECK(parts.divisor.allFinite() && (parts.divisor.array() != 0.0f).all(),
+               "a row divisor is zero or not finite");
+  }
+  packed.codes_ = std::move(parts.codes);
+  packed.zeros_ = std::move(parts.zeros);
+  packed.exponents_ = std::move(parts.exponents);
+  packed.half_ = std::move(parts.half_scales);
+  packed.float_scales_ = std::move(parts.float_scales);
+  packed.divisor_ = std::move(parts.divisor);
+  return packed;
+}
+
 }  // namespace serq

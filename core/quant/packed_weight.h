@@ -88,6 +88,22 @@ class PackedWeight {
   // int and mxfp4: the columns of a group (the last one may be shorter).
   int group_width() const;
 
+  // The stored parts, as an export writes them (core/model/export.h), copied: INT and MXFP4 codes (rows × row
+  // bytes), scales (IEEE-half bits with spec().f16_scales, else float32), zero points (asymmetric INT), MXFP4
+  // exponents, the row divisor, 16-bit values (bf16, f16) or float32 values (f32).
+  struct StoredParts {
+    std::vector<std::uint8_t> codes, zeros, exponents;
+    std::vector<std::uint16_t> half_scales, sixteen;
+    std::vector<float> float_scales;
+    Matrix f32;
+    Vector divisor;
+  };
+  StoredParts stored_parts() const;
+  // A weight from its parts (storage int_codes, mxfp4, f32, bf16 or f16). Each part's size is checked against the
+  // storage, spec and shape, every scale must be non-negative and finite, every divisor finite and non-zero, every
+  // value finite: a damaged or hand-edited export is a serq::Error saying what is wrong.
+  static PackedWeight from_stored(Storage storage, const QuantSpec& spec, int rows, int cols, StoredParts parts);
+
   std::int64_t storage_bits() const;
   double bits_per_weight() const { return static_cast<double>(storage_bits()) / (double(rows_) * double(cols_)); }
 
