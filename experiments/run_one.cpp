@@ -550,6 +550,7 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   record.info.insert(task_info.begin(), task_info.end());
   if (exported) {
     record.info["export"] = export_dir.string();
+    record.info["export_gguf"] = exported->gguf;
     record.counts["export_model_bytes"] = exported->model_bytes;
     record.metrics["export_file_bits_per_weight"] = exported->file_bits_per_weight;
   }

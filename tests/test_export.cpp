@@ -1,8 +1,10 @@
 // Quantized checkpoints out and back in: SHA-256 against FIPS 180 vectors, the safetensors and GGUF writers read back
-// by serq's readers, and serq-run --export then model.path: DIR giving the same perplexity bit for bit (stories260K
-// for every kind of layer, SmolLM2 for the real model), with a damaged export or an existing directory refused.
+// by serq's readers, serq-run --export then model.path: DIR giving the same perplexity bit for bit (stories260K
+// for every kind of layer, SmolLM2 for the real model), a damaged export or an existing directory refused, and the
+// weight-only GGUF of an RTN model read back to the exported values and evaluated to the same perplexity.
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -13,6 +15,7 @@
 #include "core/formats/gguf_writer.h"
 #include "core/formats/safetensors.h"
 #include "core/formats/safetensors_writer.h"
+#include "core/model/architecture.h"
 #include "core/model/export.h"
 #include "tests/support/serq_run.h"
 
@@ -229,4 +232,79 @@ TEST_CASE("a damaged export, an edited manifest or an existing directory is a on
   again.replace(again.find("  method: fp\n"), 13, "  method: rtn\n");
   test::check_one_line_error(test::serq_run(test::write_config(dir / "reload", again).string(), dir),
                              {"is a serq export, already quantized (serq w4a4 g32 r8)", "quant.method: fp"});
+}
+
+TEST_CASE("the weight-only GGUF of an RTN model reads back to the exported values and evaluates the same") {
+  const auto dir = test::scratch_dir("export_gguf");
+  const std::string yaml = R"(experiment:
+  name: export_gguf
+model:
+  path: ${SERQ_ASSETS}/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf
+quant:
+  method: rtn
+  a_bits: 16
+  group_size: 32
+eval:
+  dataset: wikitext2
+  seq_len: 256
+  max_windows: 1
+  layer_error_samples: 0
+)";
+  for (const auto& [bits, type] : {std::pair{4, GgmlType::Q4_0}, std::pair{8, GgmlType::Q8_0}}) {
+    INFO("INT" << bits);
+    const auto exported = dir / fmt::format("w{}", bits);
+    std::string config = yaml;
+    config.replace(config.find("  a_bits: 16\n"), 13, fmt::format("  w_bits: {}\n  a_bits: 16\n", bits));
+    const nlohmann::json original =
+        run_json(dir, config, "--out " + (dir / "results").string() + " --export " + exported.string());
+    REQUIRE(std::filesystem::exists(exported / "model.gguf"));
+    const Model model = load_export(exported);
+    const GgufFile gguf = GgufFile::open(exported / "model.gguf");
+    const QuantLinear& q = model.layers[3].q_proj;
+    REQUIRE(gguf.find("blk.3.attn_q.weight"));
+    CHECK(gguf.find("blk.3.attn_q.weight")->type == type);
+    for (const QuantLinear* layer : const_cast<Model&>(model).linears()) {
+      if (layer->name == "lm_head") continue;
+      const std::size_t dot = layer->name.find('.', 7);  // "layers.<i>."
+      const int index = std::stoi(layer->name.substr(7, dot - 7));
+      const std::string kind = layer->name.substr(dot + 1);
+      const char* gguf_name = nullptr;
+      for (const LinearDesc& l : layer_linears()) {
+        if (kind == l.name) gguf_name = l.gguf;
+      }
+      Matrix values(layer->d_out(), layer->d_in());
+      gguf.read_f32(fmt::format("blk.{}.{}.weight", index, gguf_name), {values.data(), static_cast<std::size_t>(values.size())});
+      REQUIRE(values == layer->packed.dequantize());
+    }
+    Matrix embed(model.config.vocab_size, model.config.dim);
+    gguf.read_f32("token_embd.weight", {embed.data(), static_cast<std::size_t>(embed.size())});
+    CHECK(embed == model.embed);
+    CHECK(q.packed.spec().bits == bits);
+    // The GGUF as a model of its own: the same perplexity as the quantized run (weights only: activations are FP).
+    std::string from_gguf = yaml;
+    from_gguf.replace(from_gguf.find("${SERQ_ASSETS}/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"), 66,
+                      (exported / "model.gguf").string());
+    from_gguf.replace(from_gguf.find("  method: rtn\n"), 14, "  method: fp\n");
+    from_gguf.replace(from_gguf.find("  a_bits: 16\n  group_size: 32\n"), 30, "");
+    const nlohmann::json again = run_json(dir, from_gguf, "--out " + (dir / "from_gguf").string());
+    CHECK(again["ppl"].get<double>() == original["ppl"].get<double>());
+  }
+  // What GGUF cannot hold is named, and no model.gguf is written: SERQ's permutation (and R), or asymmetric blocks
+  // whose minimum is not a half.
+  for (const auto& [quant, why] : {std::pair<std::string, std::string>{"  method: serq\n  rank: 32\n  a_bits: 16\n",
+                                                                        "keeps an input transform"},
+                                   std::pair<std::string, std::string>{"  method: rtn\n  w_sym: false\n  a_bits: 16\n",
+                                                                        "so Q4_1 cannot hold it exactly"}}) {
+    std::string config = yaml;
+    config.replace(config.find("  method: rtn\n  a_bits: 16\n"), 26, quant);
+    if (quant.find("serq") != std::string::npos) {
+      config += "calib:\n  dataset: wikitext2-valid\n  samples: 1\n  seq_len: 256\n";
+    }
+    const auto exported = dir / (quant.find("serq") != std::string::npos ? "serq" : "asym");
+    const nlohmann::json run = run_json(dir, config, "--out " + (dir / "results").string() + " --export " +
+                                                         exported.string());
+    CHECK_FALSE(std::filesystem::exists(exported / "model.gguf"));
+    const std::string manifest = test::read_bytes(exported / kExportManifest);
+    CHECK(manifest.find(why) != std::string::npos);
+  }
 }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 #include "core/common/durable_file.h"
 #include "core/common/error.h"
@@ -16,6 +17,7 @@
 #include "core/formats/gguf_writer.h"
 #include "core/formats/safetensors.h"
 #include "core/formats/safetensors_writer.h"
+#include "core/model/export_gguf.h"
 
 namespace serq {
 namespace {
@@ -25,6 +27,7 @@ namespace fs = std::filesystem;
 
 constexpr int kVersion = 1;
 constexpr const char* kWeights = "model.safetensors";
+constexpr const char* kGguf = "model.gguf";
 
 // ---- formats and hyper-parameters as JSON ----
 
@@ -459,6 +462,13 @@ ExportSummary export_model(const Model& model, const ExportProvenance& provenanc
     linears.push_back(linear_json(sink, *layer));
   }
   const auto [tokenizer_name, tokenizer_bytes] = tokenizer_file(provenance.tokenizer);
+  const std::optional<std::string> gguf_obstacle = gguf_export_obstacle(model);
+  std::string gguf_bytes;
+  if (!gguf_obstacle) {
+    const std::optional<GgufFile> source =
+        is_gguf_file(provenance.tokenizer) ? std::optional(GgufFile::open(provenance.tokenizer)) : std::nullopt;
+    gguf_bytes = gguf_export_bytes(model, source ? &*source : nullptr);
+  }
 
   std::int64_t linear_weights = 0;
   for (const QuantLinear* layer : const_cast<Model&>(model).linears()) {
@@ -480,6 +490,11 @@ ExportSummary export_model(const Model& model, const ExportProvenance& provenanc
       {"model", config_json(model.config)},
       {"lm_head_is_embed", head_is_embed},
       {"storage", {{"bits_per_weight", bits_per_weight}, {"linear_weights", linear_weights}}},
+      {"gguf", gguf_obstacle ? json{{"file", nullptr}, {"why_not", *gguf_obstacle}}
+                             : json{{"file", kGguf},
+                                    {"note", "the weight-only part: main weights as Q4_0/Q4_1/Q8_0 or F32, "
+                                             "embeddings and norms F32; activation and KV quantization are "
+                                             "evaluation settings and not in it"}}},
       {"linears", linears}};
   // The weights file carries the SHA-256 of the manifest (all but its "files", which holds the weights' own):
   // an edited manifest is found as surely as an edited weight.
@@ -492,6 +507,12 @@ ExportSummary export_model(const Model& model, const ExportProvenance& provenanc
   summary.file_bits_per_weight = 8.0 * static_cast<double>(summary.model_bytes) / static_cast<double>(linear_weights);
   manifest["files"] = {{kWeights, {{"bytes", weight_bytes.size()}, {"sha256", sha256_hex(weight_bytes)}}},
                        {tokenizer_name, {{"bytes", tokenizer_bytes.size()}, {"sha256", sha256_hex(tokenizer_bytes)}}}};
+  if (!gguf_obstacle) {
+    manifest["files"][kGguf] = {{"bytes", gguf_bytes.size()}, {"sha256", sha256_hex(gguf_bytes)}};
+    summary.total_bytes += static_cast<std::int64_t>(gguf_bytes.size());
+  }
+  summary.gguf = gguf_obstacle ? "not written: " + *gguf_obstacle
+                               : fmt::format("{} ({} bytes, weight-only)", kGguf, gguf_bytes.size());
 
   // Built beside `dir` under a temporary name, then renamed: the directory is whole or absent.
   const fs::path temporary = temporary_beside(dir);
@@ -503,6 +524,7 @@ ExportSummary export_model(const Model& model, const ExportProvenance& provenanc
   try {
     write_file_atomically(temporary / kWeights, weight_bytes);
     write_file_atomically(temporary / tokenizer_name, tokenizer_bytes);
+    if (!gguf_obstacle) write_file_atomically(temporary / kGguf, gguf_bytes);
     write_file_atomically(temporary / kExportManifest, manifest.dump(1) + "\n");
     commit_temporary_directory(temporary, dir);
   } catch (...) {

@@ -9,6 +9,7 @@
 //                           input scale and permutation ("<name>.input_scale", "<name>.input_order" as I32), the
 //                           rotation factor, A and B or R (packed as the weight), the bias; "embed", "final_norm",
 //                           "layers.<i>.attn_norm", "layers.<i>.ffn_norm"
+//   DIR/model.gguf          where the format can hold it, the weight-only part for llama.cpp (core/model/export_gguf.h)
 //   DIR/tokenizer.*         the tokenizer: its file copied (tokenizer.model, tokenizer.json), or, for a GGUF checkpoint,
 //                           a GGUF file holding only its tokenizer.* metadata
 //
@@ -36,6 +37,7 @@ struct ExportSummary {
   std::int64_t total_bytes = 0;  // every file of the directory
   double bits_per_weight = 0;    // of the quantized linears, as the run counts it
   double file_bits_per_weight = 0;  // model.safetensors' bits over the decoder's linear weights
+  std::string gguf;  // "model.gguf (weight-only: ...)" or why none was written
 };
 
 // Writes `model` (after quantization and folding) to `dir`, which must not exist (a serq::Error otherwise, before
