@@ -536,6 +536,11 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                  {"build_type", build.build_type},
                  {"blas", build.blas},
                  {"blas_threads", std::to_string(build.blas_threads)},
+                 {"summation_order", fmt::format("serq's own kernels (integer GEMM, attention, lm_head with the NLL, "
+                                                 "quantizers, KLD) sum in an order independent of the thread count; "
+                                                 "float GEMMs are OpenBLAS's ({}, {} threads), whose order follows "
+                                                 "its core and may follow its thread count",
+                                                 build.blas, build.blas_threads)},
                  {"host", build.host},
                  {"finished_at", utc_now()}};
   if (ppl.kld) record_kld(*ppl.kld, record);

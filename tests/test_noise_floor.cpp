@@ -1,9 +1,13 @@
 // The noise floor: one-ulp nudges of the norms (every element moved by exactly one ulp, seeded, a small change of
 // perplexity), the --noise-floor plan (which kinds apply to which method, distinct runs, refused configs) and
-// serq-run --noise-floor end to end.
+// serq-run --noise-floor end to end; and a perplexity that does not move with runtime.threads.
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
 
@@ -106,4 +110,25 @@ TEST_CASE("serq-run --noise-floor prints each kind's spread after the runs") {
   CHECK(out.out.find("calibration sample") == std::string::npos);  // rtn
   const test::CliOutput bad = test::serq_run(config.string() + " --noise-floor 1", dir);
   CHECK(bad.status == 2);
+}
+
+TEST_CASE("a W4A4 perplexity does not depend on runtime.threads, on the float or the integer kernel") {
+  const auto dir = test::scratch_dir("threads");
+  std::string yaml = test::kSmallRun;
+  yaml.replace(yaml.find("  method: rtn\n"), 14, "  method: serq\n  rank: 8\n");
+  yaml += "calib:\n  dataset: tinystories-calib\n  samples: 8\n  seq_len: 256\n";
+  const auto config = test::write_config(dir, yaml);
+  for (const char* kernels : {"float", "int"}) {
+    std::vector<double> ppl;
+    for (const int threads : {1, 2}) {
+      const test::CliOutput out = test::serq_run(
+          config.string() + fmt::format(" --json --quiet --out {} --set runtime.kernels={} --set runtime.threads={}",
+                                        (dir / "results").string(), kernels, threads), dir);
+      INFO("stderr: " << out.err);
+      REQUIRE(out.status == 0);
+      ppl.push_back(nlohmann::json::parse(out.out.substr(0, out.out.find('\n')))["ppl"].get<double>());
+    }
+    INFO(kernels);
+    CHECK(ppl[0] == ppl[1]);
+  }
 }
