@@ -100,6 +100,17 @@ struct Options {
   std::exit(2);
 }
 
+// The value of option `name` as a whole number ≥ `least`, or a usage error saying what to write.
+int whole_number(const std::string& name, const std::string& text, int least, const char* wanted) {
+  try {
+    std::size_t used = 0;
+    const int number = std::stoi(text, &used);
+    if (used == text.size() && number >= least) return number;
+  } catch (const std::exception&) {
+  }
+  usage_error(name + " " + text + ": use " + wanted);
+}
+
 Options parse_args(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
@@ -130,23 +141,10 @@ Options parse_args(int argc, char** argv) {
     } else if (arg == "--emit-sbatch") {
       options.emit_sbatch = value();
     } else if (arg == "--array-tasks") {
-      const std::string text = value();
-      try {
-        std::size_t used = 0;
-        options.array_tasks = std::stoi(text, &used);
-        if (used != text.size() || options.array_tasks < 1) throw std::invalid_argument(text);
-      } catch (const std::exception&) {
-        usage_error("--array-tasks " + text + ": use a number of array tasks ≥ 1");
-      }
+      options.array_tasks = whole_number(arg, value(), 1, "a number of array tasks ≥ 1");
     } else if (arg == "--noise-floor") {
-      const std::string text = value();
-      try {
-        std::size_t used = 0;
-        options.noise_floor = std::stoi(text, &used);
-        if (used != text.size() || options.noise_floor < 2) throw std::invalid_argument(text);
-      } catch (const std::exception&) {
-        usage_error("--noise-floor " + text + ": use a number of runs per kind ≥ 2 (8 or more for a stated floor)");
-      }
+      options.noise_floor = whole_number(arg, value(), 2, "a number of runs per kind ≥ 2 (8 or more for a stated "
+                                                          "floor)");
     } else if (arg == "--sbatch-option") {
       options.sbatch_options.push_back(value());
     } else if (arg == "--resume") {

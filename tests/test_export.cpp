@@ -39,6 +39,21 @@ std::string stories(const std::string& quant) {
   return yaml + "calib:\n  dataset: tinystories-calib\n  samples: 8\n  seq_len: 256\n";
 }
 
+// A SmolLM2 run of these quant lines, on `windows` windows of 256 tokens of WikiText-2 test.
+std::string smollm2(const std::string& quant, int windows) {
+  return "experiment:\n  name: export_smollm2\nmodel:\n  path: "
+         "${SERQ_ASSETS}/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf\nquant:\n" + quant +
+         fmt::format("eval:\n  dataset: wikitext2\n  seq_len: 256\n  max_windows: {}\n  layer_error_samples: 0\n",
+                     windows);
+}
+
+// The same run on `model` instead, as it is (quant.method: fp).
+std::string smollm2_as_is(const std::filesystem::path& model, int windows) {
+  std::string yaml = smollm2("  method: fp\n", windows);
+  yaml.replace(yaml.find("${SERQ_ASSETS}/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"), 66, model.string());
+  return yaml;
+}
+
 std::string reload(const std::filesystem::path& exported) {
   std::string yaml = test::kSmallRun;
   yaml.replace(yaml.find("${SERQ_ASSETS}/models/stories260K-hf"), 36, exported.string());
@@ -151,34 +166,12 @@ TEST_CASE("an export reloads to the same perplexity bit for bit, for every kind 
 
 TEST_CASE("an export of SmolLM2 reloads to the same perplexity bit for bit") {
   const auto dir = test::scratch_dir("export_smollm2");
-  const std::string yaml = R"(experiment:
-  name: export_smollm2
-model:
-  path: ${SERQ_ASSETS}/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf
-quant:
-  method: serq
-  w_bits: 4
-  a_bits: 4
-  group_size: 64
-  rank: 32
-calib:
-  dataset: wikitext2-valid
-  samples: 2
-  seq_len: 256
-eval:
-  dataset: wikitext2
-  seq_len: 256
-  max_windows: 2
-  layer_error_samples: 0
-)";
+  const std::string yaml =
+      smollm2("  method: serq\n  w_bits: 4\n  a_bits: 4\n  group_size: 64\n  rank: 32\n", 2) +
+      "calib:\n  dataset: wikitext2-valid\n  samples: 2\n  seq_len: 256\n";
   const nlohmann::json original =
       run_json(dir, yaml, "--out " + (dir / "results").string() + " --export " + (dir / "serq").string());
-  std::string again_yaml = yaml;
-  again_yaml.replace(again_yaml.find("${SERQ_ASSETS}/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"), 66,
-                     (dir / "serq").string());
-  again_yaml.replace(again_yaml.find("  method: serq\n"), 15, "  method: fp\n");
-  again_yaml.erase(again_yaml.find("  rank: 32\n"), 11);
-  const nlohmann::json again = run_json(dir, again_yaml, "--out " + (dir / "reloaded").string());
+  const nlohmann::json again = run_json(dir, smollm2_as_is(dir / "serq", 2), "--out " + (dir / "reloaded").string());
   CHECK(again["ppl"].get<double>() == original["ppl"].get<double>());
   // The tokenizer travels as a GGUF file of the checkpoint's tokenizer.* keys alone.
   CHECK(std::filesystem::file_size(dir / "serq" / "tokenizer.gguf") < 4u << 20);
@@ -236,20 +229,7 @@ TEST_CASE("a damaged export, an edited manifest or an existing directory is a on
 
 TEST_CASE("the weight-only GGUF of an RTN model reads back to the exported values and evaluates the same") {
   const auto dir = test::scratch_dir("export_gguf");
-  const std::string yaml = R"(experiment:
-  name: export_gguf
-model:
-  path: ${SERQ_ASSETS}/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf
-quant:
-  method: rtn
-  a_bits: 16
-  group_size: 32
-eval:
-  dataset: wikitext2
-  seq_len: 256
-  max_windows: 1
-  layer_error_samples: 0
-)";
+  const std::string yaml = smollm2("  method: rtn\n  a_bits: 16\n  group_size: 32\n", 1);
   for (const auto& [bits, type] : {std::pair{4, GgmlType::Q4_0}, std::pair{8, GgmlType::Q8_0}}) {
     INFO("INT" << bits);
     const auto exported = dir / fmt::format("w{}", bits);
@@ -281,11 +261,7 @@ eval:
     CHECK(embed == model.embed);
     CHECK(q.packed.spec().bits == bits);
     // The GGUF as a model of its own: the same perplexity as the quantized run (weights only: activations are FP).
-    std::string from_gguf = yaml;
-    from_gguf.replace(from_gguf.find("${SERQ_ASSETS}/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"), 66,
-                      (exported / "model.gguf").string());
-    from_gguf.replace(from_gguf.find("  method: rtn\n"), 14, "  method: fp\n");
-    from_gguf.replace(from_gguf.find("  a_bits: 16\n  group_size: 32\n"), 30, "");
+    const std::string from_gguf = smollm2_as_is(exported / "model.gguf", 1);
     const nlohmann::json again = run_json(dir, from_gguf, "--out " + (dir / "from_gguf").string());
     CHECK(again["ppl"].get<double>() == original["ppl"].get<double>());
   }
