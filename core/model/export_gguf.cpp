@@ -27,13 +27,6 @@ std::optional<GgmlType> block_type(const PackedWeight& w) {
   return std::nullopt;
 }
 
-// The zero point of (row, group) of an asymmetric INT4 weight: each row's 4-bit stream starts on a byte.
-unsigned zero_at(const PackedWeight::StoredParts& parts, int groups, int r, int g) {
-  const std::size_t row_bytes = (static_cast<std::size_t>(groups) * 4 + 7) / 8;
-  const std::size_t bit = static_cast<std::size_t>(g) * 4;
-  return (parts.zeros[static_cast<std::size_t>(r) * row_bytes + bit / 8] >> (bit % 8)) & 15u;
-}
-
 // The main weight's ggml type, or why it has none.
 std::optional<std::string> layer_obstacle(const QuantLinear& layer) {
   if (!layer.input.empty()) {
@@ -51,14 +44,11 @@ std::optional<std::string> layer_obstacle(const QuantLinear& layer) {
                        w.row_divisor().size() > 0 ? " with a folded row divisor" : "");
   }
   if (*block_type(w) == GgmlType::Q4_1) {
-    const PackedWeight::StoredParts parts = w.stored_parts();
-    const int groups = w.cols() / kBlock;
+    const PackedWeight::SignedCodes codes = w.signed_codes();
     for (int r = 0; r < w.rows(); ++r) {
-      for (int g = 0; g < groups; ++g) {
-        const std::size_t at = static_cast<std::size_t>(r) * groups + g;
-        const float scale = f16_to_f32(parts.half_scales[at]);
-        const unsigned zero = zero_at(parts, groups, r, g);
-        const float minimum = -static_cast<float>(zero) * scale;
+      for (int g = 0; g < codes.groups; ++g) {
+        const float scale = codes.scales[static_cast<std::size_t>(r) * codes.groups + g];
+        const float minimum = -static_cast<float>(w.zero_point(r, g)) * scale;
         if (round_to_f16(minimum) != minimum) {
           return fmt::format("{} row {} block {}: its minimum −zero·scale = {} is not an IEEE half, so Q4_1 cannot "
                              "hold it exactly", layer.name, r, g, minimum);
@@ -78,47 +68,30 @@ std::vector<std::byte> floats(const Vector& v) {
   return {bytes.begin(), bytes.end()};
 }
 
-// Code c (stored unsigned) of a row's b-bit stream.
-unsigned code_at(const std::uint8_t* row, int c, int bits) {
-  unsigned value = 0;
-  for (int bit = 0; bit < bits; ++bit) {
-    const int at = c * bits + bit;
-    value |= ((row[at / 8] >> (at % 8)) & 1u) << bit;
-  }
-  return value;
-}
-
 // The ggml blocks of an INT weight, row by row: Q4_0 {d, qs[16]}, Q4_1 {d, m, qs[16]}, Q8_0 {d, qs[32]}, where a
 // 4-bit block keeps value j in the low nibble of qs[j] and value j + 16 in its high nibble.
 std::vector<std::byte> blocks(const PackedWeight& w, GgmlType type) {
-  const PackedWeight::StoredParts parts = w.stored_parts();
-  const int bits = w.spec().bits, groups = w.cols() / kBlock;
-  const std::size_t row_bytes = (static_cast<std::size_t>(w.cols()) * bits + 7) / 8;
+  const PackedWeight::SignedCodes codes = w.signed_codes();  // code − zero, and the scales (halves here)
   std::vector<std::byte> out;
   auto put16 = [&](std::uint16_t value) {
     out.push_back(static_cast<std::byte>(value & 0xff));
     out.push_back(static_cast<std::byte>(value >> 8));
   };
   for (int r = 0; r < w.rows(); ++r) {
-    const std::uint8_t* row = parts.codes.data() + static_cast<std::size_t>(r) * row_bytes;
-    for (int g = 0; g < groups; ++g) {
-      const std::size_t at = static_cast<std::size_t>(r) * groups + g;
-      const std::uint16_t scale = parts.half_scales[at];
-      put16(scale);
-      if (type == GgmlType::Q4_1) {
-        const unsigned zero = zero_at(parts, groups, r, g);
-        put16(f32_to_f16(-static_cast<float>(zero) * f16_to_f32(scale)));
-      }
-      const int c0 = g * kBlock;
+    const std::int8_t* row = codes.values.data() + static_cast<std::size_t>(r) * w.cols();
+    for (int g = 0; g < codes.groups; ++g) {
+      const float scale = codes.scales[static_cast<std::size_t>(r) * codes.groups + g];
+      put16(f32_to_f16(scale));
+      // Q4_0 stores code − zero + 8; Q4_1 the code itself, with its minimum −zero·scale; Q8_0 code − zero.
+      const int zero = type == GgmlType::Q4_1 ? w.zero_point(r, g) : 8;
+      if (type == GgmlType::Q4_1) put16(f32_to_f16(-static_cast<float>(zero) * scale));
+      const std::int8_t* block = row + g * kBlock;
       if (type == GgmlType::Q8_0) {
-        for (int j = 0; j < kBlock; ++j) {
-          const int signed_code = static_cast<int>(code_at(row, c0 + j, 8)) - 128;
-          out.push_back(static_cast<std::byte>(static_cast<std::int8_t>(signed_code)));
-        }
+        for (int j = 0; j < kBlock; ++j) out.push_back(static_cast<std::byte>(block[j]));
         continue;
       }
       for (int j = 0; j < kBlock / 2; ++j) {
-        const unsigned low = code_at(row, c0 + j, 4), high = code_at(row, c0 + j + kBlock / 2, 4);
+        const auto low = static_cast<unsigned>(block[j] + zero), high = static_cast<unsigned>(block[j + kBlock / 2] + zero);
         out.push_back(static_cast<std::byte>(low | (high << 4)));
       }
     }

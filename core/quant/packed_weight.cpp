@@ -114,6 +114,11 @@ void PackedWeight::set_code(int row, int col, unsigned code) {
   put_field(codes_.data() + row * code_row_bytes(), col, spec_.bits, code);
 }
 
+int PackedWeight::zero_point(int row, int group) const {
+  SERQ_CHECK(storage_ == Storage::int_codes && !spec_.symmetric, "{} has no zero points", spec_.describe());
+  return static_cast<int>(get_field(zeros_.data() + row * zero_row_bytes(), group, spec_.bits));
+}
+
 float PackedWeight::scale(std::size_t at) const { return spec_.f16_scales ? f16_to_f32(half_[at]) : float_scales_[at]; }
 
 PackedWeight PackedWeight::quantize(const Matrix& w, const QuantSpec& spec) {

@@ -85,6 +85,9 @@ class PackedWeight {
   // Requires int storage whose code − zero fits int8: symmetric, or asymmetric up to 7 bits (serq::Error otherwise).
   SignedCodes signed_codes() const;
 
+  // Asymmetric INT: the zero point (a code) of (row, group).
+  int zero_point(int row, int group) const;
+
   // int and mxfp4: the columns of a group (the last one may be shorter).
   int group_width() const;
 
