@@ -13,6 +13,20 @@
 namespace serq {
 namespace {
 
+constexpr NoiseKind kAllKinds[] = {NoiseKind::calibration, NoiseKind::tie_order, NoiseKind::rounding,
+                                   NoiseKind::scale_dtype};
+
+// The name --noise-kinds takes.
+const char* option_name(NoiseKind kind) {
+  switch (kind) {
+    case NoiseKind::calibration: return "calibration";
+    case NoiseKind::tie_order: return "tie_order";
+    case NoiseKind::rounding: return "rounding";
+    case NoiseKind::scale_dtype: return "scale_dtype";
+  }
+  return "";
+}
+
 const char* kind_name(NoiseKind kind) {
   switch (kind) {
     case NoiseKind::calibration: return "calibration sample";
@@ -76,8 +90,26 @@ Summary summarize(const std::vector<double>& values) {
 
 }  // namespace
 
+std::vector<NoiseKind> parse_noise_kinds(const std::string& text) {
+  std::vector<NoiseKind> kinds;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string name = text.substr(start, comma - start);
+    const auto found = std::find_if(std::begin(kAllKinds), std::end(kAllKinds),
+                                    [&](NoiseKind kind) { return name == option_name(kind); });
+    SERQ_CHECK(found != std::end(kAllKinds), "--noise-kinds {}: unknown kind '{}'; use a comma list of calibration, "
+               "tie_order, rounding, scale_dtype", text, name);
+    SERQ_CHECK(std::find(kinds.begin(), kinds.end(), *found) == kinds.end(), "--noise-kinds {}: '{}' is named twice; "
+               "name each kind once", text, name);
+    kinds.push_back(*found);
+    start = comma + 1;
+  }
+  return kinds;
+}
+
 NoisePlan noise_floor_plan(const std::filesystem::path& config_path, const std::vector<std::string>& set_overrides,
-                           const MethodCatalog& methods, int runs_per_kind) {
+                           const MethodCatalog& methods, int runs_per_kind, const std::vector<NoiseKind>& only) {
   SERQ_CHECK(runs_per_kind >= 2, "--noise-floor {}: use 2 or more runs per kind (8 or more for a stated floor)",
              runs_per_kind);
   NoisePlan noise{load_experiment(config_path, set_overrides, methods), {}, 0, runs_per_kind};
@@ -94,12 +126,16 @@ NoisePlan noise_floor_plan(const std::filesystem::path& config_path, const std::
   }
   std::map<std::string, std::size_t> index_of;  // resolved YAML → index in plan.runs
   for (std::size_t i = 0; i < configurations.size(); ++i) index_of[configurations[i].to_yaml()] = i;
-  for (const NoiseKind kind : {NoiseKind::calibration, NoiseKind::tie_order, NoiseKind::rounding,
-                               NoiseKind::scale_dtype}) {
+  for (const NoiseKind kind : kAllKinds) {
+    const bool chosen = only.empty() || std::find(only.begin(), only.end(), kind) != only.end();
+    if (!chosen) continue;
     std::vector<std::size_t> applicable;
     for (std::size_t c = 0; c < configurations.size(); ++c) {
       if (applies(kind, configurations[c])) applicable.push_back(c);
     }
+    SERQ_CHECK(only.empty() || !applicable.empty(), "--noise-kinds {}: applies to no run of {} (calibration: methods "
+               "that calibrate; tie_order: serq; scale_dtype: INT weights); drop it or run such a method",
+               option_name(kind), config_path.string());
     if (applicable.empty()) continue;
     for (const std::size_t c : applicable) noise.members.push_back({c, kind, c});
     const int variants = kind == NoiseKind::scale_dtype ? 1 : runs_per_kind - 1;
@@ -127,8 +163,7 @@ std::string noise_floor_table(const NoisePlan& noise, const std::map<std::string
                                  noise.runs_per_kind - 1);
   for (std::size_t c = 0; c < noise.configurations; ++c) {
     bool header = false;
-    for (const NoiseKind kind : {NoiseKind::calibration, NoiseKind::tie_order, NoiseKind::rounding,
-                                 NoiseKind::scale_dtype}) {
+    for (const NoiseKind kind : kAllKinds) {
       std::vector<double> ppl, kld;
       for (const NoisePlan::Member& m : noise.members) {
         if (m.configuration != c || m.kind != kind) continue;

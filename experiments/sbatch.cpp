@@ -48,6 +48,7 @@ std::string sbatch_script(const SbatchJob& job) {
                         shell_quote(full_path(job.config).string()), shell_quote(full_path(job.out).string()));
   for (const std::string& set : job.sets) script += " --set " + shell_quote(set);
   if (job.noise_floor > 0) script += fmt::format(" --noise-floor {}", job.noise_floor);
+  if (!job.noise_kinds.empty()) script += " --noise-kinds " + shell_quote(job.noise_kinds);
   return script + "\n";
 }
 

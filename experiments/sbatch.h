@@ -16,6 +16,7 @@ struct SbatchJob {
   std::filesystem::path out;              // --out
   std::vector<std::string> sets;          // --set KEY=VALUE, passed on as they are
   int noise_floor = 0;                    // --noise-floor N, passed on where N > 0
+  std::string noise_kinds;                // --noise-kinds LIST, passed on where not empty
   std::vector<std::string> sbatch_options;  // extra "#SBATCH" lines, e.g. "--partition=gpu", "--time=02:00:00"
 };
 

@@ -37,7 +37,7 @@
 namespace {
 
 constexpr const char* kUsage = R"(usage: serq-run CONFIG.yaml [--set KEY=VALUE]... [--out DIR] [--resume[=WHICH]]
-                [--shard I/N] [--noise-floor N] [--export DIR] [--dry-run] [--json] [--quiet]
+                [--shard I/N] [--noise-floor N [--noise-kinds LIST]] [--export DIR] [--dry-run] [--json] [--quiet]
        serq-run CONFIG.yaml --emit-sbatch FILE [--out DIR] [--set KEY=VALUE]... [--array-tasks N] [--sbatch-option OPT]...
 
 Runs every point of the experiment in CONFIG.yaml: load the model, quantize it with quant.method, evaluate
@@ -63,6 +63,8 @@ options:
                        calibration sample (calib.seed), another order among equal saliency scores (serq), RMSNorm
                        weights nudged by one ulp (eval.rounding_seed: evaluation noise), and the other
                        quant.scale_dtype; the end prints the mean, SD and range of perplexity and KLD of each kind
+  --noise-kinds LIST   with --noise-floor, only these kinds (comma list of calibration, tie_order, rounding,
+                       scale_dtype; default all that apply), e.g. one kind per session or cluster job
   --export DIR         also write the quantized model (after folding) to DIR, which must not exist: safetensors
                        with a JSON manifest (codes, scales, zero points, permutations, folded norms, R or the
                        low-rank factors, formats, the resolved config) and the tokenizer; a config with one run.
@@ -90,6 +92,7 @@ struct Options {
   std::string export_dir;   // --export, or empty
   int array_tasks = 0;
   int noise_floor = 0;  // runs per kind, or 0
+  std::string noise_kinds;  // --noise-kinds, or empty for every kind
   std::vector<std::string> sbatch_options;
   bool dry_run = false, json = false, quiet = false;
   serq::ResumeMode resume = serq::ResumeMode::off;
@@ -145,6 +148,9 @@ Options parse_args(int argc, char** argv) {
     } else if (arg == "--noise-floor") {
       options.noise_floor = whole_number(arg, value(), 2, "a number of runs per kind ≥ 2 (8 or more for a stated "
                                                           "floor)");
+    } else if (arg == "--noise-kinds") {
+      options.noise_kinds = value();
+      if (options.noise_kinds.empty()) usage_error("--noise-kinds is empty; name kinds, e.g. --noise-kinds rounding");
     } else if (arg == "--sbatch-option") {
       options.sbatch_options.push_back(value());
     } else if (arg == "--resume") {
@@ -172,6 +178,9 @@ Options parse_args(int argc, char** argv) {
                                       options.resume != serq::ResumeMode::off || options.noise_floor > 0)) {
     usage_error("--export writes the model of one run it computes; drop --dry-run, --shard, --emit-sbatch, --resume "
                 "and --noise-floor");
+  }
+  if (!options.noise_kinds.empty() && options.noise_floor == 0) {
+    usage_error("--noise-kinds chooses among --noise-floor's kinds; add --noise-floor N");
   }
   if (!options.emit_sbatch.empty() &&
       (options.dry_run || !options.shard.empty() || options.resume != serq::ResumeMode::off)) {
@@ -216,13 +225,16 @@ int run(const Options& options) {
   Progress::set_enabled(!options.quiet);
   const std::optional<NoisePlan> noise =
       options.noise_floor > 0
-          ? std::optional(noise_floor_plan(options.config, options.sets, method_catalog(), options.noise_floor))
+          ? std::optional(noise_floor_plan(options.config, options.sets, method_catalog(), options.noise_floor,
+                                           options.noise_kinds.empty() ? std::vector<NoiseKind>{}
+                                                                       : parse_noise_kinds(options.noise_kinds)))
           : std::nullopt;
   const ExperimentPlan plan = noise ? noise->plan : load_experiment(options.config, options.sets, method_catalog());
   const std::string commit = build_info().git_commit;
   if (!options.emit_sbatch.empty()) {
     const SbatchJob job{plan.experiment, plan.runs.size(), options.array_tasks, std::filesystem::read_symlink("/proc/self/exe"),
-                        options.config, options.out, options.sets, options.noise_floor, options.sbatch_options};
+                        options.config, options.out, options.sets, options.noise_floor, options.noise_kinds,
+                        options.sbatch_options};
     write_sbatch_script(options.emit_sbatch, job);
     std::printf("wrote %s: %zu runs of '%s' in %d array tasks\nsubmit: sbatch %s\nthen:   serq-merge %s/%s --out "
                 "merged\n", options.emit_sbatch.c_str(), plan.runs.size(), plan.experiment.c_str(),

@@ -382,7 +382,7 @@ void check_load_fails(const fs::path& path, const std::vector<std::string>& word
 
 }  // namespace
 
-TEST_CASE("gguf: llama metadata maps to the model config; no output.weight means a tied head", "[gguf]") {
+TEST_CASE("gguf: llama metadata maps to the model config — no output.weight means a tied head", "[gguf]") {
   const fs::path path = TinyLlama{}.write("tiny");
   const serq::Model model = serq::load_model(path);
   const serq::ModelConfig& c = model.config;

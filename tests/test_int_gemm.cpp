@@ -121,7 +121,7 @@ TEST_CASE("int_gemm: the int8 weight holds code - zero, its scales and sums, as 
   CHECK_THROWS_WITH(Int8Weight(eight_bit_asym), Catch::Contains("fit int8"));
 }
 
-TEST_CASE("int_gemm: AVX2's int16 pair sums fit weights of up to 7 bits symmetric; 8-bit weights take another kernel") {
+TEST_CASE("int_gemm: AVX2's int16 pair sums fit weights of up to 7 bits symmetric — 8-bit weights take another kernel") {
   std::mt19937 rng(5);
   const Int8Weight seven(PackedWeight::quantize(random_matrix(16, 64, rng), stored_weight_spec({7, true, 32})));
   const Int8Weight eight(PackedWeight::quantize(random_matrix(16, 64, rng), stored_weight_spec({8, true, 32})));
@@ -139,7 +139,7 @@ TEST_CASE("int_gemm: AVX2's int16 pair sums fit weights of up to 7 bits symmetri
 }
 
 TEST_CASE("int_gemm: every kernel this CPU has equals the reference, and the reference the fake-quant float path up "
-          "to float rounding; AVX2 and VNNI give the same bits") {
+          "to float rounding — AVX2 and VNNI give the same bits") {
   std::vector<IntKernel> kernels;
   for (const IntKernel kernel : {IntKernel::avx2, IntKernel::avx512_vnni}) {
     if (cpu_has(kernel)) {

@@ -129,7 +129,7 @@ TEST_CASE("bits per weight as stored: codes, a 16-bit scale per group, a zero po
   CHECK(bits(3, 10, mx) == Approx((10.0 * 4 + 8) / 10.0).epsilon(1e-12));          // one short block
 }
 
-TEST_CASE("an all-zero group packs to +0 with scale 0, and a NaN or a scale beyond half is an error naming the row; "
+TEST_CASE("an all-zero group packs to +0 with scale 0, and a NaN or a scale beyond half is an error naming the row — "
           "float32 scales go further") {
   Matrix w = Matrix::Zero(2, 8);
   w(1, 0) = -0.0f;
@@ -152,7 +152,7 @@ TEST_CASE("an all-zero group packs to +0 with scale 0, and a NaN or a scale beyo
   CHECK(kept(0, 0) == Approx(1e6f).epsilon(1e-6));
 }
 
-TEST_CASE("GPTQ's values pack on its own grid; a value off the grid is refused") {
+TEST_CASE("GPTQ's values pack on its own grid — a value off the grid is refused") {
   const Matrix w = random_matrix(8, 64, 3u, 0.05f);
   Matrix x = random_matrix(256, 64, 4u, 0.05f);
   const Eigen::MatrixXd h = (x.transpose() * x).cast<double>();
@@ -188,7 +188,7 @@ TEST_CASE("rows permute with their codes and scales, and a row divisor divides t
   }
 }
 
-TEST_CASE("16-bit checkpoint values are kept as stored and count 16 bits; so does float32") {
+TEST_CASE("16-bit checkpoint values are kept as stored and count 16 bits — so does float32") {
   const PackedWeight bf16 = PackedWeight::sixteen_bit(1, 3, {0x3F80, 0xC000, 0x3FC0}, true);
   Matrix expected(1, 3);
   expected << 1.0f, -2.0f, 1.5f;

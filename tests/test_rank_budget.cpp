@@ -79,7 +79,7 @@ TEST_CASE("rank allocation: dp finds the brute-force optimum at every budget, gr
 }
 
 TEST_CASE("rank curves: SERQ's and L2QER's errors fall with the rank and their costs are the packed bits of R or of "
-          "the factors; uniform r's budget is what r costs on every layer") {
+          "the factors — uniform r's budget is what r costs on every layer") {
   const Model& model = test::stories_model("stories260K-hf");
   QuantParams params;
   params.weight = {4, true, 32};

@@ -280,7 +280,7 @@ TEST_CASE("SERQ with MXFP4 quantizes R in 32-blocks and counts 4.25 bits per R w
 }
 
 TEST_CASE("SERQ's open choices: the saliency order from mean |x| or activation × weight norm, a SmoothQuant α and a "
-          "percentile for the flattening, each leaving full precision exact; the defaults are the paper's") {
+          "percentile for the flattening, each leaving full precision exact — the defaults are the paper's") {
   const Model& original = test::stories_model("stories260K-hf");
   QuantParams params;
   params.weight = {16, true, 32};  // full precision: the transforms alone

@@ -189,7 +189,7 @@ TEST_CASE("serq-run: runtime.device reference runs every op in plain loops to th
 }
 
 TEST_CASE("serq-run: runtime.device cuda: without a GPU, a one-line error before any run, and with runtime.strict "
-          "false the cpu backend runs it and the result file says so; with one, it matches the cpu backend") {
+          "false the cpu backend runs it and the result file says so — with one, it matches the cpu backend") {
   const auto dir = test::scratch_dir("serq_run_cuda");
   const auto config = write_config(dir, kSmallRun);
   const std::string run = config.string() + " --set eval.max_windows=1 --set quant.method=fp --json --quiet";

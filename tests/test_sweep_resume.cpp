@@ -220,6 +220,12 @@ TEST_CASE("serq-run --emit-sbatch writes an array script that resumes each shard
   CHECK(std::filesystem::is_directory(dir / "results" / "resume"));  // sbatch needs the log directory to exist
   CHECK((std::filesystem::status(script).permissions() & std::filesystem::perms::owner_exec) !=
         std::filesystem::perms::none);
+
+  // A noise floor of one kind passes both options on to every task.
+  const auto noise_script = dir / "noise.sh";
+  REQUIRE(run_serq_run({config.string(), "--emit-sbatch", noise_script.string(), "--out", (dir / "results").string(),
+                        "--noise-floor", "3", "--noise-kinds", "rounding"}, dir) == 0);
+  CHECK(test::read_bytes(noise_script).find("--resume --noise-floor 3 --noise-kinds 'rounding'\n") != std::string::npos);
 }
 
 namespace {
