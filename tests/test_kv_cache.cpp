@@ -198,7 +198,7 @@ TEST_CASE("kv_bits 4: decoding through the cache in two steps gives the logits o
   CHECK(nmse(tail, whole.bottomRows(12).cast<double>()) < 1e-3);
 }
 
-TEST_CASE("kv settings: a group that does not divide head_dim, bits out of range, a clip outside (0, 1] and a "
+TEST_CASE("kv settings: a group that does not divide head_dim, bits out of range, a clip ratio not in 0 < c ≤ 1 and a "
           "rotation of a head_dim that is not a power of two are each one error naming the key") {
   CHECK_THROWS_WITH(validate(KvCacheSettings{.quant = {.bits = 4, .group_size = 48}}, 64, "m"),
                     Catch::StartsWith("quant.kv_group_size: 48 does not divide head_dim = 64"));
@@ -209,8 +209,8 @@ TEST_CASE("kv settings: a group that does not divide head_dim, bits out of range
   CHECK_NOTHROW(validate(KvCacheSettings{.quant = {.bits = 4, .group_size = 16}, .rotate = true}, 128, "m"));
 }
 
-// Perplexities of 2 windows of stories260K on runtime.device reference (plain loops in double, the same on every
-// CPU), made by serq-run at commit 8c5306c, before the KV cache could be quantized.
+// Perplexities of 2 windows of stories260K on runtime.device reference (plain loops in double), made by serq-run at
+// commit 8c5306c on an AVX-512 CPU, before the KV cache could be quantized.
 TEST_CASE("serq-run: kv_bits 16 reproduces the numbers from before the KV cache could be quantized, bit for bit") {
   const auto dir = test::scratch_dir("kv16");
   const auto config = write_config(dir, kSmallRun);
@@ -224,7 +224,15 @@ TEST_CASE("serq-run: kv_bits 16 reproduces the numbers from before the KV cache 
       INFO(method << kv << "\n" << out.err);
       REQUIRE(out.status == 0);
       const auto json = nlohmann::json::parse(out.out.substr(0, out.out.find('\n')));
-      CHECK(json["ppl"].get<double>() == ppl);
+      if (method == "rtn") {
+        CHECK(json["ppl"].get<double>() == ppl);
+      } else {
+        // On an AVX2-only Zen 3 QuaRot's value comes out 3e-15 apart (4.926893014188534) where RTN's is identical:
+        // the last bits of QuaRot's own construction follow the CPU, not the cache.
+        CHECK(json["ppl"].get<double>() == Approx(ppl).epsilon(1e-12));
+      }
+      // A float cache, and so no rotation of q and k (kv_rotate: auto rotates only a quantized cache).
+      CHECK(read_run_record(json["result_file"].get<std::string>()).info.at("kv_cache") == "fp (not quantized)");
     }
   }
 }
