@@ -67,12 +67,19 @@ TEST_CASE("a rounding nudge moves every norm weight by exactly one ulp, both way
   CHECK(after == Approx(before).epsilon(1e-5));
 }
 
+namespace {
+
+// The small stories260K run, swept over rtn and serq, written to DIR/config.yaml.
+std::filesystem::path rtn_and_serq_config(const std::filesystem::path& dir) {
+  return test::write_config(dir, std::string(test::kSmallRun) + "sweep:\n  quant.method: [rtn, serq]\n");
+}
+
+}  // namespace
+
 TEST_CASE("the --noise-floor plan runs each kind where it applies, each run once, and refuses what it must vary") {
   const auto dir = test::scratch_dir("noise_floor_plan");
   std::filesystem::create_directories(dir / "swept");
-  std::string yaml = test::kSmallRun;
-  yaml += "sweep:\n  quant.method: [rtn, serq]\n";
-  const auto config = test::write_config(dir, yaml);
+  const auto config = rtn_and_serq_config(dir);
   const NoisePlan noise = noise_floor_plan(config, {"quant.rank=8"}, method_catalog(), 3);
   // rtn: itself, 2 rounding variants, float scales = 4; serq: itself, 2 calibration, 2 tie-order, 2 rounding, 1 = 8.
   REQUIRE(noise.configurations == 2);
@@ -101,9 +108,7 @@ TEST_CASE("the --noise-floor plan runs each kind where it applies, each run once
 TEST_CASE("noise kinds: --noise-kinds keeps the chosen kinds, each of which must apply, and refuses unknown names") {
   const auto dir = test::scratch_dir("noise_floor_kinds");
   std::filesystem::create_directories(dir / "rtn");
-  std::string yaml = test::kSmallRun;
-  yaml += "sweep:\n  quant.method: [rtn, serq]\n";
-  const auto config = test::write_config(dir, yaml);
+  const auto config = rtn_and_serq_config(dir);
   const std::vector<NoiseKind> kinds = parse_noise_kinds("tie_order,rounding");
   REQUIRE(kinds == std::vector<NoiseKind>{NoiseKind::tie_order, NoiseKind::rounding});
   const NoisePlan noise = noise_floor_plan(config, {"quant.rank=8"}, method_catalog(), 3, kinds);
