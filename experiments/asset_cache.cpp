@@ -1,5 +1,5 @@
 // Asset cache for serq-run: one load per model, tokenizer and dataset across the runs of an experiment, and
-// calibration statistics from memory, then disk, then computed.
+// calibration statistics and KLD reference states from memory, then disk, then computed.
 #include "experiments/asset_cache.h"
 
 #include <chrono>
@@ -15,8 +15,8 @@
 
 namespace serq {
 
-AssetCache::AssetCache(std::filesystem::path calibration_cache_dir)
-    : calibration_cache_dir_(std::move(calibration_cache_dir)) {}
+AssetCache::AssetCache(std::filesystem::path calibration_cache_dir, std::filesystem::path reference_cache_dir)
+    : calibration_cache_dir_(std::move(calibration_cache_dir)), reference_cache_dir_(std::move(reference_cache_dir)) {}
 
 Model AssetCache::fresh_model(const std::filesystem::path& path, double* load_seconds) {
   const auto start = std::chrono::steady_clock::now();
@@ -25,6 +25,7 @@ Model AssetCache::fresh_model(const std::filesystem::path& path, double* load_se
     model = *pristine_;
   } else {
     kld_reference_.reset();
+    reference_states_.reset();
     pristine_.reset();
     model = load_model(path);
     if (2 * loaded_model_bytes(model.config) < available_memory_bytes()) {  // a copy shares 16-bit mapped values
@@ -36,9 +37,18 @@ Model AssetCache::fresh_model(const std::filesystem::path& path, double* load_se
   return model;
 }
 
-KldReference* AssetCache::kld_reference(const std::filesystem::path& path) {
+KldReference* AssetCache::kld_reference(const std::filesystem::path& path, const Backend& backend) {
   if (!pristine_ || model_path_ != path) return nullptr;
-  if (!kld_reference_) kld_reference_ = std::make_unique<KldReference>(*pristine_, available_memory_bytes() / 4);
+  if (!reference_cache_dir_.empty()) {
+    std::string key = reference_state_key(path, backend);
+    if (!reference_states_ || reference_states_->key() != key) {
+      kld_reference_.reset();
+      reference_states_ = std::make_unique<ReferenceStateFiles>(reference_cache_dir_, std::move(key));
+    }
+  }
+  if (!kld_reference_) {
+    kld_reference_ = std::make_unique<KldReference>(*pristine_, available_memory_bytes() / 4, reference_states_.get());
+  }
   return kld_reference_.get();
 }
 

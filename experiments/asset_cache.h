@@ -1,5 +1,6 @@
 // Loads each model, tokenizer and evaluation stream once per serq-run, hands out fresh model copies, and keeps
-// calibration statistics in memory and, when given a directory, on disk across serq-run processes.
+// calibration statistics and the KLD reference's hidden states in memory and, when given directories, on disk across
+// serq-run processes.
 #pragma once
 
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "core/model/model.h"
 #include "core/tokenizer/tokenizer.h"
 #include "experiments/calibration_cache.h"
+#include "experiments/reference_state_files.h"
 #include "methods/method.h"
 
 namespace serq {
@@ -30,8 +32,9 @@ struct CachedCalibration {
 
 class AssetCache {
  public:
-  // Calibration statistics are also cached in `calibration_cache_dir` (calibration_cache.h); empty = memory only.
-  explicit AssetCache(std::filesystem::path calibration_cache_dir);
+  // Calibration statistics are also cached in `calibration_cache_dir` (calibration_cache.h), and the KLD
+  // reference's hidden states in `reference_cache_dir` (reference_state_files.h); empty = memory only.
+  explicit AssetCache(std::filesystem::path calibration_cache_dir, std::filesystem::path reference_cache_dir = {});
 
   // A full-precision model ready to be quantized in place. The pristine copy is kept for the next run when
   // two copies fit in memory; otherwise the checkpoint is read again.
@@ -39,8 +42,8 @@ class AssetCache {
   // The KL divergence reference over the pristine full-precision model of the last fresh_model(path), shared by the
   // runs of this serq-run so that the full-precision decoder runs once per evaluation window; nullptr when two
   // copies of the model did not fit. Its kept hidden states are bounded by a quarter of the memory available when it
-  // is made.
-  KldReference* kld_reference(const std::filesystem::path& path);
+  // is made; with a reference cache directory, they are read from and written to the files for `backend`.
+  KldReference* kld_reference(const std::filesystem::path& path, const Backend& backend);
   const Tokenizer& tokenizer(const std::filesystem::path& file);
   // The dataset tokenized by the tokenizer; BOS (the model's bos_id) goes in where the tokenizer adds BOS; bytes that
   // are not UTF-8 are an error or U+FFFD (`invalid`).
@@ -58,7 +61,9 @@ class AssetCache {
   std::filesystem::path calibration_cache_dir_;
   std::filesystem::path model_path_;
   std::unique_ptr<Model> pristine_;
-  std::unique_ptr<KldReference> kld_reference_;  // over *pristine_; reset with it
+  std::filesystem::path reference_cache_dir_;
+  std::unique_ptr<ReferenceStateFiles> reference_states_;  // for the key of kld_reference_'s model and backend
+  std::unique_ptr<KldReference> kld_reference_;            // over *pristine_; reset with it
   std::map<std::filesystem::path, Tokenizer> tokenizers_;
   std::map<std::tuple<std::string, std::filesystem::path, InvalidUtf8>, TokenStream> datasets_;
   std::map<std::tuple<std::string, BadLinePolicy, int>, Task> tasks_;

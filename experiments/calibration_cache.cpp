@@ -3,42 +3,18 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <chrono>
-
 #include "core/common/build_info.h"
 #include "core/common/error.h"
 #include "core/common/hash.h"
 #include "core/common/paths.h"
 #include "core/data/token_stream.h"
 #include "core/formats/hdf5_file.h"
+#include "experiments/file_identity.h"
 
 namespace serq {
 namespace {
 
 constexpr const char* kFormat = "serq calibration cache 1";
-
-// "<name> <bytes> B @ <ns since the Unix epoch>": changes when the file is replaced or rewritten.
-std::string file_identity(const std::filesystem::path& file) {
-  namespace fs = std::filesystem;
-  const auto modified = std::chrono::file_clock::to_sys(fs::last_write_time(file));
-  return fmt::format("{} {} B @ {}", file.filename().string(), fs::file_size(file),
-                     std::chrono::duration_cast<std::chrono::nanoseconds>(modified.time_since_epoch()).count());
-}
-
-// The identity of every regular file of a model directory (by name), or of a single checkpoint file.
-std::string model_identity(const std::filesystem::path& model) {
-  namespace fs = std::filesystem;
-  if (!fs::is_directory(model)) return file_identity(model);
-  std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(model)) {
-    if (entry.is_regular_file()) files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  std::vector<std::string> identities;
-  for (const fs::path& file : files) identities.push_back(file_identity(file));
-  return fmt::format("{}", fmt::join(identities, "; "));
-}
 
 std::string flag(bool value) { return value ? "true" : "false"; }
 

@@ -201,11 +201,20 @@ std::string layer_transforms(const Model& model) {
   return text;
 }
 
+// Where the KLD reference's hidden states came from, counted since it was made.
+struct ReferenceCounts {
+  std::int64_t computed = 0, stored = 0, reused = 0;
+};
+ReferenceCounts reference_counts(const KldReference* reference) {
+  if (!reference) return {};
+  return {reference->computed_batches(), reference->stored_batches(), reference->reused_batches()};
+}
+
 // The full-precision model that eval.kld compares against, or nullptr when eval.kld is off.
 KldReference* kld_reference(const ResolvedConfig& config, const std::filesystem::path& model_path,
                             const Model& model, AssetCache& assets) {
   if (!config.get_bool("eval.kld")) return nullptr;
-  KldReference* reference = assets.kld_reference(model_path);
+  KldReference* reference = assets.kld_reference(model_path, *model.backend);
   SERQ_CHECK(reference, "eval.kld: the full-precision model has to stay in memory beside the quantized one "
              "({:.1f} GiB each, {:.1f} GiB available); set eval.kld: false, or run where more memory is free",
              static_cast<double>(loaded_model_bytes(model.config)) / (1 << 30),
@@ -459,8 +468,10 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
   choose_kernels(config.get_string("runtime.kernels"), model);
   model.backend->kernels().clear();  // from here on, what the evaluation ran and moved
   const ResidentModel resident(model, *model.backend);  // the weights cross once
+  const ReferenceCounts before = reference_counts(kld_against);
   const PerplexityResult ppl =
       evaluate_perplexity(resident, windows, batch, fmt::format("eval {}", config.label()), kld_against);
+  const ReferenceCounts after = reference_counts(kld_against);
   std::map<std::string, std::string> task_info;
   const std::vector<TaskResult> task_results =
       evaluate_tasks(config, tasks, resident, assets.tokenizer(tokenizer_file), task_info);
@@ -543,7 +554,12 @@ RunRecord execute_run(const ResolvedConfig& config, const std::string& experimen
                                                  build.blas, build.blas_threads)},
                  {"host", build.host},
                  {"finished_at", utc_now()}};
-  if (ppl.kld) record_kld(*ppl.kld, record);
+  if (ppl.kld) {
+    record_kld(*ppl.kld, record);
+    record.info["kld_reference_states"] =
+        fmt::format("batches: {} computed, {} read from the reference cache, {} kept in memory from an earlier run",
+                    after.computed - before.computed, after.stored - before.stored, after.reused - before.reused);
+  }
   if (ranks) {
     record.info["rank_allocation"] = fmt::format(
         "{} within {} extra bits ({} spent): each layer's rank on a grid of 8 minimizing the sum of the layers' "

@@ -46,7 +46,10 @@ run (models, tokenizers, texts, sizes, memory) and DIR are checked before the fi
 under a temporary name, flushed to the disk and renamed, so a killed run or a full disk leaves nothing half-written.
 Each run is locked (run.lock beside its run.h5): a second serq-run on the same DIR does the other runs first, then
 waits for the held ones. Calibration statistics are cached in DIR/calibration-cache/, so a sweep over ranks or
-bit-widths calibrates once.
+bit-widths calibrates once. With eval.kld, the full-precision model's final hidden states on each evaluation batch
+are cached in DIR/kld-reference-cache/ (4.5 MiB a window of 2048 at hidden size 576, 32 MiB at 4096; delete it at
+any time), so later processes on the same model, code, backend and BLAS threads (sharded or resumed sweeps, array
+tasks) do not run the full-precision decoder again; the results are the same bit for bit.
 
 options:
   --set KEY=VALUE      override one config key (repeatable), e.g. --set quant.w_bits=8 --set eval.max_windows=10
@@ -278,7 +281,8 @@ int run(const Options& options) {
   probe_writable_directory(std::filesystem::path(options.out) / plan.experiment, "--out", "choose another --out");
   probe_writable_directory(std::filesystem::path(options.out) / "calibration-cache", "calibration cache",
                            "choose another --out");
-  AssetCache assets(std::filesystem::path(options.out) / "calibration-cache");
+  AssetCache assets(std::filesystem::path(options.out) / "calibration-cache",
+                    std::filesystem::path(options.out) / "kld-reference-cache");
   check_runs_before_work(runs, assets);
   const std::filesystem::path results = std::filesystem::path(options.out) / plan.experiment;
   const ResultsByConfig other_commits =

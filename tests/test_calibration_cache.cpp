@@ -2,9 +2,6 @@
 // changed key or a damaged file (reported in one line), and a run that gives the same perplexity from the cache.
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <fstream>
 
 #include "core/common/build_info.h"
@@ -14,6 +11,7 @@
 #include "experiments/run_one.h"
 #include "methods/registry.h"
 #include "tests/model_fixtures.h"
+#include "tests/support/stderr_capture.h"
 
 using namespace serq;
 
@@ -56,21 +54,6 @@ void check_equal(const Calibration& actual, const Calibration& expected) {
     REQUIRE(got.hessian.cols() == stats.hessian.cols());
     CHECK(got.hessian == stats.hessian);
   }
-}
-
-// What `run` writes to stderr (file descriptor 2).
-template <class Run>
-std::string stderr_of(Run&& run, const std::filesystem::path& capture) {
-  std::fflush(stderr);
-  const int saved = dup(STDERR_FILENO);
-  std::FILE* file = std::fopen(capture.c_str(), "w");
-  dup2(fileno(file), STDERR_FILENO);
-  run();
-  std::fflush(stderr);
-  dup2(saved, STDERR_FILENO);
-  close(saved);
-  std::fclose(file);
-  return test::read_bytes(capture);
 }
 
 }  // namespace
@@ -151,8 +134,8 @@ TEST_CASE("a changed key recomputes, and a file stored for another key is report
   std::filesystem::copy_file(calibration_cache_file(dir, key), calibration_cache_file(dir, other),
                              std::filesystem::copy_options::overwrite_existing);
   std::string source;
-  const std::string err = stderr_of([&] { source = AssetCache(dir).calibration(other, compute).source; },
-                                    dir / "stderr.txt");
+  const std::string err =
+      test::stderr_of(dir / "stderr.txt", [&] { source = AssetCache(dir).calibration(other, compute).source; });
   CHECK(source == "computed");
   CHECK(computed == 3);
   CHECK(err == "serq-run: calibration cache " + calibration_cache_file(dir, other).string() +
@@ -170,14 +153,12 @@ TEST_CASE("a truncated or garbage cache file is reported in one line, recomputed
     test::write_bytes(file, damaged);
     int computed = 0;
     std::string source;
-    const std::string err = stderr_of(
-        [&] {
-          source = AssetCache(dir).calibration(key, [&] {
-            ++computed;
-            return real_calibration(true);
-          }).source;
-        },
-        dir / "stderr.txt");
+    const std::string err = test::stderr_of(dir / "stderr.txt", [&] {
+      source = AssetCache(dir).calibration(key, [&] {
+        ++computed;
+        return real_calibration(true);
+      }).source;
+    });
     INFO("stderr: " << err);
     CHECK(source == "computed");
     CHECK(computed == 1);

@@ -3,8 +3,6 @@
 #include <catch2/catch.hpp>
 
 #include <bzlib.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -14,6 +12,7 @@
 #include "core/data/bz2_text.h"
 #include "core/data/tasks.h"
 #include "tests/assets.h"
+#include "tests/support/stderr_capture.h"
 
 namespace serq {
 namespace {
@@ -64,31 +63,6 @@ std::string bzip2(const std::string& text) {
                                    static_cast<unsigned int>(text.size()), 9, 0, 0) == BZ_OK);
   out.resize(size);
   return out;
-}
-
-// What f writes to stderr (file descriptor 2) while it runs; stderr is restored even if f throws.
-template <class F>
-std::string stderr_of(const std::string& name, F&& f) {
-  struct Redirect {
-    int saved = dup(2);
-    explicit Redirect(const fs::path& file) {
-      std::fflush(stderr);
-      const int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 2);
-      close(fd);
-    }
-    ~Redirect() {
-      std::fflush(stderr);
-      dup2(saved, 2);
-      close(saved);
-    }
-  };
-  const fs::path file = test::scratch_dir(name) / "stderr.txt";
-  {
-    const Redirect redirect(file);
-    f();
-  }
-  return test::read_bytes(file);
 }
 
 constexpr const char* kCopa = "data/tasks/llm-foundry/copa.jsonl";
@@ -287,7 +261,7 @@ TEST_CASE("tasks: a line that is not JSON is an error at file and line, or skipp
                     Contains(at) && Contains("fix the line or set eval.bad_lines: skip"));
   Task task;
   const std::string printed =
-      stderr_of("tasks_not_json_stderr", [&] { task = load_task("copa", root, BadLinePolicy::skip, 0); });
+      test::stderr_of(test::scratch_dir("tasks_not_json_stderr") / "stderr.txt", [&] { task = load_task("copa", root, BadLinePolicy::skip, 0); });
   CHECK(task.skipped_lines == 1);
   REQUIRE(task.items.size() == 2);
   CHECK(task.items[1].choices[0].context == "The glass fell because");
@@ -329,7 +303,7 @@ TEST_CASE("tasks: line numbers count empty lines, and every skipped line is summ
   CHECK_THROWS_WITH(load_task("copa", root, BadLinePolicy::error, 0), Contains(kCopa + std::string(":3: a JSON")));
   Task task;
   const std::string printed =
-      stderr_of("tasks_line_numbers_stderr", [&] { task = load_task("copa", root, BadLinePolicy::skip, 0); });
+      test::stderr_of(test::scratch_dir("tasks_line_numbers_stderr") / "stderr.txt", [&] { task = load_task("copa", root, BadLinePolicy::skip, 0); });
   CHECK(task.items.size() == 2);
   CHECK(task.skipped_lines == 2);
   CHECK_THAT(printed, Contains("skipped 2 malformed lines (first at line 3: a JSON array, not an object)"));

@@ -9,8 +9,8 @@
 
 namespace serq {
 
-KldReference::KldReference(const Model& model, std::int64_t budget_bytes)
-    : model_(model), budget_bytes_(budget_bytes) {}
+KldReference::KldReference(const Model& model, std::int64_t budget_bytes, HiddenStateStore* store)
+    : model_(model), store_(store), budget_bytes_(budget_bytes) {}
 
 const ResidentModel& KldReference::resident(Backend& backend) {
   if (!resident_ || &resident_->backend() != &backend) {
@@ -37,7 +37,16 @@ const Tensor& KldReference::hidden(Backend& backend, std::span<const int> tokens
     return found->second.hidden;
   }
   scratch_->reset();
-  const Tensor states = forward_hidden(model, *scratch_, ids, batch, seq);
+  const std::optional<Matrix> stored = store_ ? store_->load(tokens, batch, seq) : std::nullopt;
+  Tensor states;
+  if (stored) {
+    states = backend.upload(*stored, *scratch_, "KLD reference states");
+    ++loaded_;
+  } else {
+    states = forward_hidden(model, *scratch_, ids, batch, seq);
+    ++computed_;
+    if (store_) store_->save(tokens, batch, seq, backend.download(states, "KLD reference states"));
+  }
   const auto bytes = static_cast<std::int64_t>(states.bytes() + key.size());
   if (kept_bytes_ + bytes > budget_bytes_) {
     scratch_hidden_ = states;
