@@ -38,7 +38,19 @@ Model AssetCache::fresh_model(const std::filesystem::path& path, double* load_se
 }
 
 KldReference* AssetCache::kld_reference(const std::filesystem::path& path, const Backend& backend) {
-  if (!pristine_ || model_path_ != path) return nullptr;
+  const Model* full_precision = nullptr;
+  if (pristine_ && model_path_ == path) {
+    full_precision = pristine_.get();
+  } else if (path != model_path_) {
+    if (!reference_model_ || reference_model_path_ != path) {
+      kld_reference_.reset();  // it may be over the model replaced here
+      reference_model_ = std::make_unique<Model>(load_model(path));
+      reference_model_path_ = path;
+    }
+    full_precision = reference_model_.get();
+  }
+  if (!full_precision) return nullptr;
+  if (kld_reference_ && kld_reference_path_ != path) kld_reference_.reset();
   if (!reference_cache_dir_.empty()) {
     std::string key = reference_state_key(path, backend);
     if (!reference_states_ || reference_states_->key() != key) {
@@ -47,7 +59,9 @@ KldReference* AssetCache::kld_reference(const std::filesystem::path& path, const
     }
   }
   if (!kld_reference_) {
-    kld_reference_ = std::make_unique<KldReference>(*pristine_, available_memory_bytes() / 4, reference_states_.get());
+    kld_reference_ =
+        std::make_unique<KldReference>(*full_precision, available_memory_bytes() / 4, reference_states_.get());
+    kld_reference_path_ = path;
   }
   return kld_reference_.get();
 }

@@ -39,10 +39,11 @@ class AssetCache {
   // A full-precision model ready to be quantized in place. The pristine copy is kept for the next run when
   // two copies fit in memory; otherwise the checkpoint is read again.
   Model fresh_model(const std::filesystem::path& path, double* load_seconds);
-  // The KL divergence reference over the pristine full-precision model of the last fresh_model(path), shared by the
-  // runs of this serq-run so that the full-precision decoder runs once per evaluation window; nullptr when two
-  // copies of the model did not fit. Its kept hidden states are bounded by a quarter of the memory available when it
-  // is made; with a reference cache directory, they are read from and written to the files for `backend`.
+  // The KL divergence reference over the full-precision model at `path`, shared by the runs of this serq-run so that
+  // the full-precision decoder runs once per evaluation window: the pristine copy when `path` is that of the last
+  // fresh_model (nullptr when two copies of it did not fit), else the checkpoint at `path`, loaded once (a reloaded
+  // export's own checkpoint). Its kept hidden states are bounded by a quarter of the memory available when it is
+  // made; with a reference cache directory, they are read from and written to the files for `backend`.
   KldReference* kld_reference(const std::filesystem::path& path, const Backend& backend);
   const Tokenizer& tokenizer(const std::filesystem::path& file);
   // The dataset tokenized by the tokenizer; BOS (the model's bos_id) goes in where the tokenizer adds BOS; bytes that
@@ -62,6 +63,9 @@ class AssetCache {
   std::filesystem::path model_path_;
   std::unique_ptr<Model> pristine_;
   std::filesystem::path reference_cache_dir_;
+  std::unique_ptr<Model> reference_model_;  // a checkpoint other than the evaluated model's, for KLD
+  std::filesystem::path reference_model_path_;
+  std::filesystem::path kld_reference_path_;  // whose model kld_reference_ is over
   std::unique_ptr<ReferenceStateFiles> reference_states_;  // for the key of kld_reference_'s model and backend
   std::unique_ptr<KldReference> kld_reference_;            // over *pristine_; reset with it
   std::map<std::filesystem::path, Tokenizer> tokenizers_;

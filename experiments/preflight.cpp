@@ -14,6 +14,7 @@
 #include "core/common/paths.h"
 #include "core/data/windows.h"
 #include "core/model/architecture.h"
+#include "core/model/export.h"
 #include "core/model/loader.h"
 #include "core/model/memory.h"
 #include "experiments/run_memory.h"
@@ -111,6 +112,22 @@ void check_rank_budget(const ResolvedConfig& config, const ModelConfig& model, c
              budget, largest, largest);
 }
 
+// eval.kld_reference, when set: a full-precision checkpoint (not an export) over the same vocabulary as the model.
+void check_kld_reference(const ResolvedConfig& config, const ModelConfig& model,
+                         std::map<std::string, ModelConfig>& models) {
+  const std::string& path = config.get_string("eval.kld_reference");
+  if (path.empty()) return;
+  std::error_code error;
+  SERQ_CHECK(std::filesystem::exists(path, error), "eval.kld_reference: {} does not exist; give the full-precision "
+             "checkpoint the model was made from", path);
+  SERQ_CHECK(!is_serq_export(path), "eval.kld_reference: {} is a serq export, already quantized; give the "
+             "full-precision checkpoint the model was made from", path);
+  if (!models.contains(path)) models.emplace(path, check_model_files(path));
+  SERQ_CHECK(models.at(path).vocab_size == model.vocab_size, "eval.kld_reference: {} has a vocabulary of {} tokens, "
+             "model.path {} one of {}; KL divergence needs the same vocabulary: give the checkpoint the model was made "
+             "from", path, models.at(path).vocab_size, config.get_string("model.path"), model.vocab_size);
+}
+
 }  // namespace
 
 void check_runs_before_work(const std::vector<const ResolvedConfig*>& runs, AssetCache& assets) {
@@ -130,6 +147,7 @@ void check_runs_before_work(const std::vector<const ResolvedConfig*>& runs, Asse
     const std::string& model_path = config.get_string("model.path");
     if (!models.contains(model_path)) models.emplace(model_path, check_model_files(model_path));
     const ModelConfig& model = models.at(model_path);
+    if (config.get_bool("eval.kld")) check_kld_reference(config, model, models);
     const std::filesystem::path tokenizer_file = resolve_tokenizer(model_path, config.get_string("model.tokenizer"));
     check_tokenizer_fits(assets.tokenizer(tokenizer_file), tokenizer_file, model, model_path);
 

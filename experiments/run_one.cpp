@@ -210,11 +210,14 @@ ReferenceCounts reference_counts(const KldReference* reference) {
   return {reference->computed_batches(), reference->stored_batches(), reference->reused_batches()};
 }
 
-// The full-precision model that eval.kld compares against, or nullptr when eval.kld is off.
+// The full-precision model that eval.kld compares against (eval.kld_reference, else the model itself), or nullptr
+// when eval.kld is off.
 KldReference* kld_reference(const ResolvedConfig& config, const std::filesystem::path& model_path,
                             const Model& model, AssetCache& assets) {
   if (!config.get_bool("eval.kld")) return nullptr;
-  KldReference* reference = assets.kld_reference(model_path, *model.backend);
+  const std::string& configured = config.get_string("eval.kld_reference");
+  KldReference* reference =
+      assets.kld_reference(configured.empty() ? model_path : std::filesystem::path(configured), *model.backend);
   SERQ_CHECK(reference, "eval.kld: the full-precision model has to stay in memory beside the quantized one "
              "({:.1f} GiB each, {:.1f} GiB available); set eval.kld: false, or run where more memory is free",
              static_cast<double>(loaded_model_bytes(model.config)) / (1 << 30),
@@ -393,8 +396,9 @@ void check_export_run(const ResolvedConfig& config) {
   if (!is_serq_export(path)) return;
   SERQ_CHECK(config.get_string("quant.method") == "fp", "model.path: {} is a serq export, already quantized ({}); "
              "set quant.method: fp to evaluate it as it is", path, export_label(path));
-  SERQ_CHECK(!config.get_bool("eval.kld"), "eval.kld: model.path {} is a serq export, which does not hold the "
-             "full-precision model KL divergence compares against; set eval.kld: false", path);
+  SERQ_CHECK(!config.get_bool("eval.kld") || !config.get_string("eval.kld_reference").empty(), "eval.kld: model.path "
+             "{} is a serq export, which does not hold the full-precision model KL divergence compares against; set "
+             "eval.kld_reference to the checkpoint it was made from, or eval.kld: false", path);
 }
 
 RunRecord execute_run(const ResolvedConfig& config, const std::string& experiment, AssetCache& assets,

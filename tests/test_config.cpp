@@ -340,8 +340,8 @@ TEST_CASE("unknown key: names the file, the key and the closest valid key", "[co
   CHECK(error_of([&] { load(path); }) ==
         path.string() +
             ": unknown key 'eval.seqlen'; did you mean 'eval.seq_len'? (keys under eval: dataset, seq_len, "
-            "max_windows, batch_size, layer_error_samples, kld, rounding_seed, log_items, tasks, task_limit, task_bos, "
-            "bad_lines, invalid_utf8)");
+            "max_windows, batch_size, layer_error_samples, kld, kld_reference, rounding_seed, log_items, tasks, "
+            "task_limit, task_bos, bad_lines, invalid_utf8)");
   const auto far = write_config("config_unknown_far", "u.yaml", kMinimal + "tuning: {lr: 1}\n");
   CHECK(error_of([&] { load(far); }) ==
         far.string() + ": unknown key 'tuning'; valid sections: experiment, model, quant, gptq, calib, eval, runtime");
@@ -366,7 +366,8 @@ TEST_CASE("wrong type: a map or list where a single value belongs", "[config][er
   CHECK(error_of([&] { load(section); }) ==
         section.string() +
             ": eval: expected a map of keys (dataset, seq_len, max_windows, batch_size, layer_error_samples, kld, "
-            "rounding_seed, log_items, tasks, task_limit, task_bos, bad_lines, invalid_utf8), got a single value");
+            "kld_reference, rounding_seed, log_items, tasks, task_limit, task_bos, bad_lines, invalid_utf8), got a "
+            "single value");
 }
 
 TEST_CASE("group size 0 is rejected with the way to say per-channel", "[config][errors]") {

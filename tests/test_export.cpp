@@ -1,7 +1,8 @@
 // Quantized checkpoints out and back in: SHA-256 against FIPS 180 vectors, the safetensors and GGUF writers read back
 // by serq's readers, serq-run --export then model.path: DIR giving the same perplexity bit for bit (stories260K
 // for every kind of layer, SmolLM2 for the real model), a damaged export or an existing directory refused, and the
-// weight-only GGUF of an RTN model read back to the exported values and evaluated to the same perplexity.
+// weight-only GGUF of an RTN model read back to the exported values and evaluated to the same perplexity; a reloaded
+// export with eval.kld_reference gives the exporting run's KL divergence.
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
@@ -220,11 +221,42 @@ TEST_CASE("a damaged export, an edited manifest or an existing directory is a on
   test::check_one_line_error(test::serq_run(reload_config(edited), dir),
                              {(edited / kExportManifest).string(), "edited since?", "export the model again"});
 
-  // Quantizing an export again, or KLD against it, is refused.
+  // Quantizing an export again is refused; so are KLD without the checkpoint it was made from, and an export as that
+  // checkpoint.
   std::string again = reload(exported);
   again.replace(again.find("  method: fp\n"), 13, "  method: rtn\n");
   test::check_one_line_error(test::serq_run(test::write_config(dir / "reload", again).string(), dir),
                              {"is a serq export, already quantized (serq w4a4 g32 r8)", "quant.method: fp"});
+  test::check_one_line_error(test::serq_run(reload_config(exported) + " --set eval.kld=true", dir),
+                             {"eval.kld: model.path", "is a serq export", "set eval.kld_reference"});
+  test::check_one_line_error(test::serq_run(reload_config(exported) + " --set eval.kld=true --set "
+                                            "eval.kld_reference=" + exported.string(), dir),
+                             {"eval.kld_reference: " + exported.string() + " is a serq export"});
+  test::check_one_line_error(test::serq_run(reload_config(exported) + " --set eval.kld=true --set "
+                                            "eval.kld_reference=" + (dir / "none").string(), dir),
+                             {"eval.kld_reference: " + (dir / "none").string() + " does not exist"});
+  const std::string smollm2 = test::asset("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf").string();
+  test::check_one_line_error(test::serq_run(reload_config(exported) + " --set eval.kld=true --set "
+                                            "eval.kld_reference=" + smollm2, dir),
+                             {"eval.kld_reference: " + smollm2 + " has a vocabulary of 49152 tokens", "512"});
+}
+
+TEST_CASE("a reloaded export with eval.kld_reference gives the exporting run's KL divergence bit for bit") {
+  const auto dir = test::scratch_dir("export_kld");
+  const auto exported = dir / "serq";
+  std::string exporting = stories("  method: serq\n  rank: 8\n");
+  exporting.replace(exporting.find("  max_windows: 4\n"), 17, "  max_windows: 4\n  kld: true\n");
+  const nlohmann::json original =
+      run_json(dir, exporting, "--out " + (dir / "results").string() + " --export " + exported.string());
+  std::string yaml = reload(exported) + "  kld: true\n  kld_reference: ${SERQ_ASSETS}/models/stories260K-hf\n";
+  const nlohmann::json again = run_json(dir, yaml, "--out " + (dir / "reloaded").string());
+  CHECK(again["ppl"].get<double>() == original["ppl"].get<double>());
+  REQUIRE(original.contains("kld"));
+  CHECK(original["kld"]["mean"].get<double>() > 0.0);
+  for (const char* name : {"mean", "median", "p99", "max", "top1_agreement", "dp_mean"}) {
+    INFO(name);
+    CHECK(again["kld"][name].get<double>() == original["kld"][name].get<double>());
+  }
 }
 
 TEST_CASE("the weight-only GGUF of an RTN model reads back to the exported values and evaluates the same") {

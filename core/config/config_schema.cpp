@@ -318,6 +318,12 @@ std::vector<KeySpec> make_schema() {
        .doc = "also compare each scored position with the full-precision model (KL divergence, top-1 agreement, "
               "delta p); runs the FP model beside the quantized one",
        .default_value = false},
+      {.path = "eval.kld_reference",
+       .type = ValueType::string,
+       .doc = "the full-precision checkpoint eval.kld compares against; \"\" = model.path itself (a serq export "
+              "needs the checkpoint it was made from); ${VAR} is expanded",
+       .default_value = std::string{},
+       .expand_env = true},
       {.path = "eval.rounding_seed",
        .type = ValueType::integer,
        .doc = "0 = off; N: move every RMSNorm weight by one ulp up or down (a coin per element from seed N) after "
