@@ -1,13 +1,17 @@
 // A result is whole or absent: a full disk (a tmpfs of 16 KiB, or a file-size limit where no tmpfs can be mounted)
 // leaves neither run.h5, a calibration cache file nor a temporary file, and ends in one line that names the file and
-// the cause, with exit status 1 and no crash; an --out that cannot hold results is refused before any work.
+// the cause, with exit status 1 and no crash; an --out that cannot hold results is refused before any work; what a
+// killed writer left beside a file goes when the file is written again.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <string>
 
+#include "core/common/build_info.h"
 #include "core/common/durable_file.h"
 #include "core/common/error.h"
 #include "core/common/file_lock.h"
@@ -111,6 +115,31 @@ TEST_CASE("files written atomically: whole or absent, the fault named in one lin
   CHECK_NOTHROW(probe_writable_directory(dir / "new" / "deeper", "--out", "choose another --out"));
   CHECK(std::filesystem::is_empty(dir / "new" / "deeper"));  // the probe file is gone
   CHECK(describe_write_error(ENOSPC).find("the disk is full") != std::string::npos);
+}
+
+TEST_CASE("a writer's leftovers go when the file is written again, if the writer is dead and on this host",
+          "[durable_file]") {
+  const auto dir = test::scratch_dir("dead_temporaries");
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  REQUIRE(child > 0);
+  REQUIRE(waitpid(child, nullptr, 0) == child);  // a pid that no longer runs
+  const std::string host = build_info().host;
+  const auto leftover = [&](const std::string& name) {
+    write_file_atomically(dir / name, "partial");  // then moved to the temporary's name, as a killed writer leaves it
+    return std::filesystem::path(dir / name);
+  };
+  const std::string dead = fmt::format("cache.h5.tmp-{}-{}", host, child);
+  const std::string live = fmt::format("cache.h5.tmp-{}-{}", host, getppid());
+  const std::string elsewhere = fmt::format("cache.h5.tmp-{}x-{}", host, child);
+  const std::string other_file = fmt::format("other.h5.tmp-{}-{}", host, child);
+  for (const std::string& name : {dead, live, elsewhere, other_file}) CHECK(std::filesystem::exists(leftover(name)));
+  write_file_atomically(dir / "cache.h5", "whole");
+  CHECK(test::read_bytes(dir / "cache.h5") == "whole");
+  CHECK_FALSE(std::filesystem::exists(dir / dead));
+  CHECK(std::filesystem::exists(dir / live));        // its writer may still be writing
+  CHECK(std::filesystem::exists(dir / elsewhere));   // another host's pid says nothing here
+  CHECK(std::filesystem::exists(dir / other_file));  // another file's
 }
 
 TEST_CASE("a lock file admits one holder at a time, and is free again when its holder goes", "[file_lock]") {

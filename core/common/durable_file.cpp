@@ -2,11 +2,13 @@
 #include "core/common/durable_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "core/common/build_info.h"
 #include "core/common/error.h"
 
 namespace serq {
@@ -50,15 +52,28 @@ std::string describe_write_error(int error_number) {
 }
 
 std::filesystem::path temporary_beside(const std::filesystem::path& file) {
-  char host[256] = "host";
-  gethostname(host, sizeof(host) - 1);
   std::filesystem::path temporary = file;
-  temporary += fmt::format(".tmp-{}-{}", host, ::getpid());
+  temporary += fmt::format(".tmp-{}-{}", build_info().host, ::getpid());
   return temporary;
 }
 
 bool is_temporary_of(const std::string& name, const std::string& file_name) {
   return name.rfind(file_name + ".tmp-", 0) == 0;
+}
+
+void remove_dead_temporaries(const std::filesystem::path& file) {
+  const std::string prefix = file.filename().string() + ".tmp-" + build_info().host + "-";
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(file.parent_path(), error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      std::filesystem::remove(entry.path(), ignored);
+    }
+  }
 }
 
 void create_parent_directories(const std::filesystem::path& file, std::string_view fix) {
@@ -105,6 +120,7 @@ void commit_temporary_directory(const std::filesystem::path& temporary, const st
 
 void write_file_atomically(const std::filesystem::path& file, std::string_view bytes) {
   create_parent_directories(file, "choose another directory");
+  remove_dead_temporaries(file);
   const std::filesystem::path temporary = temporary_beside(file);
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("{}: cannot create the file ({})", file.string(), describe_write_error(errno));

@@ -15,6 +15,11 @@ std::filesystem::path temporary_beside(const std::filesystem::path& file);
 // Whether `name` is one of temporary_beside()'s names for `file_name` (what a killed writer leaves behind).
 bool is_temporary_of(const std::string& name, const std::string& file_name);
 
+// Removes the temporaries of `file` that a writer on this host left when it died (killed while writing a shared
+// cache file, say): its pid no longer runs. Another host's temporaries, and a live writer's, stay. The atomic writers
+// call it before writing, so a file that is written again takes its dead writers' leftovers with it.
+void remove_dead_temporaries(const std::filesystem::path& file);
+
 // Creates `file`'s parent directories; an error names `file` and, as the fix, `fix` (e.g. "choose another --out").
 void create_parent_directories(const std::filesystem::path& file, std::string_view fix);
 

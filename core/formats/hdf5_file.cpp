@@ -360,6 +360,7 @@ Eigen::MatrixXf Hdf5Reader::matrix_float(const std::string& path) const { return
 
 void write_hdf5_atomically(const std::filesystem::path& file, const std::function<void(Hdf5Writer&)>& write) {
   create_parent_directories(file, "choose another --out");
+  remove_dead_temporaries(file);
   const std::filesystem::path temporary = temporary_beside(file);
   try {
     Hdf5Writer writer(temporary, file);
