@@ -124,7 +124,7 @@ TEST_CASE("a writer's leftovers go when the file is written again, if the writer
   if (child == 0) _exit(0);
   REQUIRE(child > 0);
   REQUIRE(waitpid(child, nullptr, 0) == child);  // a pid that no longer runs
-  const std::string host = build_info().host;
+  const std::string host = host_name();
   const auto leftover = [&](const std::string& name) {
     write_file_atomically(dir / name, "partial");  // then moved to the temporary's name, as a killed writer leaves it
     return std::filesystem::path(dir / name);

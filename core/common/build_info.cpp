@@ -20,10 +20,14 @@ BuildInfo build_info() {
   info.build_type = SERQ_BUILD_TYPE;
   info.blas = std::string(openblas_get_config()) + " (core " + openblas_get_corename() + ")";
   info.blas_threads = openblas_get_num_threads();
+  info.host = host_name();
+  return info;
+}
+
+std::string host_name() {
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
-  info.host = host;
-  return info;
+  return host;
 }
 
 }  // namespace serq

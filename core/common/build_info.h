@@ -16,4 +16,7 @@ struct BuildInfo {
 
 BuildInfo build_info();
 
+// This machine's host name (gethostname), without the build's other facts.
+std::string host_name();
+
 }  // namespace serq

@@ -53,7 +53,7 @@ std::string describe_write_error(int error_number) {
 
 std::filesystem::path temporary_beside(const std::filesystem::path& file) {
   std::filesystem::path temporary = file;
-  temporary += fmt::format(".tmp-{}-{}", build_info().host, ::getpid());
+  temporary += fmt::format(".tmp-{}-{}", host_name(), ::getpid());
   return temporary;
 }
 
@@ -62,7 +62,7 @@ bool is_temporary_of(const std::string& name, const std::string& file_name) {
 }
 
 void remove_dead_temporaries(const std::filesystem::path& file) {
-  const std::string prefix = file.filename().string() + ".tmp-" + build_info().host + "-";
+  const std::string prefix = file.filename().string() + ".tmp-" + host_name() + "-";
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(file.parent_path(), error)) {
     const std::string name = entry.path().filename().string();
